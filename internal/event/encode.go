@@ -1,0 +1,125 @@
+package event
+
+import (
+	"slices"
+	"strings"
+)
+
+// Encoder turns events into ECS JSON documents: dotted keys become nested objects, keys
+// come out sorted, and each document is one line. It keeps scratch space between calls,
+// so reuse one Encoder per goroutine; it is not safe for concurrent use.
+//
+// Conflicts are resolved without losing data: when one key holds a scalar and also has
+// leaves below it ("event" and "event.dataset"), the scalar is written as "value" inside
+// the object; when a key is set twice with Add, the last value wins.
+type Encoder struct {
+	order []int32
+	open  []string // path segments of the objects currently open
+}
+
+// Append appends e as one JSON object (no trailing newline) to dst and returns it.
+func (enc *Encoder) Append(dst []byte, e *Event) []byte {
+	fields := e.Fields
+	enc.order = enc.order[:0]
+	for i := range fields {
+		enc.order = append(enc.order, int32(i))
+	}
+	slices.SortStableFunc(enc.order, func(a, b int32) int {
+		return comparePaths(fields[a].Key, fields[b].Key)
+	})
+	// With Add a key may appear twice; keep only the last setting.
+	order := enc.order[:0]
+	for i, idx := range enc.order {
+		if i+1 < len(enc.order) && fields[enc.order[i+1]].Key == fields[idx].Key {
+			continue
+		}
+		order = append(order, idx)
+	}
+	enc.order = order
+
+	enc.open = enc.open[:0]
+	dst = append(dst, '{')
+	first := true // no member written yet in the innermost open object
+	for i, idx := range order {
+		key := fields[idx].Key
+		segs := key
+		// Close objects that this key is not inside.
+		depth := 0
+		for depth < len(enc.open) {
+			seg, rest, ok := strings.Cut(segs, ".")
+			if !ok || seg != enc.open[depth] {
+				break
+			}
+			segs = rest
+			depth++
+		}
+		for len(enc.open) > depth {
+			enc.open = enc.open[:len(enc.open)-1]
+			dst = append(dst, '}')
+			first = false
+		}
+		// Open the objects this key needs.
+		for {
+			seg, rest, ok := strings.Cut(segs, ".")
+			if !ok {
+				break
+			}
+			if !first {
+				dst = append(dst, ',')
+			}
+			dst = AppendString(dst, seg)
+			dst = append(dst, ':', '{')
+			first = true
+			enc.open = append(enc.open, seg)
+			segs = rest
+		}
+		if !first {
+			dst = append(dst, ',')
+		}
+		// A scalar whose key is also a parent of the next key becomes "value" inside
+		// that object.
+		if i+1 < len(order) && isParent(key, fields[order[i+1]].Key) {
+			dst = AppendString(dst, segs)
+			dst = append(dst, ':', '{')
+			enc.open = append(enc.open, segs)
+			dst = append(dst, `"value":`...)
+		} else {
+			dst = AppendString(dst, segs)
+			dst = append(dst, ':')
+		}
+		dst = fields[idx].Value.AppendJSON(dst)
+		first = false
+	}
+	for range enc.open {
+		dst = append(dst, '}')
+	}
+	return append(dst, '}')
+}
+
+// isParent reports whether child lies below parent in the dotted hierarchy.
+func isParent(parent, child string) bool {
+	return len(child) > len(parent) && child[len(parent)] == '.' && child[:len(parent)] == parent
+}
+
+// comparePaths orders dotted paths segment by segment, so that every key below a prefix
+// sorts next to the others below it: '.' compares lower than any other byte.
+func comparePaths(a, b string) int {
+	n := min(len(a), len(b))
+	for i := 0; i < n; i++ {
+		ca, cb := a[i], b[i]
+		if ca == cb {
+			continue
+		}
+		if ca == '.' {
+			return -1
+		}
+		if cb == '.' {
+			return 1
+		}
+		if ca < cb {
+			return -1
+		}
+		return 1
+	}
+	return len(a) - len(b)
+}
