@@ -5,6 +5,8 @@
 package parse
 
 import (
+	"errors"
+
 	"github.com/vigil-sec/vigil/internal/event"
 )
 
@@ -64,3 +66,8 @@ type Format struct {
 	// New builds a parser from options that passed Validate.
 	New func(cfg Config) (Parser, error)
 }
+
+// ErrDecode marks an error about the container of the records rather than a record's
+// content: bytes that are not valid JSON, gzip or base64. The pipeline dead-letters
+// such records under the stage "decode" and everything else under "parse".
+var ErrDecode = errors.New("decode")

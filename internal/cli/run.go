@@ -1,0 +1,149 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+
+	"github.com/spf13/cobra"
+
+	"github.com/vigil-sec/vigil/internal/admin"
+	"github.com/vigil-sec/vigil/internal/components"
+	"github.com/vigil-sec/vigil/internal/config"
+	"github.com/vigil-sec/vigil/internal/pipeline"
+	"github.com/vigil-sec/vigil/internal/sink/archivesink"
+	"github.com/vigil-sec/vigil/internal/source/httpsource"
+)
+
+// EmbeddedDefault is the configuration of `vigil run` without -c: everything on
+// loopback, stored under dataDir, archived to dataDir/archive.
+func EmbeddedDefault(reg *components.Registry, dataDir string) (*config.Config, error) {
+	cfg := config.Defaults()
+	cfg.Embedded = true
+	if dataDir != "" {
+		cfg.DataDir = dataDir
+	}
+	httpCfg := httpsource.NewConfig()
+	httpCfg.PathDataset = true
+	fmtOpts, _ := reg.FormatConfig("json")
+	cfg.Sources = []*config.Source{{Name: "http", Type: "http", Format: "json", FormatOptions: fmtOpts,
+		KeepOriginal: true, Settings: httpCfg}}
+	cfg.Sinks = []*config.Sink{{Name: "archive", Type: "file_archive", Inputs: []string{"*"},
+		Settings: archivesink.NewConfig()}}
+	return cfg, cfg.Validate()
+}
+
+// loadConfig reads -c or builds the embedded default, applying --data-dir.
+func loadConfig(reg *components.Registry, file, dataDir string) (*config.Config, error) {
+	if file == "" {
+		return EmbeddedDefault(reg, dataDir)
+	}
+	cfg, err := config.Load(file, reg)
+	if err != nil {
+		return nil, err
+	}
+	if dataDir != "" {
+		cfg.DataDir = dataDir
+	}
+	return cfg, nil
+}
+
+func runCmd(e *env) *cobra.Command {
+	var file, dataDir string
+	cmd := &cobra.Command{
+		Use:   "run",
+		Short: "Run the pipeline (the embedded default when no config file is given)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			log, err := e.logger()
+			if err != nil {
+				return &exitError{code: 2, err: err}
+			}
+			reg := components.Builtin()
+			cfg, err := loadConfig(reg, file, dataDir)
+			if err != nil {
+				return &exitError{code: 1, err: err}
+			}
+			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			p, err := pipeline.New(cfg, pipeline.Options{Log: log, Registry: reg, Version: version()})
+			if err != nil {
+				return &exitError{code: 1, err: err}
+			}
+			if err := p.Start(ctx); err != nil {
+				return &exitError{code: 1, err: err}
+			}
+			var adm *admin.Server
+			if cfg.Admin.Address != "" {
+				adm = admin.New(cfg.Admin.Address, p.Metrics(), p.Ready, log)
+				if err := adm.Start(); err != nil {
+					shutdown(p, nil, cfg)
+					return &exitError{code: 1, err: err}
+				}
+			}
+			printBanner(e, cfg, p, adm)
+			log.Info("vigil running", "version", version(), "data_dir", cfg.DataDir, "role", cfg.Role)
+			<-ctx.Done()
+			stop()
+			log.Info("shutting down", "deadline", cfg.ShutdownTimeout)
+			if err := shutdown(p, adm, cfg); err != nil {
+				return &exitError{code: 1, err: fmt.Errorf("shutdown: %w", err)}
+			}
+			log.Info("stopped cleanly")
+			return nil
+		},
+	}
+	cmd.Flags().StringVarP(&file, "config", "c", "", "config file (default: the embedded default)")
+	cmd.Flags().StringVar(&dataDir, "data-dir", "", "data directory (overrides data_dir; default ./vigil-data)")
+	return cmd
+}
+
+func shutdown(p *pipeline.Pipeline, adm *admin.Server, cfg *config.Config) error {
+	ctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
+	defer cancel()
+	err := p.Stop(ctx)
+	if adm != nil {
+		_ = adm.Stop(ctx)
+	}
+	return err
+}
+
+// printBanner says, in a few plain lines, where Vigil listens and where data goes.
+func printBanner(e *env, cfg *config.Config, p *pipeline.Pipeline, adm *admin.Server) {
+	w := e.stdout
+	fmt.Fprintf(w, "Vigil %s is running (role %s).\n", version(), cfg.Role)
+	if p.Stream().Embedded() {
+		abs, _ := filepath.Abs(filepath.Join(cfg.DataDir, "stream"))
+		fmt.Fprintf(w, "  stream:   embedded JetStream in %s (sync %s)\n", abs, cfg.Buffer.Sync)
+	} else {
+		fmt.Fprintf(w, "  stream:   NATS at %v\n", cfg.Buffer.URLs)
+	}
+	var curlURL string
+	for name, src := range p.Sources() {
+		fmt.Fprintf(w, "  source:   %s\n", src.Describe())
+		if h, ok := src.(*httpsource.Source); ok && curlURL == "" {
+			dataset := name
+			if cfg.Embedded {
+				dataset = "myapp"
+			}
+			curlURL = fmt.Sprintf("http://%s/v1/events/%s", h.Addr(), dataset)
+		}
+	}
+	for _, snk := range p.Sinks() {
+		desc := snk.Describe()
+		if a, ok := snk.(*archivesink.Sink); ok {
+			abs, _ := filepath.Abs(a.Path())
+			desc = "file_archive to " + abs
+		}
+		fmt.Fprintf(w, "  sink:     %s\n", desc)
+	}
+	if adm != nil {
+		fmt.Fprintf(w, "  admin:    http://%s/metrics  /healthz  /readyz\n", adm.Addr())
+	}
+	if curlURL != "" && cfg.Embedded {
+		fmt.Fprintf(w, "Send a test event:\n  curl -s -H 'Content-Type: application/json' -d '{\"message\":\"hello from curl\"}' %s\n", curlURL)
+	}
+}

@@ -1,0 +1,148 @@
+// Package component holds the contracts between Vigil's runtime and its components:
+// what a source and a sink must do, how a source stores what it received, and the
+// metrics every component reports. Component packages implement these interfaces;
+// internal/components lists them; internal/pipeline wires and runs them.
+package component
+
+import (
+	"context"
+	"log/slog"
+	"time"
+
+	"github.com/vigil-sec/vigil/internal/config"
+)
+
+// Source receives data from the outside and stores it through its Intake.
+//
+// Lifecycle: Start binds listeners (or starts polling) and returns once the source is
+// accepting, or with an error if it cannot; background work it starts is owned by
+// the source and ends in Stop. Stop stops accepting new work, lets in-flight
+// requests finish and answers them (a request whose records are not stored gets an
+// error status, never a success), and returns before ctx's deadline. Stop is
+// idempotent and safe to call without Start.
+//
+// Acknowledgement: a source answers its sender with success only after Intake.Store
+// returned nil for every record of that unit (request, message, file range).
+type Source interface {
+	Start(ctx context.Context) error
+	Stop(ctx context.Context) error
+	// Ready reports whether the source is accepting (for /readyz).
+	Ready() bool
+	// Describe returns a one-line human description ("http on 127.0.0.1:8080").
+	Describe() string
+}
+
+// Records is one unit a source asks to store: records of one source and format,
+// received together.
+type Records struct {
+	// Dataset, when set, overrides the source's dataset for these records (the
+	// embedded default's per-path dataset).
+	Dataset string
+	// Format, when set, overrides the source's format for these records (text lines
+	// posted to a JSON source are parsed as lines).
+	Format string
+	// Received is when the source got them.
+	Received time.Time
+	// Records are the raw records. Store copies them; the caller keeps ownership.
+	Records [][]byte
+}
+
+// Letter is a record a stage rejected, for the dead-letter queue.
+type Letter struct {
+	Stage    string // "decode", "parse", "validate", "intake", "sink"
+	Reason   string
+	Source   string
+	Dataset  string
+	Format   string
+	Time     time.Time
+	Original []byte
+	// Origin, when known ("epoch:seq:index"), lets a replay keep the record's event IDs.
+	Origin string
+	// ID, when set, makes a re-publish of the same letter a duplicate JetStream drops.
+	ID string
+}
+
+// Intake stores a source's records durably.
+type Intake interface {
+	// Store writes the records to the source's intake subject, in batches, and returns
+	// nil only when the stream has acknowledged all of them. Errors wrap
+	// stream.ErrFull (answer 429), stream.ErrUnavailable (503) or stream.ErrTooLarge
+	// (413); on error none, some or all records may be stored, so the sender must retry
+	// the whole unit (the pipeline's event IDs do not dedupe such a retry).
+	Store(ctx context.Context, recs Records) error
+	// DeadLetter stores rejected records in the DLQ with their reason.
+	DeadLetter(ctx context.Context, letters ...Letter) error
+}
+
+// SourceDeps is what a source constructor gets besides its config.
+type SourceDeps struct {
+	Name    string
+	Source  *config.Source
+	Intake  Intake
+	Log     *slog.Logger
+	Metrics *Metrics
+	// Embedded is true when running the built-in default (relaxed naming rules).
+	Embedded bool
+}
+
+// SinkDeps is what a sink constructor gets besides its config.
+type SinkDeps struct {
+	Name    string
+	Sink    *config.Sink
+	DataDir string
+	Log     *slog.Logger
+	Metrics *Metrics
+	// DeadLetter stores documents a destination rejected for good.
+	DeadLetter func(ctx context.Context, letters ...Letter) error
+}
+
+// Batch is one event batch from the events stream, handed to a sink.
+type Batch struct {
+	// Dataset of every document in the batch.
+	Dataset string
+	// Seq is the events stream sequence of the batch; Time when it was stored. Both
+	// are the same on every redelivery, so names derived from them are stable.
+	Seq  uint64
+	Time time.Time
+	// Docs is NDJSON: one ECS JSON document per line, each ending in '\n'. The sink
+	// owns it after Consume is called.
+	Docs []byte
+	// Count is the number of documents.
+	Count int
+	// Redelivered is true when the stream delivered this batch before.
+	Redelivered bool
+
+	ack func(error)
+}
+
+// NewBatch builds a batch whose Done calls ack. The runtime uses it; tests too.
+func NewBatch(dataset string, seq uint64, t time.Time, docs []byte, count int, ack func(error)) *Batch {
+	return &Batch{Dataset: dataset, Seq: seq, Time: t, Docs: docs, Count: count, ack: ack}
+}
+
+// Done reports the batch's outcome, exactly once: nil when every document was
+// delivered or dead-lettered (the stream then forgets it for this sink), an error to
+// have it redelivered later.
+func (b *Batch) Done(err error) {
+	if b.ack != nil {
+		f := b.ack
+		b.ack = nil
+		f(err)
+	}
+}
+
+// Sink delivers event batches to one destination.
+//
+// Lifecycle: Start prepares the destination (directories, clients) and may start
+// background work owned by the sink. Consume takes one batch; it may hold it (to
+// batch further) and must call Done on it exactly once, after the documents are
+// durably delivered — or with an error, to get it redelivered. Consume may block to
+// apply backpressure; it returns an error only when the sink cannot take batches at
+// all. Stop flushes everything held, calls Done on every held batch, and returns
+// before ctx's deadline; it is idempotent and safe without Start.
+type Sink interface {
+	Start(ctx context.Context) error
+	Consume(ctx context.Context, b *Batch) error
+	Stop(ctx context.Context) error
+	Describe() string
+}

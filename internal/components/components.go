@@ -1,0 +1,127 @@
+// Package components is the one explicit list of Vigil's built-in sources, sinks and
+// formats. Adding a component is one new package plus one line here.
+package components
+
+import (
+	"fmt"
+	"slices"
+
+	"github.com/vigil-sec/vigil/internal/component"
+	"github.com/vigil-sec/vigil/internal/config"
+	"github.com/vigil-sec/vigil/internal/parse"
+	"github.com/vigil-sec/vigil/internal/parse/jsonparse"
+	"github.com/vigil-sec/vigil/internal/parse/linesparse"
+	"github.com/vigil-sec/vigil/internal/sink/archivesink"
+	"github.com/vigil-sec/vigil/internal/source/httpsource"
+)
+
+// SourceFactory builds one source type.
+type SourceFactory struct {
+	NewConfig func() config.Component
+	New       func(cfg config.Component, deps component.SourceDeps) (component.Source, error)
+}
+
+// SinkFactory builds one sink type.
+type SinkFactory struct {
+	NewConfig func() config.Component
+	New       func(cfg config.Component, deps component.SinkDeps) (component.Sink, error)
+}
+
+// Registry maps config types to constructors. It implements config.Registry.
+type Registry struct {
+	Sources map[string]SourceFactory
+	Sinks   map[string]SinkFactory
+	Formats map[string]parse.Format
+}
+
+var _ config.Registry = (*Registry)(nil)
+
+// Builtin returns a registry of every built-in component.
+func Builtin() *Registry {
+	r := &Registry{
+		Sources: map[string]SourceFactory{
+			"http": {
+				NewConfig: func() config.Component { return httpsource.NewConfig() },
+				New: func(c config.Component, d component.SourceDeps) (component.Source, error) {
+					return httpsource.New(c.(*httpsource.Config), d), nil
+				},
+			},
+		},
+		Sinks: map[string]SinkFactory{
+			"file_archive": {
+				NewConfig: func() config.Component { return archivesink.NewConfig() },
+				New: func(c config.Component, d component.SinkDeps) (component.Sink, error) {
+					return archivesink.New(c.(*archivesink.Config), d), nil
+				},
+			},
+		},
+		Formats: map[string]parse.Format{},
+	}
+	for _, f := range []parse.Format{
+		jsonparse.Format(),
+		jsonparse.NDJSONFormat(),
+		linesparse.Format(),
+	} {
+		r.AddFormat(f)
+	}
+	return r
+}
+
+// AddFormat registers a format; a duplicate name is a programming error.
+func (r *Registry) AddFormat(f parse.Format) {
+	if _, dup := r.Formats[f.Name]; dup {
+		panic(fmt.Sprintf("components: format %q registered twice", f.Name))
+	}
+	r.Formats[f.Name] = f
+}
+
+// Format looks a format up.
+func (r *Registry) Format(name string) (parse.Format, bool) {
+	f, ok := r.Formats[name]
+	return f, ok
+}
+
+// SourceConfig implements config.Registry.
+func (r *Registry) SourceConfig(typ string) (config.Component, bool) {
+	f, ok := r.Sources[typ]
+	if !ok {
+		return nil, false
+	}
+	return f.NewConfig(), true
+}
+
+// SinkConfig implements config.Registry.
+func (r *Registry) SinkConfig(typ string) (config.Component, bool) {
+	f, ok := r.Sinks[typ]
+	if !ok {
+		return nil, false
+	}
+	return f.NewConfig(), true
+}
+
+// FormatConfig implements config.Registry.
+func (r *Registry) FormatConfig(name string) (parse.Config, bool) {
+	f, ok := r.Formats[name]
+	if !ok {
+		return nil, false
+	}
+	return f.NewConfig(), true
+}
+
+// SourceTypes implements config.Registry.
+func (r *Registry) SourceTypes() []string { return sortedKeys(r.Sources) }
+
+// SinkTypes implements config.Registry.
+func (r *Registry) SinkTypes() []string { return sortedKeys(r.Sinks) }
+
+// FormatNames implements config.Registry.
+func (r *Registry) FormatNames() []string { return sortedKeys(r.Formats) }
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
+}

@@ -1,0 +1,247 @@
+// Package config is Vigil's configuration: the typed structs that are its single source
+// of truth, their defaults, loading from YAML with file:line:column in every error,
+// ${VAR} and ${file:/path} secret substitution, and the checks across the graph.
+//
+// Component-specific settings (a source's address, a sink's path) belong to the
+// component packages; the loader asks a Registry for a fresh default config of each
+// `type:` and decodes the component's keys into it, rejecting unknown ones.
+package config
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/vigil-sec/vigil/internal/parse"
+)
+
+// Roles a node can play.
+const (
+	RoleAll     = "all"     // sources, processing and sinks
+	RoleIngest  = "ingest"  // sources only
+	RoleProcess = "process" // processing and sinks
+)
+
+// Config is a whole Vigil configuration.
+type Config struct {
+	// DataDir holds the embedded stream, archive defaults and local state.
+	DataDir string `yaml:"data_dir"`
+	// Role selects what this node runs: all, ingest or process.
+	Role string `yaml:"role"`
+	// Buffer is the durable stream between stages.
+	Buffer Buffer `yaml:"buffer"`
+	// Admin is the admin HTTP listener (/metrics, /healthz, /readyz).
+	Admin Admin `yaml:"admin"`
+	// Processing configures the stage between the intake and events streams.
+	Processing Processing `yaml:"processing"`
+	// ShutdownTimeout bounds a graceful stop: drain in-flight work and flush sinks.
+	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
+	// Sources and Sinks by name, in the order the file lists them.
+	Sources []*Source `yaml:"-"`
+	Sinks   []*Sink   `yaml:"-"`
+
+	// File is the path the config was loaded from; empty for the built-in default.
+	File string `yaml:"-"`
+	// Embedded is true for the built-in default used when no file is given.
+	Embedded bool `yaml:"-"`
+}
+
+// Buffer configures the JetStream spine.
+type Buffer struct {
+	// Type is "embedded" (an in-process NATS server under data_dir) or "nats" (an
+	// external server or cluster).
+	Type string `yaml:"type"`
+	// URLs of the external NATS servers (type nats).
+	URLs []string `yaml:"urls"`
+	// CredentialsFile is a NATS .creds file (type nats).
+	CredentialsFile string `yaml:"credentials_file"`
+	// User, Password and Token authenticate to an external server.
+	User     string `yaml:"user"`
+	Password string `yaml:"password" secret:"true"`
+	Token    string `yaml:"token" secret:"true"`
+	// TLS for an external server.
+	TLS ClientTLS `yaml:"tls"`
+	// Replicas of each stream (type nats; 3 for a production cluster).
+	Replicas int `yaml:"replicas"`
+	// Sync is the durability of the embedded server: "always" fsyncs every write before
+	// JetStream acknowledges it (survives power loss); "interval" flushes every
+	// sync_interval (survives a process crash, may lose the last interval on power loss).
+	Sync string `yaml:"sync"`
+	// SyncInterval is the flush period when sync is "interval".
+	SyncInterval time.Duration `yaml:"sync_interval"`
+	// Listen, when set, also serves the embedded NATS server on this TCP address so
+	// that other nodes or the nats CLI can reach it. Empty: no port is opened.
+	Listen string `yaml:"listen"`
+	// Intake, Events and DLQ bound the three streams.
+	Intake Retention `yaml:"intake"`
+	Events Retention `yaml:"events"`
+	DLQ    Retention `yaml:"dlq"`
+	// DuplicateWindow is how long JetStream remembers message IDs to drop a
+	// re-publish after a crash.
+	DuplicateWindow time.Duration `yaml:"duplicate_window"`
+	// AckWait is how long a consumer may hold a message before it is redelivered.
+	AckWait time.Duration `yaml:"ack_wait"`
+}
+
+// ClientTLS configures a TLS client.
+type ClientTLS struct {
+	CAFile             string `yaml:"ca_file"`
+	CertFile           string `yaml:"cert_file"`
+	KeyFile            string `yaml:"key_file"`
+	InsecureSkipVerify bool   `yaml:"insecure_skip_verify"`
+}
+
+// Enabled reports whether any TLS setting is present.
+func (t ClientTLS) Enabled() bool {
+	return t.CAFile != "" || t.CertFile != "" || t.KeyFile != "" || t.InsecureSkipVerify
+}
+
+// Retention bounds one stream.
+type Retention struct {
+	// MaxAge is how long messages are kept.
+	MaxAge time.Duration `yaml:"max_age"`
+	// MaxBytes is the stream's size limit.
+	MaxBytes ByteSize `yaml:"max_bytes"`
+}
+
+// Admin configures the admin listener.
+type Admin struct {
+	// Address to listen on; empty disables the admin listener.
+	Address string `yaml:"address"`
+}
+
+// Processing configures the processing stage.
+type Processing struct {
+	// Workers is the number of concurrent processing workers on this node.
+	Workers int `yaml:"workers"`
+	// Fetch is how many intake messages a worker takes at a time.
+	Fetch int `yaml:"fetch"`
+}
+
+// Source is one configured source.
+type Source struct {
+	Name string `yaml:"-"`
+	// Type selects the component (http, …).
+	Type string `yaml:"type"`
+	// Format names the parser of this source's records.
+	Format string `yaml:"format"`
+	// FormatOptions are the parser's options (decoded into the format's config).
+	FormatOptions parse.Config `yaml:"-"`
+	// Dataset is the event.dataset of this source's events; default: the format's
+	// dataset, else the source's name.
+	Dataset string `yaml:"dataset"`
+	// KeepOriginal keeps the record as event.original.
+	KeepOriginal bool `yaml:"keep_original"`
+	// Settings is the component's typed config.
+	Settings Component `yaml:"-"`
+}
+
+// Sink is one configured sink.
+type Sink struct {
+	Name string `yaml:"-"`
+	Type string `yaml:"type"`
+	// Inputs are the datasets this sink takes, as globs ("*", "aws.*").
+	Inputs []string `yaml:"inputs"`
+	// Settings is the component's typed config.
+	Settings Component `yaml:"-"`
+}
+
+// Component is the typed config of one source or sink type.
+type Component interface {
+	// Validate reports the first problem, naming the option (e.g. "address: ...").
+	Validate() error
+}
+
+// Registry tells the loader which component types and formats exist.
+type Registry interface {
+	// SourceConfig returns a fresh config with defaults for a source type.
+	SourceConfig(typ string) (Component, bool)
+	// SinkConfig returns a fresh config with defaults for a sink type.
+	SinkConfig(typ string) (Component, bool)
+	// FormatConfig returns a fresh options struct for a format.
+	FormatConfig(name string) (parse.Config, bool)
+	// SourceTypes, SinkTypes and Formats list the names, for error messages.
+	SourceTypes() []string
+	SinkTypes() []string
+	FormatNames() []string
+}
+
+// Defaults returns a Config with every top-level default filled in and no
+// components.
+func Defaults() *Config {
+	return &Config{
+		DataDir: "./vigil-data",
+		Role:    RoleAll,
+		Buffer: Buffer{
+			Type:            "embedded",
+			Replicas:        1,
+			Sync:            "always",
+			SyncInterval:    2 * time.Minute,
+			Intake:          Retention{MaxAge: 72 * time.Hour, MaxBytes: 8 << 30},
+			Events:          Retention{MaxAge: 72 * time.Hour, MaxBytes: 16 << 30},
+			DLQ:             Retention{MaxAge: 30 * 24 * time.Hour, MaxBytes: 2 << 30},
+			DuplicateWindow: 2 * time.Minute,
+			AckWait:         60 * time.Second,
+		},
+		Admin:           Admin{Address: "127.0.0.1:8686"},
+		Processing:      Processing{Workers: 2, Fetch: 64},
+		ShutdownTimeout: 30 * time.Second,
+	}
+}
+
+// Source returns the source with the given name.
+func (c *Config) Source(name string) (*Source, bool) {
+	for _, s := range c.Sources {
+		if s.Name == name {
+			return s, true
+		}
+	}
+	return nil, false
+}
+
+// RunsSources, RunsProcessing and RunsSinks report what this node's role includes.
+func (c *Config) RunsSources() bool    { return c.Role == RoleAll || c.Role == RoleIngest }
+func (c *Config) RunsProcessing() bool { return c.Role == RoleAll || c.Role == RoleProcess }
+func (c *Config) RunsSinks() bool      { return c.Role == RoleAll || c.Role == RoleProcess }
+
+// ByteSize is a size in bytes, written in YAML as a number or with a unit
+// ("10MiB", "1 GiB", "512KB").
+type ByteSize int64
+
+// UnmarshalYAML implements goccy/go-yaml's BytesUnmarshaler.
+func (b *ByteSize) UnmarshalYAML(data []byte) error {
+	n, err := ParseByteSize(string(data))
+	if err != nil {
+		return err
+	}
+	*b = ByteSize(n)
+	return nil
+}
+
+// ParseByteSize reads "123", "10MiB", "1.5 GB" and similar.
+func ParseByteSize(s string) (int64, error) {
+	var num float64
+	var unit string
+	s = trimQuotes(s)
+	if _, err := fmt.Sscanf(s, "%g%s", &num, &unit); err != nil {
+		if _, err2 := fmt.Sscanf(s, "%g", &num); err2 != nil {
+			return 0, fmt.Errorf("want a size such as 512KiB, 10MiB or 2GiB, got %q", s)
+		}
+	}
+	mult := map[string]float64{
+		"": 1, "b": 1, "B": 1,
+		"KB": 1e3, "kB": 1e3, "MB": 1e6, "GB": 1e9, "TB": 1e12,
+		"KiB": 1 << 10, "MiB": 1 << 20, "GiB": 1 << 30, "TiB": 1 << 40,
+		"K": 1 << 10, "M": 1 << 20, "G": 1 << 30,
+	}[unit]
+	if mult == 0 || num < 0 {
+		return 0, fmt.Errorf("want a size such as 512KiB, 10MiB or 2GiB, got %q", s)
+	}
+	return int64(num * mult), nil
+}
+
+func trimQuotes(s string) string {
+	if len(s) >= 2 && (s[0] == '"' || s[0] == '\'') && s[len(s)-1] == s[0] {
+		return s[1 : len(s)-1]
+	}
+	return s
+}

@@ -1,0 +1,88 @@
+package pipeline
+
+import (
+	"context"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/vigil-sec/vigil/internal/stream"
+)
+
+// streamCollector reports the stream's and each consumer's state at scrape time.
+type streamCollector struct{ p *Pipeline }
+
+var (
+	descStreamBytes    = prometheus.NewDesc("vigil_stream_bytes", "Bytes stored in a stream.", []string{"stream"}, nil)
+	descStreamMaxBytes = prometheus.NewDesc("vigil_stream_max_bytes", "A stream's byte limit.", []string{"stream"}, nil)
+	descStreamMsgs     = prometheus.NewDesc("vigil_stream_messages", "Messages stored in a stream.", []string{"stream"}, nil)
+	descStreamUp       = prometheus.NewDesc("vigil_stream_up", "1 when the stream answered this scrape.", nil, nil)
+	descLag            = prometheus.NewDesc("vigil_consumer_lag_messages", "Messages not yet delivered to a consumer.", []string{"consumer"}, nil)
+	descPending        = prometheus.NewDesc("vigil_consumer_pending_ack_messages", "Messages delivered to a consumer and not yet acknowledged.", []string{"consumer"}, nil)
+	descRedelivered    = prometheus.NewDesc("vigil_consumer_redelivered_messages", "Messages redelivered to a consumer and still unacknowledged.", []string{"consumer"}, nil)
+	descOldest         = prometheus.NewDesc("vigil_consumer_oldest_unacked_age_seconds", "Age of the oldest message a consumer has not acknowledged (0 when caught up).", []string{"consumer"}, nil)
+	descTimeLeft       = prometheus.NewDesc("vigil_consumer_retention_time_left_seconds", "Time before the stream's max_age would remove the oldest message this consumer has not acknowledged.", []string{"consumer"}, nil)
+)
+
+func (c *streamCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{descStreamBytes, descStreamMaxBytes, descStreamMsgs, descStreamUp, descLag, descPending, descRedelivered, descOldest, descTimeLeft} {
+		ch <- d
+	}
+}
+
+func (c *streamCollector) Collect(ch chan<- prometheus.Metric) {
+	st := c.p.st
+	if st == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	usages, err := st.Usages(ctx)
+	up := 1.0
+	if err != nil {
+		up = 0
+	}
+	ch <- prometheus.MustNewConstMetric(descStreamUp, prometheus.GaugeValue, up)
+	maxAge := map[string]time.Duration{}
+	for _, u := range usages {
+		ch <- prometheus.MustNewConstMetric(descStreamBytes, prometheus.GaugeValue, float64(u.Bytes), u.Name)
+		ch <- prometheus.MustNewConstMetric(descStreamMaxBytes, prometheus.GaugeValue, float64(u.MaxBytes), u.Name)
+		ch <- prometheus.MustNewConstMetric(descStreamMsgs, prometheus.GaugeValue, float64(u.Msgs), u.Name)
+		maxAge[u.Name] = u.MaxAge
+	}
+	type cons struct{ stream, name string }
+	var list []cons
+	if c.p.proc != nil {
+		list = append(list, cons{stream.IntakeStream, processingConsumer})
+	}
+	for _, r := range c.p.sinks {
+		list = append(list, cons{stream.EventsStream, ConsumerName(r.cfg.Name)})
+	}
+	js := st.JetStream()
+	for _, k := range list {
+		cn, err := js.Consumer(ctx, k.stream, k.name)
+		if err != nil {
+			continue
+		}
+		info, err := cn.Info(ctx)
+		if err != nil {
+			continue
+		}
+		ch <- prometheus.MustNewConstMetric(descLag, prometheus.GaugeValue, float64(info.NumPending), k.name)
+		ch <- prometheus.MustNewConstMetric(descPending, prometheus.GaugeValue, float64(info.NumAckPending), k.name)
+		ch <- prometheus.MustNewConstMetric(descRedelivered, prometheus.GaugeValue, float64(info.NumRedelivered), k.name)
+		age, left := 0.0, maxAge[k.stream].Seconds()
+		if info.NumPending+uint64(info.NumAckPending) > 0 {
+			s, err := js.Stream(ctx, k.stream)
+			if err == nil {
+				if m, err := s.GetMsg(ctx, info.AckFloor.Stream+1); err == nil {
+					a := time.Since(m.Time)
+					age = a.Seconds()
+					left = (maxAge[k.stream] - a).Seconds()
+				}
+			}
+		}
+		ch <- prometheus.MustNewConstMetric(descOldest, prometheus.GaugeValue, age, k.name)
+		ch <- prometheus.MustNewConstMetric(descTimeLeft, prometheus.GaugeValue, max(left, 0), k.name)
+	}
+}

@@ -1,0 +1,220 @@
+// Package pipeline builds Vigil's topology from a config and runs it: the stream,
+// the sinks (each with its own durable consumer), the processing stage and the
+// sources. It starts downstream first and stops upstream first, so every stage
+// drains into a live consumer.
+package pipeline
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"sync"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/vigil-sec/vigil/internal/component"
+	"github.com/vigil-sec/vigil/internal/components"
+	"github.com/vigil-sec/vigil/internal/config"
+	"github.com/vigil-sec/vigil/internal/stream"
+)
+
+// Options are what a pipeline needs besides its config.
+type Options struct {
+	Log      *slog.Logger
+	Registry *components.Registry
+	// Version fills agent.version.
+	Version string
+}
+
+// Pipeline is a running (or runnable) Vigil node.
+type Pipeline struct {
+	cfg  *config.Config
+	opts Options
+	log  *slog.Logger
+
+	prom    *prometheus.Registry
+	metrics *component.Metrics
+
+	st      *stream.Stream
+	sources []sourceEntry
+	sinks   []*sinkRunner
+	proc    *processing
+
+	mu      sync.Mutex
+	started bool
+	stopped bool
+}
+
+type sourceEntry struct {
+	name string
+	src  component.Source
+}
+
+// New checks that every component can be built from cfg. Nothing is started.
+func New(cfg *config.Config, opts Options) (*Pipeline, error) {
+	if opts.Log == nil {
+		opts.Log = slog.Default()
+	}
+	if opts.Registry == nil {
+		opts.Registry = components.Builtin()
+	}
+	p := &Pipeline{cfg: cfg, opts: opts, log: opts.Log, prom: prometheus.NewRegistry()}
+	p.prom.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	p.metrics = component.NewMetrics(p.prom)
+	return p, nil
+}
+
+// Metrics returns the pipeline's Prometheus registry.
+func (p *Pipeline) Metrics() *prometheus.Registry { return p.prom }
+
+// Stream returns the open stream (nil before Start).
+func (p *Pipeline) Stream() *stream.Stream { return p.st }
+
+// Sources returns the running sources by name.
+func (p *Pipeline) Sources() map[string]component.Source {
+	out := map[string]component.Source{}
+	for _, s := range p.sources {
+		out[s.name] = s.src
+	}
+	return out
+}
+
+// Sinks returns the running sinks by name.
+func (p *Pipeline) Sinks() map[string]component.Sink {
+	out := map[string]component.Sink{}
+	for _, r := range p.sinks {
+		out[r.cfg.Name] = r.sink
+	}
+	return out
+}
+
+// Start opens the stream and starts sinks, processing and sources, in that order.
+// On error everything started so far is stopped again.
+func (p *Pipeline) Start(ctx context.Context) (err error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.started {
+		return errors.New("pipeline: already started")
+	}
+	p.started = true
+	defer func() {
+		if err != nil {
+			p.stopLocked(context.Background())
+		}
+	}()
+	st, err := stream.Open(ctx, p.cfg.Buffer, p.cfg.DataDir, p.log)
+	if err != nil {
+		return err
+	}
+	p.st = st
+	p.prom.MustRegister(&streamCollector{p: p})
+	reg := p.opts.Registry
+	hostname, _ := os.Hostname()
+
+	if p.cfg.RunsSinks() {
+		for _, sc := range p.cfg.Sinks {
+			f, ok := reg.Sinks[sc.Type]
+			if !ok {
+				return fmt.Errorf("sink %s: unknown type %q", sc.Name, sc.Type)
+			}
+			snk, err := f.New(sc.Settings, component.SinkDeps{Name: sc.Name, Sink: sc, DataDir: p.cfg.DataDir,
+				Log: p.log.With("sink", sc.Name), Metrics: p.metrics,
+				DeadLetter: func(ctx context.Context, letters ...component.Letter) error {
+					return publishLetters(ctx, st, letters)
+				}})
+			if err != nil {
+				return fmt.Errorf("sink %s: %w", sc.Name, err)
+			}
+			r := &sinkRunner{st: st, cfg: sc, buffer: p.cfg.Buffer, sink: snk, log: p.log,
+				counters: p.metrics.For("sink", sc.Name)}
+			p.sinks = append(p.sinks, r)
+			if err := r.start(ctx); err != nil {
+				return err
+			}
+		}
+	}
+	if p.cfg.RunsProcessing() {
+		p.proc = &processing{st: st, cfg: p.cfg, formats: reg.Format, log: p.log,
+			counters: p.metrics.For("processing", "processing"), version: p.opts.Version, hostname: hostname}
+		if err := p.proc.start(ctx); err != nil {
+			return err
+		}
+	}
+	if p.cfg.RunsSources() {
+		for _, sc := range p.cfg.Sources {
+			f, ok := reg.Sources[sc.Type]
+			if !ok {
+				return fmt.Errorf("source %s: unknown type %q", sc.Name, sc.Type)
+			}
+			counters := p.metrics.For("source", sc.Name)
+			in := &intake{st: st, source: sc.Name, format: sc.Format, dataset: sc.Dataset, counters: counters}
+			src, err := f.New(sc.Settings, component.SourceDeps{Name: sc.Name, Source: sc, Intake: in,
+				Log: p.log.With("source", sc.Name), Metrics: p.metrics, Embedded: p.cfg.Embedded})
+			if err != nil {
+				return fmt.Errorf("source %s: %w", sc.Name, err)
+			}
+			p.sources = append(p.sources, sourceEntry{name: sc.Name, src: src})
+			if err := src.Start(ctx); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// Stop stops sources, then processing, then sinks, then the stream, within ctx's
+// deadline. It is idempotent and safe without Start.
+func (p *Pipeline) Stop(ctx context.Context) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.stopLocked(ctx)
+}
+
+func (p *Pipeline) stopLocked(ctx context.Context) error {
+	if p.stopped {
+		return nil
+	}
+	p.stopped = true
+	var errs []error
+	for i := len(p.sources) - 1; i >= 0; i-- {
+		if err := p.sources[i].src.Stop(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("source %s: %w", p.sources[i].name, err))
+		}
+	}
+	if p.proc != nil {
+		if err := p.proc.stop(ctx); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	for i := len(p.sinks) - 1; i >= 0; i-- {
+		if err := p.sinks[i].stop(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("sink %s: %w", p.sinks[i].cfg.Name, err))
+		}
+	}
+	if p.st != nil {
+		p.st.Close()
+	}
+	return errors.Join(errs...)
+}
+
+// Ready reports whether the stream is up and every source is accepting, and if not,
+// why.
+func (p *Pipeline) Ready() (bool, string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.st == nil || !p.st.Ready() {
+		return false, "stream not connected"
+	}
+	if p.stopped {
+		return false, "shutting down"
+	}
+	for _, s := range p.sources {
+		if !s.src.Ready() {
+			return false, "source " + s.name + " not accepting"
+		}
+	}
+	return true, "ok"
+}

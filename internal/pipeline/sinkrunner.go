@@ -1,0 +1,194 @@
+package pipeline
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"path"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/vigil-sec/vigil/internal/component"
+	"github.com/vigil-sec/vigil/internal/config"
+	"github.com/vigil-sec/vigil/internal/event"
+	"github.com/vigil-sec/vigil/internal/stream"
+)
+
+// sinkRunner feeds one sink from its own durable consumer of the events stream, so a
+// slow or dead destination holds back nobody else.
+type sinkRunner struct {
+	st       *stream.Stream
+	cfg      *config.Sink
+	buffer   config.Buffer
+	sink     component.Sink
+	log      *slog.Logger
+	counters *component.Counters
+
+	cons   jetstream.Consumer
+	iter   jetstream.MessagesContext
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+}
+
+// ConsumerName is the durable consumer of the sink with the given name.
+func ConsumerName(sink string) string { return "sink-" + sink }
+
+// filterSubjects turns dataset globs into NATS subject filters that match at least
+// what the globs match; the runner checks the globs exactly on each batch.
+func filterSubjects(inputs []string) []string {
+	var subs []string
+	for _, in := range inputs {
+		switch {
+		case !strings.ContainsAny(in, "*?[\\"):
+			subs = append(subs, stream.EventsSubject(in))
+		case strings.HasSuffix(in, ".*") && !strings.ContainsAny(strings.TrimSuffix(in, ".*"), "*?[\\"):
+			subs = append(subs, stream.EventsSubject(strings.TrimSuffix(in, ".*")+".>"))
+		default:
+			return []string{stream.EventsSubject(">")}
+		}
+	}
+	return subs
+}
+
+func (r *sinkRunner) matches(dataset string) bool {
+	for _, in := range r.cfg.Inputs {
+		if ok, _ := path.Match(in, dataset); ok {
+			return true
+		}
+	}
+	return false
+}
+
+func (r *sinkRunner) start(ctx context.Context) error {
+	if err := r.sink.Start(ctx); err != nil {
+		return fmt.Errorf("sink %s: %w", r.cfg.Name, err)
+	}
+	subs := filterSubjects(r.cfg.Inputs)
+	cc := jetstream.ConsumerConfig{
+		Durable:       ConsumerName(r.cfg.Name),
+		Description:   "Vigil sink " + r.cfg.Name + " (" + r.cfg.Type + ")",
+		AckPolicy:     jetstream.AckExplicitPolicy,
+		AckWait:       r.buffer.AckWait,
+		MaxAckPending: 10000,
+		DeliverPolicy: jetstream.DeliverAllPolicy,
+	}
+	if len(subs) == 1 {
+		cc.FilterSubject = subs[0]
+	} else {
+		cc.FilterSubjects = subs
+	}
+	cons, err := r.st.JetStream().CreateOrUpdateConsumer(ctx, stream.EventsStream, cc)
+	if err != nil {
+		return fmt.Errorf("sink %s: consumer: %w", r.cfg.Name, err)
+	}
+	r.cons = cons
+	iter, err := cons.Messages(jetstream.PullMaxMessages(64))
+	if err != nil {
+		return fmt.Errorf("sink %s: %w", r.cfg.Name, err)
+	}
+	r.iter = iter
+	runCtx, cancel := context.WithCancel(context.Background())
+	r.cancel = cancel
+	r.wg.Go(func() { r.run(runCtx) })
+	return nil
+}
+
+func (r *sinkRunner) run(ctx context.Context) {
+	var raw []byte
+	for {
+		msg, err := r.iter.Next()
+		if err != nil {
+			if errors.Is(err, jetstream.ErrMsgIteratorClosed) {
+				return
+			}
+			if ctx.Err() != nil {
+				return
+			}
+			r.log.Warn("sink: receive failed", "sink", r.cfg.Name, "err", err)
+			sleep(ctx, time.Second)
+			continue
+		}
+		dataset := stream.DatasetOf(msg.Subject())
+		if !r.matches(dataset) {
+			_ = msg.Ack()
+			continue
+		}
+		md, err := msg.Metadata()
+		if err != nil {
+			_ = msg.Nak()
+			continue
+		}
+		raw, err = event.Decompress(raw[:0], msg.Data())
+		if err != nil {
+			// A batch we wrote ourselves and cannot read is a bug or corruption: keep it
+			// for inspection in the DLQ instead of retrying forever.
+			r.counters.Error("corrupt_batch")
+			r.log.Error("sink: corrupt event batch, dead-lettering it", "sink", r.cfg.Name, "seq", md.Sequence.Stream, "err", err)
+			letter := component.Letter{Stage: "sink", Reason: "corrupt event batch: " + err.Error(), Source: msg.Headers().Get(event.HeaderSource),
+				Dataset: dataset, Original: msg.Data(), ID: fmt.Sprintf("sink:%s:%d", r.cfg.Name, md.Sequence.Stream)}
+			if err := publishLetters(ctx, r.st, []component.Letter{letter}); err != nil {
+				_ = msg.NakWithDelay(5 * time.Second)
+				continue
+			}
+			_ = msg.Ack()
+			continue
+		}
+		docs := make([]byte, len(raw))
+		copy(docs, raw)
+		count, _ := strconv.Atoi(msg.Headers().Get(event.HeaderCount))
+		m := msg
+		attempts := md.NumDelivered
+		b := component.NewBatch(dataset, md.Sequence.Stream, md.Timestamp, docs, count, func(err error) {
+			if err == nil {
+				_ = m.Ack()
+				return
+			}
+			r.counters.Retry()
+			_ = m.NakWithDelay(backoff(attempts))
+		})
+		b.Redelivered = md.NumDelivered > 1
+		r.counters.Received(count, len(docs))
+		if err := r.sink.Consume(ctx, b); err != nil {
+			r.log.Error("sink: cannot take batches", "sink", r.cfg.Name, "err", err)
+			b.Done(err)
+			sleep(ctx, time.Second)
+		}
+	}
+}
+
+// backoff grows with the number of deliveries, capped at a minute.
+func backoff(delivered uint64) time.Duration {
+	d := time.Second << min(delivered, 6)
+	return min(d, time.Minute)
+}
+
+// stop ends delivery, lets the sink flush what it holds, and returns.
+func (r *sinkRunner) stop(ctx context.Context) error {
+	// Drain: messages already pulled are still handed to the sink, so a graceful
+	// restart does not wait ack_wait for their redelivery.
+	if r.iter != nil {
+		r.iter.Drain()
+	}
+	done := make(chan struct{})
+	go func() { r.wg.Wait(); close(done) }()
+	grace := time.NewTimer(5 * time.Second)
+	defer grace.Stop()
+	select {
+	case <-done:
+	case <-grace.C:
+	case <-ctx.Done():
+	}
+	if r.cancel != nil {
+		r.cancel()
+	}
+	select {
+	case <-done:
+	case <-ctx.Done():
+	}
+	return r.sink.Stop(ctx)
+}

@@ -1,0 +1,151 @@
+// Package process turns raw records into ECS documents: it runs a source's parser on
+// each record, adds the pipeline's fields (@timestamp, event.id, event.dataset,
+// event.ingested, event.original, agent.*, ecs.version) and encodes each event to
+// JSON exactly once. The processing stage and `vigil parse` both use it, so what the
+// command prints is what the pipeline stores.
+package process
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/vigil-sec/vigil/internal/event"
+	"github.com/vigil-sec/vigil/internal/parse"
+)
+
+// ECSVersion is the ECS version the documents follow.
+const ECSVersion = "8.17.0"
+
+// Output receives what Normalizer makes of a record.
+type Output interface {
+	// Event takes one encoded document (no trailing newline) of a dataset. doc is only
+	// valid during the call.
+	Event(dataset string, doc []byte) error
+	// Reject takes a part of a record that could not be parsed, with its index among
+	// the record's rejected parts (deterministic, for dead-letter IDs).
+	Reject(part int, original []byte, reason error)
+	// Skip counts a deliberately skipped part.
+	Skip(reason string)
+}
+
+// Normalizer processes the records of one source. Not safe for concurrent use: each
+// worker has its own.
+type Normalizer struct {
+	// Source is the source's name; Dataset the dataset used when neither the record's
+	// batch nor the parser names one.
+	Source  string
+	Dataset string
+	// FormatDataset is the format's default dataset (may be empty).
+	FormatDataset string
+	// KeepOriginal keeps event.original.
+	KeepOriginal bool
+	// Parser parses the source's records.
+	Parser parse.Parser
+	// AgentName and AgentVersion fill agent.*.
+	AgentName    string
+	AgentVersion string
+
+	enc  event.Encoder
+	buf  []byte
+	emit emitter
+}
+
+// Record is one raw record and where it came from.
+type Record struct {
+	Data     []byte
+	Origin   event.Origin
+	Received time.Time
+	// Dataset, when set, is the dataset the batch asked for (it wins over the parser's).
+	Dataset string
+}
+
+// Process parses one record and hands its documents to out. It returns the parser's
+// error when the record as a whole is rejected (nothing of it was passed on, unless
+// the parser broke its contract), or the first error of out.Event.
+func (n *Normalizer) Process(rec Record, out Output) (events int, err error) {
+	n.emit = emitter{n: n, rec: &rec, out: out}
+	err = n.Parser.Parse(rec.Data, &n.emit)
+	events = int(n.emit.sub)
+	if n.emit.outErr != nil {
+		return events, n.emit.outErr
+	}
+	return events, err
+}
+
+// IsDecodeError reports whether a parser error is about the record's container
+// (stage "decode") rather than its content (stage "parse").
+func IsDecodeError(err error) bool { return errors.Is(err, parse.ErrDecode) }
+
+type emitter struct {
+	n      *Normalizer
+	rec    *Record
+	out    Output
+	sub    uint32
+	parts  int
+	outErr error
+}
+
+func (em *emitter) Emit(e *event.Event) error {
+	if em.outErr != nil {
+		return em.outErr
+	}
+	n, rec := em.n, em.rec
+	dataset := rec.Dataset
+	if dataset == "" {
+		dataset = e.Dataset
+	}
+	if dataset == "" {
+		dataset = n.FormatDataset
+	}
+	if dataset == "" {
+		dataset = n.Dataset
+	}
+	if dataset == "" {
+		dataset = n.Source
+	}
+	ts := e.Time
+	if ts.IsZero() {
+		ts = rec.Received
+	}
+	id := e.ID
+	if id == "" {
+		id = event.DeriveID(rec.Origin, em.sub)
+	}
+	em.sub++
+	e.Set("@timestamp", event.Time(ts))
+	e.Set("event.id", event.String(id))
+	e.Set("event.dataset", event.String(dataset))
+	e.Set("event.ingested", event.Time(rec.Received))
+	if n.KeepOriginal {
+		if _, ok := e.Get("event.original"); !ok {
+			e.Set("event.original", event.Bytes(rec.Data))
+		}
+	} else {
+		e.Delete("event.original")
+	}
+	e.Set("agent.type", event.String("vigil"))
+	if n.AgentName != "" {
+		e.Set("agent.name", event.String(n.AgentName))
+	}
+	if n.AgentVersion != "" {
+		e.Set("agent.version", event.String(n.AgentVersion))
+	}
+	e.Set("ecs.version", event.String(ECSVersion))
+	n.buf = n.enc.Append(n.buf[:0], e)
+	if err := em.out.Event(dataset, n.buf); err != nil {
+		em.outErr = err
+		return err
+	}
+	return nil
+}
+
+func (em *emitter) Reject(original []byte, reason error) {
+	if reason == nil {
+		reason = fmt.Errorf("rejected by the parser")
+	}
+	em.out.Reject(em.parts, original, reason)
+	em.parts++
+}
+
+func (em *emitter) Skip(reason string) { em.out.Skip(reason) }

@@ -1,0 +1,45 @@
+// Package archivesink is the `file_archive` sink: gzip NDJSON files in a local
+// directory, laid out by dataset and hour, named by the events stream sequences they
+// hold, written to a temporary name, fsynced and renamed before the stream is
+// acknowledged.
+package archivesink
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/vigil-sec/vigil/internal/config"
+)
+
+// Config is the file_archive sink's config.
+type Config struct {
+	// Path is the archive's root directory; default <data_dir>/archive.
+	Path string `yaml:"path"`
+	// MaxBytes rotates a file when its uncompressed content reaches this size.
+	MaxBytes config.ByteSize `yaml:"max_bytes"`
+	// MaxAge rotates a file this long after it was opened, so data shows up quickly.
+	MaxAge time.Duration `yaml:"max_age"`
+	// CompressionLevel is the gzip level, 1 (fastest) to 9 (smallest).
+	CompressionLevel int `yaml:"compression_level"`
+}
+
+// NewConfig returns the defaults.
+func NewConfig() *Config {
+	return &Config{MaxBytes: 64 << 20, MaxAge: 10 * time.Second, CompressionLevel: 1}
+}
+
+// Validate implements config.Component.
+func (c *Config) Validate() error {
+	var errs []error
+	if c.MaxBytes < 1<<10 {
+		errs = append(errs, errors.New("max_bytes: must be at least 1KiB"))
+	}
+	if c.MaxAge < 100*time.Millisecond {
+		errs = append(errs, errors.New("max_age: must be at least 100ms"))
+	}
+	if c.CompressionLevel < 1 || c.CompressionLevel > 9 {
+		errs = append(errs, fmt.Errorf("compression_level: want 1 to 9, got %d", c.CompressionLevel))
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,423 @@
+package httpsource
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"crypto/subtle"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/klauspost/compress/gzip"
+
+	"github.com/vigil-sec/vigil/internal/component"
+	"github.com/vigil-sec/vigil/internal/config"
+	"github.com/vigil-sec/vigil/internal/parse/jsonparse"
+	"github.com/vigil-sec/vigil/internal/stream"
+)
+
+// Source is the http source.
+type Source struct {
+	cfg      Config
+	name     string
+	intake   component.Intake
+	log      *slog.Logger
+	counters *component.Counters
+	tokens   [][sha256.Size]byte
+
+	srv      *http.Server
+	ln       net.Listener
+	closing  atomic.Bool
+	ready    atomic.Bool
+	serveErr chan error
+	wg       sync.WaitGroup
+}
+
+var _ component.Source = (*Source)(nil)
+
+// New returns an http source.
+func New(cfg *Config, deps component.SourceDeps) *Source {
+	s := &Source{cfg: *cfg, name: deps.Name, intake: deps.Intake, log: deps.Log,
+		counters: deps.Metrics.For("source", deps.Name)}
+	for _, t := range cfg.Tokens {
+		s.tokens = append(s.tokens, sha256.Sum256([]byte(t)))
+	}
+	return s
+}
+
+// Describe implements component.Source.
+func (s *Source) Describe() string {
+	scheme := "http"
+	if s.cfg.TLS.CertFile != "" {
+		scheme = "https"
+	}
+	return fmt.Sprintf("%s on %s://%s/v1/events/{name}", s.name, scheme, s.Addr())
+}
+
+// Addr is the address the source listens on (the real port when configured with 0).
+func (s *Source) Addr() string {
+	if s.ln != nil {
+		return s.ln.Addr().String()
+	}
+	return s.cfg.Address
+}
+
+// Ready implements component.Source.
+func (s *Source) Ready() bool { return s.ready.Load() && !s.closing.Load() }
+
+// Start implements component.Source.
+func (s *Source) Start(context.Context) error {
+	ln, err := net.Listen("tcp", s.cfg.Address)
+	if err != nil {
+		return fmt.Errorf("http source %s: %w", s.name, err)
+	}
+	if s.cfg.TLS.CertFile != "" {
+		tc, err := serverTLS(s.cfg.TLS)
+		if err != nil {
+			ln.Close()
+			return fmt.Errorf("http source %s: %w", s.name, err)
+		}
+		ln = tls.NewListener(ln, tc)
+	}
+	s.ln = ln
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST /v1/events/{name}", s.handleEvents)
+	mux.HandleFunc("/v1/events/{name}", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Allow", "POST")
+		s.reply(w, http.StatusMethodNotAllowed, map[string]any{"error": "use POST"})
+	})
+	s.srv = &http.Server{
+		Handler:           mux,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       s.cfg.ReadTimeout,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+		ConnState: func(_ net.Conn, st http.ConnState) {
+			switch st {
+			case http.StateNew:
+				s.counters.Connections().Inc()
+			case http.StateClosed, http.StateHijacked:
+				s.counters.Connections().Dec()
+			}
+		},
+	}
+	s.serveErr = make(chan error, 1)
+	s.ready.Store(true)
+	s.wg.Go(func() {
+		if err := s.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			s.ready.Store(false)
+			s.log.Error("http source stopped serving", "source", s.name, "err", err)
+			s.serveErr <- err
+		}
+	})
+	return nil
+}
+
+func serverTLS(c ServerTLS) (*tls.Config, error) {
+	cert, err := tls.LoadX509KeyPair(c.CertFile, c.KeyFile)
+	if err != nil {
+		return nil, fmt.Errorf("tls: %w", err)
+	}
+	tc := &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{cert}}
+	if c.ClientCAFile != "" {
+		pem, err := os.ReadFile(c.ClientCAFile)
+		if err != nil {
+			return nil, fmt.Errorf("tls.client_ca_file: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("tls.client_ca_file: no certificates in %s", c.ClientCAFile)
+		}
+		tc.ClientCAs = pool
+		tc.ClientAuth = tls.RequireAndVerifyClientCert
+	}
+	return tc, nil
+}
+
+// Stop implements component.Source: new requests get 503, requests in flight finish
+// with their true outcome.
+func (s *Source) Stop(ctx context.Context) error {
+	s.closing.Store(true)
+	if s.srv == nil {
+		return nil
+	}
+	err := s.srv.Shutdown(ctx)
+	if err != nil {
+		_ = s.srv.Close()
+	}
+	s.wg.Wait()
+	s.ready.Store(false)
+	return err
+}
+
+// result is the JSON answer to a request.
+type result struct {
+	Accepted     int    `json:"accepted"`
+	DeadLettered int    `json:"dead_lettered,omitempty"`
+	Error        string `json:"error,omitempty"`
+}
+
+func (s *Source) reply(w http.ResponseWriter, code int, body any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	_ = json.NewEncoder(w).Encode(body)
+	s.counters.Request(strconv.Itoa(code))
+}
+
+func (s *Source) fail(w http.ResponseWriter, code int, reason, msg string) {
+	s.counters.Error(reason)
+	s.reply(w, code, result{Error: msg})
+}
+
+func (s *Source) handleEvents(w http.ResponseWriter, r *http.Request) {
+	if s.closing.Load() {
+		w.Header().Set("Retry-After", s.retryAfter())
+		w.Header().Set("Connection", "close")
+		s.fail(w, http.StatusServiceUnavailable, "shutting_down", "shutting down; retry on another node or later")
+		return
+	}
+	if !s.authorized(w, r) {
+		return
+	}
+	name := r.PathValue("name")
+	var dataset string
+	if s.cfg.PathDataset {
+		if !config.ValidDataset(name) {
+			s.fail(w, http.StatusBadRequest, "bad_dataset", fmt.Sprintf("%q is not a valid dataset name: use letters, digits, '_', '-' and '.'", name))
+			return
+		}
+		dataset = name
+	} else if name != s.name {
+		s.fail(w, http.StatusNotFound, "unknown_path", fmt.Sprintf("this listener serves /v1/events/%s", s.name))
+		return
+	}
+	body, code, err := s.readBody(w, r)
+	if err != nil {
+		reason := "bad_body"
+		if code == http.StatusRequestEntityTooLarge {
+			reason = "too_large"
+		}
+		s.fail(w, code, reason, err.Error())
+		return
+	}
+	s.counters.Received(0, len(body))
+	recs, format, bad, err := s.split(r.Header.Get("Content-Type"), body)
+	if err != nil {
+		s.fail(w, http.StatusBadRequest, "malformed", err.Error())
+		return
+	}
+	if len(recs) == 0 && len(bad) == 0 {
+		s.fail(w, http.StatusBadRequest, "empty", "the body holds no events")
+		return
+	}
+	if len(bad) > 0 && s.cfg.OnMalformed == "reject" {
+		s.fail(w, http.StatusBadRequest, "malformed", bad[0].reason+" (nothing of this request was stored)")
+		return
+	}
+	s.counters.Received(len(recs)+len(bad), 0)
+	ctx := r.Context()
+	now := time.Now()
+	if len(bad) > 0 {
+		letters := make([]component.Letter, len(bad))
+		for i, b := range bad {
+			letters[i] = component.Letter{Stage: "decode", Reason: b.reason, Dataset: dataset, Time: now, Original: b.data}
+		}
+		if err := s.intake.DeadLetter(ctx, letters...); err != nil {
+			s.storeFailed(w, err)
+			return
+		}
+	}
+	if err := s.intake.Store(ctx, component.Records{Dataset: dataset, Format: format, Received: now, Records: recs}); err != nil {
+		s.storeFailed(w, err)
+		return
+	}
+	s.reply(w, http.StatusOK, result{Accepted: len(recs), DeadLettered: len(bad)})
+}
+
+func (s *Source) retryAfter() string {
+	return strconv.Itoa(int(s.cfg.RetryAfter.Round(time.Second) / time.Second))
+}
+
+func (s *Source) storeFailed(w http.ResponseWriter, err error) {
+	w.Header().Set("Retry-After", s.retryAfter())
+	switch {
+	case errors.Is(err, stream.ErrFull):
+		s.reply(w, http.StatusTooManyRequests, result{Error: "the intake stream is full; retry later"})
+	case errors.Is(err, stream.ErrTooLarge):
+		w.Header().Del("Retry-After")
+		s.reply(w, http.StatusRequestEntityTooLarge, result{Error: "a single record is larger than the stream accepts"})
+	default:
+		s.log.Warn("http source: store failed", "source", s.name, "err", err)
+		s.reply(w, http.StatusServiceUnavailable, result{Error: "the intake stream is unavailable; retry later"})
+	}
+}
+
+// authorized checks the bearer token in constant time; it answers 401 or 403 itself.
+func (s *Source) authorized(w http.ResponseWriter, r *http.Request) bool {
+	if len(s.tokens) == 0 {
+		return true
+	}
+	auth := r.Header.Get("Authorization")
+	tok, ok := strings.CutPrefix(auth, "Bearer ")
+	if !ok || tok == "" {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="vigil"`)
+		s.fail(w, http.StatusUnauthorized, "unauthenticated", "missing bearer token")
+		return false
+	}
+	sum := sha256.Sum256([]byte(tok))
+	match := 0
+	for i := range s.tokens {
+		match |= subtle.ConstantTimeCompare(sum[:], s.tokens[i][:])
+	}
+	if match != 1 {
+		s.fail(w, http.StatusForbidden, "forbidden", "token not accepted")
+		return false
+	}
+	return true
+}
+
+// readBody reads the body within the size limit, decoding gzip.
+func (s *Source) readBody(w http.ResponseWriter, r *http.Request) ([]byte, int, error) {
+	limit := int64(s.cfg.MaxBodyBytes)
+	if r.ContentLength > limit {
+		return nil, http.StatusRequestEntityTooLarge, fmt.Errorf("body of %d bytes is over the %d byte limit", r.ContentLength, limit)
+	}
+	var rd io.Reader = http.MaxBytesReader(w, r.Body, limit)
+	switch enc := strings.ToLower(r.Header.Get("Content-Encoding")); enc {
+	case "", "identity":
+	case "gzip", "x-gzip":
+		zr, err := gzip.NewReader(rd)
+		if err != nil {
+			return nil, s.tooLargeOr(err, http.StatusBadRequest), fmt.Errorf("gzip body: %v", err)
+		}
+		defer zr.Close()
+		rd = io.LimitReader(zr, limit+1)
+	default:
+		return nil, http.StatusUnsupportedMediaType, fmt.Errorf("Content-Encoding %q is not supported; use gzip or none", enc)
+	}
+	body, err := io.ReadAll(rd)
+	if err != nil {
+		return nil, s.tooLargeOr(err, http.StatusBadRequest), fmt.Errorf("reading body: %v", err)
+	}
+	if int64(len(body)) > limit {
+		return nil, http.StatusRequestEntityTooLarge, fmt.Errorf("decoded body is over the %d byte limit", limit)
+	}
+	return body, 0, nil
+}
+
+func (s *Source) tooLargeOr(err error, code int) int {
+	var mbe *http.MaxBytesError
+	if errors.As(err, &mbe) {
+		return http.StatusRequestEntityTooLarge
+	}
+	return code
+}
+
+type badRecord struct {
+	reason string
+	data   []byte
+}
+
+// split cuts a body into records by its content type. JSON bodies are validated here
+// so that the sender learns about a malformed line at once.
+func (s *Source) split(contentType string, body []byte) (recs [][]byte, format string, bad []badRecord, err error) {
+	ct := strings.ToLower(strings.TrimSpace(strings.Split(contentType, ";")[0]))
+	switch ct {
+	case "text/plain":
+		return lines(body), "lines", nil, nil
+	case "application/x-ndjson", "application/ndjson", "application/jsonl", "application/x-jsonlines", "application/json-seq":
+		recs, bad = ndjson(body)
+		return recs, "", bad, nil
+	case "application/json":
+		recs, bad, err = jsonBody(body)
+		return recs, "", bad, err
+	default:
+		// curl -d sends application/x-www-form-urlencoded; look at the bytes.
+		trimmed := bytes.TrimSpace(body)
+		if len(trimmed) > 0 && (trimmed[0] == '{' || trimmed[0] == '[') {
+			recs, bad, err = jsonBody(body)
+			return recs, "", bad, err
+		}
+		return lines(body), "lines", nil, nil
+	}
+}
+
+// jsonBody takes one object, an array of objects, or (leniently) NDJSON.
+func jsonBody(body []byte) ([][]byte, []badRecord, error) {
+	trimmed := bytes.TrimSpace(body)
+	if len(trimmed) > 0 && trimmed[0] == '[' {
+		var recs [][]byte
+		var bad []badRecord
+		err := jsonparse.EachArrayElement(trimmed, func(i int, elem []byte) error {
+			if len(elem) == 0 || elem[0] != '{' {
+				bad = append(bad, badRecord{reason: fmt.Sprintf("array element %d: not a JSON object", i), data: elem})
+				return nil
+			}
+			recs = append(recs, elem)
+			return nil
+		})
+		if err != nil {
+			return nil, nil, fmt.Errorf("malformed JSON array: %v", err)
+		}
+		return recs, bad, nil
+	}
+	if err := jsonparse.ValidateObject(trimmed); err == nil {
+		return [][]byte{trimmed}, nil, nil
+	}
+	recs, bad := ndjson(body)
+	return recs, bad, nil
+}
+
+// ndjson takes one JSON object per line; blank lines are ignored.
+func ndjson(body []byte) (recs [][]byte, bad []badRecord) {
+	for n := 1; len(body) > 0; n++ {
+		line := body
+		if i := bytes.IndexByte(body, '\n'); i >= 0 {
+			line, body = body[:i], body[i+1:]
+		} else {
+			body = nil
+		}
+		line = bytes.TrimSpace(line)
+		if len(line) == 0 {
+			continue
+		}
+		if err := jsonparse.ValidateObject(line); err != nil {
+			bad = append(bad, badRecord{reason: fmt.Sprintf("line %d: %v", n, err), data: line})
+			continue
+		}
+		recs = append(recs, line)
+	}
+	return recs, bad
+}
+
+// lines takes one record per non-blank line.
+func lines(body []byte) [][]byte {
+	var recs [][]byte
+	for len(body) > 0 {
+		line := body
+		if i := bytes.IndexByte(body, '\n'); i >= 0 {
+			line, body = body[:i], body[i+1:]
+		} else {
+			body = nil
+		}
+		line = bytes.TrimRight(line, "\r")
+		if len(bytes.TrimSpace(line)) == 0 {
+			continue
+		}
+		recs = append(recs, line)
+	}
+	return recs
+}

@@ -1,0 +1,400 @@
+// Package stream is Vigil's durable spine: it starts the embedded NATS server or
+// connects to an external cluster, declares the intake, events and dead-letter
+// streams, and publishes with acknowledgements, classifying failures so sources can
+// answer "full, retry later" or "unavailable" instead of losing data.
+package stream
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/vigil-sec/vigil/internal/config"
+)
+
+// Stream and subject names.
+const (
+	IntakeStream = "VIGIL_RAW"
+	EventsStream = "VIGIL_EVENTS"
+	DLQStream    = "VIGIL_DLQ"
+
+	intakePrefix = "vigil.raw."
+	eventsPrefix = "vigil.events."
+	dlqPrefix    = "vigil.dlq."
+)
+
+// IntakeSubject is the subject of a source's raw batches.
+func IntakeSubject(source string) string { return intakePrefix + source }
+
+// EventsSubject is the subject of a dataset's event batches.
+func EventsSubject(dataset string) string { return eventsPrefix + dataset }
+
+// DLQSubject is the subject of a stage's dead letters.
+func DLQSubject(stage string) string { return dlqPrefix + stage }
+
+// DatasetOf returns the dataset of an events subject.
+func DatasetOf(subject string) string { return strings.TrimPrefix(subject, eventsPrefix) }
+
+// SourceOf returns the source of an intake subject.
+func SourceOf(subject string) string { return strings.TrimPrefix(subject, intakePrefix) }
+
+// StageOf returns the stage of a DLQ subject.
+func StageOf(subject string) string { return strings.TrimPrefix(subject, dlqPrefix) }
+
+// Errors a publish can end in. Sources map them to wire statuses: ErrFull to 429 and
+// ErrUnavailable to 503, both with Retry-After.
+var (
+	// ErrFull means the stream is at its limit and refuses new data until consumers
+	// catch up; nothing old was discarded to make room.
+	ErrFull = errors.New("stream full")
+	// ErrUnavailable means the stream could not confirm the write (server down,
+	// timeout, no quorum). The data may or may not be stored; the sender must retry.
+	ErrUnavailable = errors.New("stream unavailable")
+	// ErrTooLarge means one message exceeds the server's max payload.
+	ErrTooLarge = errors.New("message larger than the stream's max payload")
+)
+
+// Stream is an open connection to the spine with its streams declared.
+type Stream struct {
+	srv    *server.Server // nil for an external buffer
+	nc     *nats.Conn
+	js     jetstream.JetStream
+	cfg    config.Buffer
+	log    *slog.Logger
+	epoch  int64
+	maxPay int
+}
+
+// embeddedMaxPayload leaves room for a batch of one large record (a CloudTrail file).
+const embeddedMaxPayload = 8 << 20
+
+// Open starts the embedded server under dataDir/stream or connects to the external
+// one, then creates or updates the three streams. Close releases everything.
+func Open(ctx context.Context, cfg config.Buffer, dataDir string, log *slog.Logger) (*Stream, error) {
+	s := &Stream{cfg: cfg, log: log}
+	var err error
+	switch cfg.Type {
+	case "embedded":
+		err = s.startEmbedded(filepath.Join(dataDir, "stream"))
+	case "nats":
+		err = s.connectExternal()
+	default:
+		err = fmt.Errorf("buffer type %q", cfg.Type)
+	}
+	if err != nil {
+		s.Close()
+		return nil, err
+	}
+	s.maxPay = int(s.nc.MaxPayload())
+	if s.js, err = jetstream.New(s.nc); err != nil {
+		s.Close()
+		return nil, err
+	}
+	if err := s.declare(ctx); err != nil {
+		s.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+func (s *Stream) startEmbedded(dir string) error {
+	if err := os.MkdirAll(dir, 0o750); err != nil {
+		return fmt.Errorf("stream: %w", err)
+	}
+	opts := &server.Options{
+		ServerName:         "vigil",
+		JetStream:          true,
+		StoreDir:           dir,
+		NoSigs:             true,
+		NoLog:              true,
+		DontListen:         true,
+		MaxPayload:         embeddedMaxPayload,
+		JetStreamMaxMemory: 64 << 20,
+		SyncAlways:         s.cfg.Sync == "always",
+		SyncInterval:       s.cfg.SyncInterval,
+	}
+	if s.cfg.Listen != "" {
+		host, port, err := net.SplitHostPort(s.cfg.Listen)
+		if err != nil {
+			return fmt.Errorf("buffer.listen: %w", err)
+		}
+		p, err := strconv.Atoi(port)
+		if err != nil {
+			return fmt.Errorf("buffer.listen: bad port %q", port)
+		}
+		opts.DontListen, opts.Host, opts.Port = false, host, p
+	}
+	srv, err := server.NewServer(opts)
+	if err != nil {
+		return fmt.Errorf("stream: embedded server: %w", err)
+	}
+	s.srv = srv
+	srv.Start()
+	if !srv.ReadyForConnections(30 * time.Second) {
+		return errors.New("stream: embedded server did not become ready in 30s")
+	}
+	nc, err := nats.Connect("", nats.InProcessServer(srv), nats.Name("vigil"), nats.MaxReconnects(-1))
+	if err != nil {
+		return fmt.Errorf("stream: in-process connection: %w", err)
+	}
+	s.nc = nc
+	return nil
+}
+
+func (s *Stream) connectExternal() error {
+	opts := []nats.Option{
+		nats.Name("vigil"),
+		nats.MaxReconnects(-1),
+		nats.ReconnectWait(500 * time.Millisecond),
+		nats.RetryOnFailedConnect(true),
+		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
+			if err != nil {
+				s.log.Warn("stream disconnected", "err", err)
+			}
+		}),
+		nats.ReconnectHandler(func(nc *nats.Conn) { s.log.Info("stream reconnected", "url", nc.ConnectedUrlRedacted()) }),
+	}
+	if s.cfg.CredentialsFile != "" {
+		opts = append(opts, nats.UserCredentials(s.cfg.CredentialsFile))
+	}
+	if s.cfg.User != "" {
+		opts = append(opts, nats.UserInfo(s.cfg.User, s.cfg.Password))
+	}
+	if s.cfg.Token != "" {
+		opts = append(opts, nats.Token(s.cfg.Token))
+	}
+	if s.cfg.TLS.Enabled() {
+		tc, err := clientTLS(s.cfg.TLS)
+		if err != nil {
+			return err
+		}
+		opts = append(opts, nats.Secure(tc))
+	}
+	nc, err := nats.Connect(strings.Join(s.cfg.URLs, ","), opts...)
+	if err != nil {
+		return fmt.Errorf("stream: connect to %s: %w", strings.Join(s.cfg.URLs, ","), err)
+	}
+	s.nc = nc
+	// RetryOnFailedConnect returns at once; wait a bounded time for the first
+	// connection so that a wrong URL fails start-up with a clear error.
+	deadline := time.Now().Add(15 * time.Second)
+	for !nc.IsConnected() {
+		if time.Now().After(deadline) {
+			return fmt.Errorf("stream: no NATS server reachable at %s within 15s", strings.Join(s.cfg.URLs, ","))
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return nil
+}
+
+func clientTLS(c config.ClientTLS) (*tls.Config, error) {
+	tc := &tls.Config{MinVersion: tls.VersionTLS12, InsecureSkipVerify: c.InsecureSkipVerify} //nolint:gosec // operator's explicit choice
+	if c.CAFile != "" {
+		pem, err := os.ReadFile(c.CAFile)
+		if err != nil {
+			return nil, fmt.Errorf("buffer.tls.ca_file: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("buffer.tls.ca_file: no certificates in %s", c.CAFile)
+		}
+		tc.RootCAs = pool
+	}
+	if c.CertFile != "" || c.KeyFile != "" {
+		cert, err := tls.LoadX509KeyPair(c.CertFile, c.KeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("buffer.tls: client certificate: %w", err)
+		}
+		tc.Certificates = []tls.Certificate{cert}
+	}
+	return tc, nil
+}
+
+func (s *Stream) declare(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	storage := jetstream.FileStorage
+	specs := []jetstream.StreamConfig{
+		{
+			Name:        IntakeStream,
+			Description: "Vigil intake: raw record batches as sources stored them",
+			Subjects:    []string{intakePrefix + ">"},
+			Retention:   jetstream.LimitsPolicy,
+			// Refuse new data when full rather than discard what is not yet processed;
+			// the processing stage reclaims processed messages (see Reclaim).
+			Discard:    jetstream.DiscardNew,
+			MaxAge:     s.cfg.Intake.MaxAge,
+			MaxBytes:   int64(s.cfg.Intake.MaxBytes),
+			Duplicates: s.cfg.DuplicateWindow,
+		},
+		{
+			Name:        EventsStream,
+			Description: "Vigil events: ECS JSON event batches by dataset, one durable consumer per sink",
+			Subjects:    []string{eventsPrefix + ">"},
+			Retention:   jetstream.LimitsPolicy,
+			// A dead sink must not stop the others: the oldest events age out, and
+			// each sink's lag and time left are on /metrics.
+			Discard:    jetstream.DiscardOld,
+			MaxAge:     s.cfg.Events.MaxAge,
+			MaxBytes:   int64(s.cfg.Events.MaxBytes),
+			Duplicates: s.cfg.DuplicateWindow,
+		},
+		{
+			Name:        DLQStream,
+			Description: "Vigil dead letters: records a stage rejected, with stage, reason and original bytes",
+			Subjects:    []string{dlqPrefix + ">"},
+			Retention:   jetstream.LimitsPolicy,
+			Discard:     jetstream.DiscardNew,
+			MaxAge:      s.cfg.DLQ.MaxAge,
+			MaxBytes:    int64(s.cfg.DLQ.MaxBytes),
+			Duplicates:  s.cfg.DuplicateWindow,
+		},
+	}
+	for _, spec := range specs {
+		spec.Storage = storage
+		spec.Replicas = max(1, s.cfg.Replicas)
+		st, err := s.js.CreateOrUpdateStream(ctx, spec)
+		if err != nil {
+			return fmt.Errorf("stream: declare %s: %w", spec.Name, err)
+		}
+		if spec.Name == IntakeStream {
+			s.epoch = st.CachedInfo().Created.UnixNano()
+		}
+	}
+	return nil
+}
+
+// JetStream returns the JetStream handle.
+func (s *Stream) JetStream() jetstream.JetStream { return s.js }
+
+// Conn returns the NATS connection.
+func (s *Stream) Conn() *nats.Conn { return s.nc }
+
+// Epoch identifies the intake stream's lifetime (its creation time); event IDs derive
+// from it so that a recreated stream never reuses old IDs.
+func (s *Stream) Epoch() int64 { return s.epoch }
+
+// MaxPayload is the largest message the server accepts.
+func (s *Stream) MaxPayload() int { return s.maxPay }
+
+// Embedded reports whether the server runs in this process.
+func (s *Stream) Embedded() bool { return s.srv != nil }
+
+// Ready reports whether the connection is up.
+func (s *Stream) Ready() bool { return s.nc != nil && s.nc.IsConnected() }
+
+// Publish stores one message and waits for JetStream's acknowledgement. msgID, when
+// set, lets the stream drop a re-publish of the same message within the duplicate
+// window. The error is ErrFull, ErrUnavailable or ErrTooLarge wrapped with detail.
+func (s *Stream) Publish(ctx context.Context, msg *nats.Msg, msgID string) (*jetstream.PubAck, error) {
+	if len(msg.Data) > s.maxPay-4096 {
+		return nil, fmt.Errorf("%w: %d bytes, limit %d", ErrTooLarge, len(msg.Data), s.maxPay)
+	}
+	var opts []jetstream.PublishOpt
+	if msgID != "" {
+		opts = append(opts, jetstream.WithMsgID(msgID))
+	}
+	ack, err := s.js.PublishMsg(ctx, msg, opts...)
+	if err != nil {
+		return nil, Classify(err)
+	}
+	return ack, nil
+}
+
+// PublishAsync starts a publish and returns its future; Classify the error it ends in.
+func (s *Stream) PublishAsync(msg *nats.Msg, msgID string) (jetstream.PubAckFuture, error) {
+	if len(msg.Data) > s.maxPay-4096 {
+		return nil, fmt.Errorf("%w: %d bytes, limit %d", ErrTooLarge, len(msg.Data), s.maxPay)
+	}
+	var opts []jetstream.PublishOpt
+	if msgID != "" {
+		opts = append(opts, jetstream.WithMsgID(msgID))
+	}
+	f, err := s.js.PublishMsgAsync(msg, opts...)
+	if err != nil {
+		return nil, Classify(err)
+	}
+	return f, nil
+}
+
+// Classify maps a publish error to ErrFull or ErrUnavailable, keeping the detail.
+func Classify(err error) error {
+	if err == nil || errors.Is(err, ErrFull) || errors.Is(err, ErrUnavailable) || errors.Is(err, ErrTooLarge) {
+		return err
+	}
+	msg := err.Error()
+	for _, full := range []string{"maximum bytes exceeded", "maximum messages exceeded", "resource limits exceeded", "insufficient resources"} {
+		if strings.Contains(msg, full) {
+			return fmt.Errorf("%w: %v", ErrFull, err)
+		}
+	}
+	if strings.Contains(msg, "maximum payload exceeded") || errors.Is(err, nats.ErrMaxPayload) {
+		return fmt.Errorf("%w: %v", ErrTooLarge, err)
+	}
+	return fmt.Errorf("%w: %v", ErrUnavailable, err)
+}
+
+// Close drains the connection and shuts the embedded server down. Safe to call more
+// than once and on a partly opened Stream.
+func (s *Stream) Close() {
+	if s.nc != nil {
+		_ = s.nc.Drain()
+		deadline := time.Now().Add(5 * time.Second)
+		for !s.nc.IsClosed() && time.Now().Before(deadline) {
+			time.Sleep(10 * time.Millisecond)
+		}
+		s.nc.Close()
+		s.nc = nil
+	}
+	if s.srv != nil {
+		s.srv.Shutdown()
+		s.srv.WaitForShutdown()
+		s.srv = nil
+	}
+}
+
+// Usage is a stream's bytes and messages used against its limit.
+type Usage struct {
+	Name     string
+	Bytes    uint64
+	Msgs     uint64
+	MaxBytes int64
+	FirstSeq uint64
+	LastSeq  uint64
+	FirstAt  time.Time
+	MaxAge   time.Duration
+}
+
+// Usages returns the state of the three streams.
+func (s *Stream) Usages(ctx context.Context) ([]Usage, error) {
+	var out []Usage
+	for _, name := range []string{IntakeStream, EventsStream, DLQStream} {
+		st, err := s.js.Stream(ctx, name)
+		if err != nil {
+			return out, err
+		}
+		info, err := st.Info(ctx)
+		if err != nil {
+			return out, err
+		}
+		out = append(out, Usage{
+			Name: name, Bytes: info.State.Bytes, Msgs: info.State.Msgs, MaxBytes: info.Config.MaxBytes,
+			FirstSeq: info.State.FirstSeq, LastSeq: info.State.LastSeq, FirstAt: info.State.FirstTime,
+			MaxAge: info.Config.MaxAge,
+		})
+	}
+	return out, nil
+}
