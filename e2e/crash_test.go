@@ -1,0 +1,153 @@
+package e2e
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"math/rand/v2"
+	"net/http"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/vigil-sec/vigil/internal/testutil"
+)
+
+// TestCrashNoAcknowledgedLoss runs vigil as a process, sends events from several
+// concurrent HTTP clients, kill -9s it at random moments six times (restarting each
+// time), and then checks that every event that got a 200 is in the archive, and that
+// no document is archived twice (counted by event.id).
+func TestCrashNoAcknowledgedLoss(t *testing.T) {
+	if testing.Short() {
+		t.Skip("crash test runs vigil as a process; skipped with -short")
+	}
+	dir := t.TempDir()
+	httpAddr, adminAddr := freePort(t), freePort(t)
+	cfgPath := writeConfig(t, dir, fmt.Sprintf(`
+data_dir: %s
+admin: {address: %s}
+buffer:
+  type: embedded
+  ack_wait: 3s
+sources:
+  apps:
+    type: http
+    address: %s
+    format: ndjson
+    dataset: crash
+sinks:
+  archive:
+    type: file_archive
+    max_age: 300ms
+    inputs: ["*"]
+`, filepath.Join(dir, "data"), adminAddr, httpAddr))
+
+	var (
+		mu       sync.Mutex
+		acked    = map[string]bool{}
+		attempts atomic.Int64
+		failures atomic.Int64
+		stop     = make(chan struct{})
+		wg       sync.WaitGroup
+	)
+	client := &http.Client{Timeout: 5 * time.Second}
+	for c := range 4 {
+		wg.Go(func() {
+			for n := 0; ; n++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				var body bytes.Buffer
+				ids := make([]string, 0, 25)
+				for i := range 25 {
+					id := fmt.Sprintf("c%d-r%d-e%d", c, n, i)
+					ids = append(ids, id)
+					fmt.Fprintf(&body, "{\"tid\":%q,\"message\":\"crash test event\"}\n", id)
+				}
+				attempts.Add(1)
+				resp, err := client.Post("http://"+httpAddr+"/v1/events/apps", "application/x-ndjson", &body)
+				if err != nil {
+					failures.Add(1)
+					time.Sleep(20 * time.Millisecond)
+					continue
+				}
+				var out map[string]any
+				_ = json.NewDecoder(resp.Body).Decode(&out)
+				resp.Body.Close()
+				if resp.StatusCode != 200 {
+					failures.Add(1)
+					time.Sleep(20 * time.Millisecond)
+					continue
+				}
+				if out["accepted"] != 25.0 {
+					t.Errorf("200 with accepted=%v", out["accepted"])
+				}
+				mu.Lock()
+				for _, id := range ids {
+					acked[id] = true
+				}
+				mu.Unlock()
+			}
+		})
+	}
+
+	p := startVigil(t, adminAddr, "-c", cfgPath)
+	const kills = 6
+	for k := range kills {
+		time.Sleep(time.Duration(300+rand.IntN(1200)) * time.Millisecond)
+		p.kill()
+		t.Logf("kill -9 #%d after %d requests", k+1, attempts.Load())
+		p = startVigil(t, adminAddr, "-c", cfgPath)
+	}
+	time.Sleep(500 * time.Millisecond)
+	close(stop)
+	wg.Wait()
+
+	mu.Lock()
+	want := len(acked)
+	mu.Unlock()
+	t.Logf("%d requests, %d failed (expected while killed), %d events acknowledged", attempts.Load(), failures.Load(), want)
+	if want == 0 {
+		t.Fatal("no event was acknowledged")
+	}
+
+	archive := filepath.Join(dir, "data", "archive")
+	var docs []map[string]any
+	missing := 0
+	testutil.Eventually(t, 90*time.Second, "every acknowledged event in the archive", func() bool {
+		docs = testutil.ArchiveDocs(t, archive)
+		found := map[string]bool{}
+		for _, d := range docs {
+			found[fmt.Sprint(d["tid"])] = true
+		}
+		missing = 0
+		for id := range acked {
+			if !found[id] {
+				missing++
+			}
+		}
+		return missing == 0
+	})
+	if err := p.terminate(t, 40*time.Second); err != nil {
+		t.Fatalf("graceful stop: %v", err)
+	}
+	docs = testutil.ArchiveDocs(t, archive)
+	byID := map[string]int{}
+	for _, d := range docs {
+		byID[fmt.Sprint(testutil.Field(d, "event.id"))]++
+	}
+	dups := 0
+	for _, n := range byID {
+		if n > 1 {
+			dups += n - 1
+		}
+	}
+	t.Logf("archive: %d documents, %d distinct event.id, %d duplicates", len(docs), len(byID), dups)
+	if dups != 0 {
+		t.Errorf("%d duplicate documents by event.id", dups)
+	}
+}

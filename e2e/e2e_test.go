@@ -1,0 +1,145 @@
+// Package e2e runs the vigil binary as a separate process, the way operators do, to
+// test what only a real process can show: crashes (kill -9), signals and exit codes.
+package e2e
+
+import (
+	"bytes"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+var (
+	buildOnce sync.Once
+	binPath   string
+	buildErr  error
+)
+
+// vigilBinary builds cmd/vigil once per test run.
+func vigilBinary(t *testing.T) string {
+	t.Helper()
+	buildOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "vigil-e2e-bin")
+		if err != nil {
+			buildErr = err
+			return
+		}
+		binPath = filepath.Join(dir, "vigil")
+		cmd := exec.Command("go", "build", "-o", binPath, "github.com/vigil-sec/vigil/cmd/vigil")
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
+		}
+	})
+	if buildErr != nil {
+		t.Fatal(buildErr)
+	}
+	return binPath
+}
+
+// freePort returns a loopback address with a port that was free a moment ago.
+func freePort(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// proc is one running vigil process.
+type proc struct {
+	cmd    *exec.Cmd
+	out    *bytes.Buffer
+	done   chan struct{}
+	status error
+}
+
+// startVigil starts `vigil run` with args and waits until admin /readyz answers 200.
+func startVigil(t *testing.T, adminAddr string, args ...string) *proc {
+	t.Helper()
+	cmd := exec.Command(vigilBinary(t), append([]string{"run"}, args...)...)
+	out := &syncBuffer{}
+	cmd.Stdout = out
+	cmd.Stderr = out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	p := &proc{cmd: cmd, out: &out.buf, done: make(chan struct{})}
+	go func() { p.status = cmd.Wait(); close(p.done) }()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		select {
+		case <-p.done:
+			t.Fatalf("vigil exited during start-up: %v\n%s", p.status, out.String())
+		default:
+		}
+		resp, err := http.Get("http://" + adminAddr + "/readyz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				return p
+			}
+		}
+		if time.Now().After(deadline) {
+			p.kill()
+			t.Fatalf("vigil not ready within 30s\n%s", out.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// kill sends SIGKILL and waits for the process to be gone.
+func (p *proc) kill() {
+	_ = p.cmd.Process.Signal(syscall.SIGKILL)
+	<-p.done
+}
+
+// terminate sends SIGTERM and returns the exit error after the process ends.
+func (p *proc) terminate(t *testing.T, within time.Duration) error {
+	t.Helper()
+	_ = p.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-p.done:
+		return p.status
+	case <-time.After(within):
+		p.kill()
+		t.Fatalf("vigil did not exit within %s of SIGTERM", within)
+		return nil
+	}
+}
+
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+func writeConfig(t *testing.T, dir, yaml string) string {
+	t.Helper()
+	path := filepath.Join(dir, "vigil.yaml")
+	if err := os.WriteFile(path, []byte(strings.TrimLeft(yaml, "\n")), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
