@@ -80,6 +80,9 @@ type Buffer struct {
 	DuplicateWindow time.Duration `yaml:"duplicate_window"`
 	// AckWait is how long a consumer may hold a message before it is redelivered.
 	AckWait time.Duration `yaml:"ack_wait"`
+	// PublishTimeout bounds the wait for the stream's acknowledgement of a write;
+	// past it a source answers 503 and the sender retries.
+	PublishTimeout time.Duration `yaml:"publish_timeout"`
 }
 
 // ClientTLS configures a TLS client.
@@ -181,6 +184,7 @@ func Defaults() *Config {
 			DLQ:             Retention{MaxAge: 30 * 24 * time.Hour, MaxBytes: 2 << 30},
 			DuplicateWindow: 2 * time.Minute,
 			AckWait:         60 * time.Second,
+			PublishTimeout:  10 * time.Second,
 		},
 		Admin:           Admin{Address: "127.0.0.1:8686"},
 		Processing:      Processing{Workers: 2, Fetch: 64},

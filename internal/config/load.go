@@ -106,6 +106,11 @@ func (l *loader) addAt(path, format string, args ...any) {
 			l.add(n, path, format, args...)
 			return
 		}
+		// "sinks.x.inputs[1]" is at the position of "sinks.x.inputs".
+		if i := strings.LastIndexByte(p, '['); i > 0 && strings.HasSuffix(p, "]") {
+			p = p[:i]
+			continue
+		}
 		i := strings.LastIndexByte(p, '.')
 		if i < 0 {
 			l.add(nil, path, format, args...)
@@ -452,7 +457,12 @@ func (c *Config) validate() Problems {
 	if b.Sync == "interval" && b.SyncInterval <= 0 {
 		add("buffer.sync_interval", "must be positive")
 	}
-	for name, r := range map[string]Retention{"intake": b.Intake, "events": b.Events, "dlq": b.DLQ} {
+	// A slice, not a map: problems must come out in the same order on every run.
+	for _, sr := range []struct {
+		name string
+		r    Retention
+	}{{"intake", b.Intake}, {"events", b.Events}, {"dlq", b.DLQ}} {
+		name, r := sr.name, sr.r
 		if r.MaxAge <= 0 {
 			add("buffer."+name+".max_age", "must be positive")
 		}
@@ -462,6 +472,9 @@ func (c *Config) validate() Problems {
 	}
 	if b.DuplicateWindow <= 0 || b.DuplicateWindow > b.Intake.MaxAge {
 		add("buffer.duplicate_window", "must be positive and no longer than buffer.intake.max_age")
+	}
+	if b.PublishTimeout < 100*time.Millisecond {
+		add("buffer.publish_timeout", "must be at least 100ms")
 	}
 	if b.AckWait < time.Second {
 		add("buffer.ack_wait", "must be at least 1s")

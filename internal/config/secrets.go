@@ -186,5 +186,31 @@ func redact(v reflect.Value) {
 			redact(cp.Elem())
 			v.Set(cp)
 		}
+	case reflect.Interface:
+		// A component's typed config (Source.Settings) sits behind an interface.
+		if !v.IsNil() {
+			cp := reflect.New(v.Elem().Type()).Elem()
+			cp.Set(v.Elem())
+			redact(cp)
+			v.Set(cp)
+		}
+	case reflect.Slice:
+		// Config.Sources and Config.Sinks: copy the slice so that redacting its
+		// elements never touches the caller's.
+		switch v.Type().Elem().Kind() {
+		case reflect.Struct, reflect.Pointer, reflect.Interface, reflect.Slice, reflect.Array:
+			if !v.IsNil() {
+				cp := reflect.MakeSlice(v.Type(), v.Len(), v.Len())
+				reflect.Copy(cp, v)
+				for i := 0; i < cp.Len(); i++ {
+					redact(cp.Index(i))
+				}
+				v.Set(cp)
+			}
+		}
+	case reflect.Array:
+		for i := 0; i < v.Len(); i++ {
+			redact(v.Index(i))
+		}
 	}
 }

@@ -11,7 +11,9 @@ import (
 //
 // Conflicts are resolved without losing data: when one key holds a scalar and also has
 // leaves below it ("event" and "event.dataset"), the scalar is written as "value" inside
-// the object; when a key is set twice with Add, the last value wins.
+// the object, unless the event also sets "event.value" (or leaves below it), which then
+// wins so that no object has a member twice; when a key is set twice with Add, the last
+// value wins.
 type Encoder struct {
 	order []int32
 	open  []string // path segments of the objects currently open
@@ -82,6 +84,13 @@ func (enc *Encoder) Append(dst []byte, e *Event) []byte {
 			dst = AppendString(dst, segs)
 			dst = append(dst, ':', '{')
 			enc.open = append(enc.open, segs)
+			if hasValueChild(fields, order[i+1:], key) {
+				// The event sets "<key>.value" itself: writing the scalar there too
+				// would give the object the member "value" twice, a document
+				// Elasticsearch rejects as a whole. The explicit field wins.
+				first = true
+				continue
+			}
 			dst = append(dst, `"value":`...)
 		} else {
 			dst = AppendString(dst, segs)
@@ -94,6 +103,21 @@ func (enc *Encoder) Append(dst []byte, e *Event) []byte {
 		dst = append(dst, '}')
 	}
 	return append(dst, '}')
+}
+
+// hasValueChild reports whether one of the keys at order (sorted, starting right after
+// parent) is parent+".value" or lies below it.
+func hasValueChild(fields []Field, order []int32, parent string) bool {
+	for _, idx := range order {
+		k := fields[idx].Key
+		if !isParent(parent, k) {
+			return false
+		}
+		if rest := k[len(parent)+1:]; rest == "value" || strings.HasPrefix(rest, "value.") {
+			return true
+		}
+	}
+	return false
 }
 
 // isParent reports whether child lies below parent in the dotted hierarchy.

@@ -34,6 +34,8 @@ func (in *intake) Store(ctx context.Context, recs component.Records) error {
 	if len(recs.Records) == 0 {
 		return nil
 	}
+	ctx, cancel := context.WithTimeout(ctx, in.st.PublishTimeout())
+	defer cancel()
 	received := recs.Received
 	if received.IsZero() {
 		received = time.Now()
@@ -128,6 +130,8 @@ func (in *intake) DeadLetter(ctx context.Context, letters ...component.Letter) e
 
 // publishLetters stores dead letters and waits for their acknowledgements.
 func publishLetters(ctx context.Context, st *stream.Stream, letters []component.Letter) error {
+	ctx, cancel := context.WithTimeout(ctx, st.PublishTimeout())
+	defer cancel()
 	var futures []jetstream.PubAckFuture
 	for _, l := range letters {
 		msg := LetterMsg(l)

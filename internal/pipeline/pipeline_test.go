@@ -74,7 +74,10 @@ func start(t *testing.T, cfg *config.Config) (*pipeline.Pipeline, string) {
 
 type testWriter struct{ t *testing.T }
 
-func (w *testWriter) Write(b []byte) (int, error) { w.t.Log(strings.TrimSpace(string(b))); return len(b), nil }
+func (w *testWriter) Write(b []byte) (int, error) {
+	w.t.Log(strings.TrimSpace(string(b)))
+	return len(b), nil
+}
 
 func post(t *testing.T, url, contentType, body string) (int, map[string]any) {
 	t.Helper()

@@ -99,7 +99,7 @@ func Open(ctx context.Context, cfg config.Buffer, dataDir string, log *slog.Logg
 		return nil, err
 	}
 	s.maxPay = int(s.nc.MaxPayload())
-	if s.js, err = jetstream.New(s.nc); err != nil {
+	if s.js, err = jetstream.New(s.nc, jetstream.WithPublishAsyncTimeout(cfg.PublishTimeout)); err != nil {
 		s.Close()
 		return nil, err
 	}
@@ -286,6 +286,9 @@ func (s *Stream) Conn() *nats.Conn { return s.nc }
 // Epoch identifies the intake stream's lifetime (its creation time); event IDs derive
 // from it so that a recreated stream never reuses old IDs.
 func (s *Stream) Epoch() int64 { return s.epoch }
+
+// PublishTimeout is how long a writer waits for an acknowledgement.
+func (s *Stream) PublishTimeout() time.Duration { return s.cfg.PublishTimeout }
 
 // MaxPayload is the largest message the server accepts.
 func (s *Stream) MaxPayload() int { return s.maxPay }

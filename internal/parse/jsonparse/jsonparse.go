@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"math"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/vigil-sec/vigil/internal/event"
@@ -67,7 +68,13 @@ func (p *Parser) Parse(rec []byte, out parse.Emitter) error {
 	e.Reset()
 	s := scanner{data: rec}
 	s.skipSpace()
-	if s.pos >= len(rec) || rec[s.pos] != '{' {
+	if s.pos >= len(rec) {
+		// As in the lines format: a blank line of an NDJSON file is no event, and no
+		// error to dead-letter either (see parse.Emitter.Skip).
+		out.Skip("blank_line")
+		return nil
+	}
+	if rec[s.pos] != '{' {
 		return fmt.Errorf("%w: %w", parse.ErrDecode, s.fail("expected a JSON object"))
 	}
 	p.key = p.key[:0]
@@ -112,7 +119,7 @@ func (p *Parser) flatten(s *scanner, depth int) error {
 			}
 		} else {
 			var start, end int
-			start, end, err = s.value(depth)
+			start, end, err = s.value(depth + 1) // the depth of the object holding it, as in scanner.object
 			if err == nil {
 				p.ev.Add(string(p.key), event.Raw(s.data[start:end]))
 			}
@@ -150,17 +157,79 @@ func (p *Parser) parseTime(v event.Value) (time.Time, bool) {
 			}
 			num = f
 		}
-		scale := map[string]float64{"unix": 1e9, "unix_ms": 1e6, "unix_us": 1e3, "unix_ns": 1}[p.cfg.TimestampFormat]
-		ns := num * scale
+		scale := unixScale(p.cfg.TimestampFormat)
+		// Integers and plain decimals convert exactly: through a float64, a time in
+		// milliseconds such as 1700000000123 would come out some 100ns off.
+		if ns, ok := decimalNanos(text, scale); ok {
+			return time.Unix(0, ns).UTC(), true
+		}
+		ns := num * float64(scale)
 		if math.IsNaN(ns) || math.Abs(ns) > 9e18 {
 			return time.Time{}, false
-		}
-		if i, err := strconv.ParseInt(text, 10, 64); err == nil && p.cfg.TimestampFormat == "unix_ns" {
-			return time.Unix(0, i).UTC(), true
 		}
 		return time.Unix(0, int64(ns)).UTC(), true
 	default:
 		t, err := time.Parse(p.cfg.TimestampFormat, text)
 		return t, err == nil
 	}
+}
+
+// unixScale is the nanoseconds in one unit of a unix timestamp format.
+func unixScale(format string) int64 {
+	switch format {
+	case "unix":
+		return 1e9
+	case "unix_ms":
+		return 1e6
+	case "unix_us":
+		return 1e3
+	}
+	return 1
+}
+
+// decimalNanos converts text, a decimal number ("-12", "1700000000.123456") of units
+// of scale nanoseconds each, to nanoseconds without rounding through a float; digits
+// below a nanosecond are dropped. It reports false for other forms (exponents) and for
+// values out of range, which the caller handles as floats.
+func decimalNanos(text string, scale int64) (int64, bool) {
+	neg := false
+	if len(text) > 0 && text[0] == '-' {
+		neg, text = true, text[1:]
+	}
+	intPart, frac, _ := strings.Cut(text, ".")
+	if intPart == "" || len(intPart) > 19 {
+		return 0, false
+	}
+	var n int64
+	for i := 0; i < len(intPart); i++ {
+		c := intPart[i]
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		if n > (math.MaxInt64-int64(c-'0'))/10 {
+			return 0, false
+		}
+		n = n*10 + int64(c-'0')
+	}
+	if n > math.MaxInt64/scale {
+		return 0, false
+	}
+	n *= scale
+	unit := scale
+	for i := 0; i < len(frac); i++ {
+		c := frac[i]
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		unit /= 10 // reaches 0 below a nanosecond
+		if d := int64(c-'0') * unit; n > math.MaxInt64-d {
+			return 0, false
+		} else {
+			n += d
+		}
+	}
+	if neg {
+		n = -n
+	}
+	return n, true
 }

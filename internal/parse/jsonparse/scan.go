@@ -62,6 +62,9 @@ func (s *scanner) value(depth int) (int, int, error) {
 		err = s.literal("false")
 	case c == 'n':
 		err = s.literal("null")
+	case c >= utf8.RuneSelf:
+		// %q would show the byte as the Latin-1 character of the same number.
+		err = s.fail(fmt.Sprintf("unexpected byte 0x%02x", c))
 	default:
 		err = s.fail(fmt.Sprintf("unexpected character %q", c))
 	}

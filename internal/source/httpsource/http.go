@@ -271,8 +271,9 @@ func (s *Source) authorized(w http.ResponseWriter, r *http.Request) bool {
 		return true
 	}
 	auth := r.Header.Get("Authorization")
-	tok, ok := strings.CutPrefix(auth, "Bearer ")
-	if !ok || tok == "" {
+	// The scheme is case-insensitive (RFC 9110 section 11.1): some clients send "bearer".
+	scheme, tok, ok := strings.Cut(auth, " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") || tok == "" {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="vigil"`)
 		s.fail(w, http.StatusUnauthorized, "unauthenticated", "missing bearer token")
 		return false

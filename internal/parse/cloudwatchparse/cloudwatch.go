@@ -1,0 +1,658 @@
+// Package cloudwatchparse parses CloudWatch Logs subscription payloads: one event per
+// log event, with the payload's log group, log stream, owner and subscription filters
+// under the names Filebeat's aws-cloudwatch input uses (aws.cloudwatch.*, cloud.*).
+//
+// A record may be the payload in any of the shapes it travels in: gzip- or
+// zlib-compressed JSON (as Firehose delivers it after base64 decoding), the base64 text
+// of that, the decoded JSON itself, a Lambda event {"awslogs":{"data":"<base64>"}}, or a
+// Kinesis event {"Records":[{"kinesis":{"data":"<base64>"}}, …]}. CONTROL_MESSAGE
+// payloads, CloudWatch's destination health checks, are skipped.
+//
+// With message_format set, each message is parsed further by that format and the
+// CloudWatch fields are added to its events.
+package cloudwatchparse
+
+import (
+	"bytes"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"io"
+	"slices"
+	"strconv"
+	"time"
+
+	"github.com/klauspost/compress/gzip"
+	"github.com/klauspost/compress/zlib"
+
+	"github.com/vigil-sec/vigil/internal/event"
+	"github.com/vigil-sec/vigil/internal/parse"
+)
+
+const (
+	// Name is the format's name in a source's `format`.
+	Name = "cloudwatch_logs"
+	// Dataset is the event.dataset of log events kept as text.
+	Dataset = "aws.cloudwatch_logs"
+)
+
+// Format returns the cloudwatch_logs format without inner formats: message_format
+// must stay empty. The component registry uses NewFormat.
+func Format() parse.Format { return NewFormat(nil) }
+
+// NewFormat returns the cloudwatch_logs format; lookup finds the format named by
+// message_format. It is a function rather than an import so that this package does not
+// depend on the formats it may wrap.
+func NewFormat(lookup func(name string) (parse.Format, bool)) parse.Format {
+	return parse.Format{
+		Name:      Name,
+		Dataset:   Dataset,
+		NewConfig: func() parse.Config { return NewConfig() },
+		New: func(c parse.Config) (parse.Parser, error) {
+			cfg, ok := c.(*Config)
+			if !ok {
+				return nil, fmt.Errorf("%s: config is %T, want *cloudwatchparse.Config", Name, c)
+			}
+			var inner parse.Parser
+			if cfg.MessageFormat != "" {
+				var f parse.Format
+				if lookup != nil {
+					f, ok = lookup(cfg.MessageFormat)
+				}
+				if lookup == nil || !ok {
+					return nil, fmt.Errorf("message_format: unknown format %q", cfg.MessageFormat)
+				}
+				icfg := f.NewConfig()
+				if err := icfg.Validate(); err != nil {
+					return nil, fmt.Errorf("message_format %q: %w", cfg.MessageFormat, err)
+				}
+				var err error
+				if inner, err = f.New(icfg); err != nil {
+					return nil, fmt.Errorf("message_format %q: %w", cfg.MessageFormat, err)
+				}
+			}
+			return New(cfg, inner), nil
+		},
+	}
+}
+
+// New returns a parser using cfg, which must have passed Validate. inner, when not
+// nil, parses each message.
+func New(cfg *Config, inner parse.Parser) *Parser {
+	return &Parser{maxBytes: cfg.MaxDecompressedBytes, inner: inner, innerName: cfg.MessageFormat}
+}
+
+// Parser is the CloudWatch Logs subscription parser. It reuses its buffers between
+// records and is not safe for concurrent use.
+type Parser struct {
+	maxBytes  int64
+	inner     parse.Parser
+	innerName string
+
+	br   bytes.Reader
+	gz   *gzip.Reader
+	zr   io.ReadCloser
+	b64  [2][]byte // base64-decoded bytes, per nesting level
+	zbuf [2][]byte // decompressed bytes, per nesting level
+
+	hdr     header
+	filters []byte // subscription_filters of the current payload, as a JSON array
+	ev      event.Event
+	arena   []byte // decoded strings of the current log event
+	wrap    innerEmitter
+}
+
+var _ parse.Parser = (*Parser)(nil)
+
+type jstr struct {
+	b   []byte
+	esc bool
+	set bool // present, even if empty
+}
+
+// header is what a payload or an envelope says besides its log events.
+type header struct {
+	messageType, owner, logGroup, logStream jstr
+	policyLevel                             jstr
+	filters, logEvents                      []byte // extents
+	awslogsData                             jstr
+	records                                 []byte // extent of a Kinesis Records array
+	payload                                 bool   // a payload key was seen
+}
+
+// Parse implements parse.Parser.
+func (p *Parser) Parse(rec []byte, out parse.Emitter) error {
+	data, err := p.decode(rec, 0)
+	if err != nil {
+		return fmt.Errorf("%s: %w", Name, err)
+	}
+	s := scanner{data: data}
+	if err := p.collect(&s, true); err != nil {
+		return fmt.Errorf("%s: %w", Name, err)
+	}
+	h := &p.hdr
+	switch {
+	case h.payload:
+		return unwrapEmit(p.payload(out))
+	case h.awslogsData.set:
+		payload, err := p.decode(p.text(h.awslogsData), 1)
+		if err != nil {
+			return fmt.Errorf("%s: awslogs.data: %w", Name, err)
+		}
+		return unwrapEmit(p.nested(payload, out, "awslogs.data"))
+	case h.records != nil:
+		return p.kinesis(h.records, out)
+	}
+	return fmt.Errorf("%s: not a CloudWatch Logs subscription payload: no messageType, logEvents, awslogs or Records", Name)
+}
+
+// nested parses a payload carried inside an envelope.
+func (p *Parser) nested(payload []byte, out parse.Emitter, where string) error {
+	s := scanner{data: payload}
+	if err := p.collect(&s, false); err != nil {
+		return fmt.Errorf("%s: %s: %w", Name, where, err)
+	}
+	if !p.hdr.payload {
+		return fmt.Errorf("%s: %s: not a CloudWatch Logs subscription payload", Name, where)
+	}
+	return p.payload(out)
+}
+
+// kinesis walks a Kinesis event's Records, each carrying one payload; a record that
+// cannot be decoded is rejected alone.
+func (p *Parser) kinesis(records []byte, out parse.Emitter) error {
+	s := scanner{data: records, pos: 1} // records was validated and starts with '['
+	first := true
+	for i := 0; ; i++ {
+		ok, err := s.nextElement(&first)
+		if err != nil || !ok {
+			return err
+		}
+		start := s.pos
+		var data jstr
+		err = s.members(1, func(k []byte) error {
+			if string(k) != "kinesis" {
+				return s.skip(2)
+			}
+			return s.members(2, func(k []byte) error {
+				if string(k) == "data" {
+					return s.scalar(&data)
+				}
+				return s.skip(3)
+			})
+		})
+		if err != nil {
+			return err
+		}
+		entry := s.data[start:s.pos]
+		where := "Records[" + strconv.Itoa(i) + "].kinesis.data"
+		if entry[0] != '{' {
+			out.Reject(entry, fmt.Errorf("%s: Records[%d]: not a JSON object", Name, i))
+			continue
+		}
+		if !data.set {
+			out.Reject(entry, fmt.Errorf("%s: %s: missing", Name, where))
+			continue
+		}
+		payload, err := p.decode(p.text(data), 1)
+		if err == nil {
+			err = p.nested(payload, out, where)
+		} else {
+			err = fmt.Errorf("%s: %s: %w", Name, where, err)
+		}
+		var ef emitFailed
+		if errors.As(err, &ef) {
+			return ef.err
+		}
+		if err != nil {
+			out.Reject(entry, err)
+		}
+	}
+}
+
+// text returns the decoded text of a string, borrowing the input when it has no
+// escapes. Decoded text lives in the arena until the next log event.
+func (p *Parser) text(v jstr) []byte {
+	if !v.esc {
+		return v.b
+	}
+	start := len(p.arena)
+	p.arena = appendUnescaped(p.arena, v.b)
+	return p.arena[start:len(p.arena):len(p.arena)]
+}
+
+// decode turns one layer of transport encoding (base64, gzip, zlib, in any sensible
+// combination) into JSON text. lvl selects the buffers, so that a payload decoded from
+// an envelope does not overwrite the envelope.
+func (p *Parser) decode(b []byte, lvl int) ([]byte, error) {
+	b = bytes.TrimSpace(b)
+	b = bytes.TrimPrefix(b, []byte("\xef\xbb\xbf"))
+	if len(b) == 0 {
+		return nil, errors.New("empty record")
+	}
+	if compressed(b) {
+		return p.inflate(b, lvl)
+	}
+	if b[0] == '{' || b[0] == '[' {
+		return b, nil
+	}
+	enc := base64.StdEncoding
+	if b[len(b)-1] != '=' && len(b)%4 != 0 {
+		enc = base64.RawStdEncoding
+	}
+	buf := slices.Grow(p.b64[lvl][:0], enc.DecodedLen(len(b)))
+	n, err := enc.Decode(buf[:cap(buf)], b)
+	p.b64[lvl] = buf
+	if err != nil {
+		return nil, fmt.Errorf("not JSON, gzip, zlib or base64 (%v)", err)
+	}
+	d := buf[:n]
+	if compressed(d) {
+		return p.inflate(d, lvl)
+	}
+	if t := bytes.TrimSpace(d); len(t) > 0 && t[0] == '{' {
+		return t, nil
+	}
+	return nil, errors.New("base64 data is neither gzip, zlib nor JSON")
+}
+
+func compressed(b []byte) bool {
+	return isGzip(b) || isZlib(b)
+}
+
+func isGzip(b []byte) bool { return len(b) >= 2 && b[0] == 0x1f && b[1] == 0x8b }
+
+// isZlib checks the RFC 1950 header: deflate with a window of at most 32 KiB and a
+// valid check value.
+func isZlib(b []byte) bool {
+	return len(b) >= 2 && b[0]&0x0f == 8 && b[0]>>4 <= 7 && (uint16(b[0])<<8|uint16(b[1]))%31 == 0
+}
+
+func (p *Parser) inflate(b []byte, lvl int) ([]byte, error) {
+	p.br.Reset(b)
+	var r io.Reader
+	kind := "gzip"
+	if isGzip(b) {
+		var err error
+		if p.gz == nil {
+			p.gz, err = gzip.NewReader(&p.br)
+		} else {
+			err = p.gz.Reset(&p.br)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("gzip header: %w", err)
+		}
+		r = p.gz
+	} else {
+		kind = "zlib"
+		var err error
+		if p.zr == nil {
+			p.zr, err = zlib.NewReader(&p.br)
+		} else {
+			err = p.zr.(zlib.Resetter).Reset(&p.br, nil)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("zlib header: %w", err)
+		}
+		r = p.zr
+	}
+	buf := p.zbuf[lvl][:0]
+	for {
+		if len(buf) == cap(buf) {
+			buf = slices.Grow(buf, max(64<<10, len(buf)))
+		}
+		// Read at most one byte past the limit, enough to tell that it was crossed.
+		limit := min(int64(cap(buf)), p.maxBytes+1)
+		n, err := r.Read(buf[len(buf):limit])
+		buf = buf[:len(buf)+n]
+		if int64(len(buf)) > p.maxBytes {
+			p.zbuf[lvl] = buf[:0]
+			return nil, fmt.Errorf("%s: decompressed size exceeds max_decompressed_bytes (%d bytes)", kind, p.maxBytes)
+		}
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			p.zbuf[lvl] = buf[:0]
+			return nil, fmt.Errorf("%s: after %d decompressed bytes: %w", kind, len(buf), err)
+		}
+	}
+	p.zbuf[lvl] = buf
+	return buf, nil
+}
+
+// collect reads the top-level object of a payload or envelope into p.hdr, validating
+// all of it. Envelope keys count only with envelope set.
+func (p *Parser) collect(s *scanner, envelope bool) error {
+	h := &p.hdr
+	*h = header{}
+	if c := s.peek(); c != '{' {
+		if c == 0 {
+			return s.errorf("expected a JSON object, got end of input")
+		}
+		return s.errorf("expected a JSON object, got %q", c)
+	}
+	s.pos++
+	first := true
+	for {
+		key, ok, err := s.nextMember(&first)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			break
+		}
+		switch string(key) {
+		case "messageType":
+			h.payload = true
+			err = s.scalar(&h.messageType)
+		case "owner":
+			err = s.scalar(&h.owner)
+		case "logGroup":
+			err = s.scalar(&h.logGroup)
+		case "logStream":
+			err = s.scalar(&h.logStream)
+		case "policyLevel":
+			err = s.scalar(&h.policyLevel)
+		case "subscriptionFilters":
+			err = s.extent(&h.filters)
+		case "logEvents":
+			h.payload = true
+			err = s.extent(&h.logEvents)
+		case "awslogs":
+			if !envelope {
+				err = s.skip(1)
+				break
+			}
+			err = s.members(1, func(k []byte) error {
+				if string(k) == "data" {
+					return s.scalar(&h.awslogsData)
+				}
+				return s.skip(2)
+			})
+		case "Records":
+			if envelope && s.peek() == '[' {
+				err = s.extent(&h.records)
+			} else {
+				err = s.skip(1)
+			}
+		default:
+			err = s.skip(1)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	if c := s.peek(); c != 0 {
+		return s.errorf("unexpected %q after the JSON object", c)
+	}
+	return nil
+}
+
+// payload emits the log events of the payload in p.hdr.
+func (p *Parser) payload(out parse.Emitter) error {
+	h := &p.hdr
+	switch string(h.messageType.b) {
+	case "CONTROL_MESSAGE":
+		out.Skip("control_message")
+		return nil
+	case "DATA_MESSAGE":
+	default:
+		if !h.messageType.set {
+			return fmt.Errorf("%s: payload has no messageType", Name)
+		}
+		return fmt.Errorf("%s: unknown messageType %q", Name, h.messageType.b)
+	}
+	for _, f := range [...]struct {
+		name string
+		v    jstr
+	}{{"owner", h.owner}, {"logGroup", h.logGroup}, {"logStream", h.logStream}} {
+		if len(f.v.b) == 0 {
+			return fmt.Errorf("%s: invalid payload: %s is missing or empty", Name, f.name)
+		}
+	}
+	if len(h.logEvents) == 0 || h.logEvents[0] != '[' {
+		return fmt.Errorf("%s: invalid payload: logEvents is missing or not an array", Name)
+	}
+	p.buildFilters()
+
+	s := scanner{data: h.logEvents, pos: 1}
+	first := true
+	for i := 0; ; i++ {
+		ok, err := s.nextElement(&first)
+		if err != nil || !ok {
+			return err // logEvents was validated: err is nil
+		}
+		start := s.pos
+		var id, ts, msg jstr
+		err = s.members(1, func(k []byte) error {
+			switch string(k) {
+			case "id":
+				return s.scalar(&id)
+			case "timestamp":
+				return s.scalar(&ts)
+			case "message":
+				return s.scalar(&msg)
+			}
+			return s.skip(2)
+		})
+		if err != nil {
+			return err
+		}
+		entry := s.data[start:s.pos]
+		if entry[0] != '{' {
+			out.Reject(entry, fmt.Errorf("%s: logEvents[%d]: not a JSON object", Name, i))
+			continue
+		}
+		ms, err := strconv.ParseInt(string(ts.b), 10, 64)
+		if ts.esc || err != nil || ms < -62135596800000 || ms > 253402300799999 {
+			out.Reject(entry, fmt.Errorf("%s: logEvents[%d]: timestamp %q is not epoch milliseconds", Name, i, ts.b))
+			continue
+		}
+		if !msg.set {
+			out.Reject(entry, fmt.Errorf("%s: logEvents[%d]: missing message", Name, i))
+			continue
+		}
+		if err := p.logEvent(i, id, time.UnixMilli(ms).UTC(), msg, out); err != nil {
+			return emitFailed{err}
+		}
+	}
+}
+
+// emitFailed carries an emitter's error out to Parse, which returns it unchanged.
+type emitFailed struct{ err error }
+
+func (e emitFailed) Error() string { return e.err.Error() }
+
+func unwrapEmit(err error) error {
+	var ef emitFailed
+	if errors.As(err, &ef) {
+		return ef.err
+	}
+	return err
+}
+
+// buildFilters writes subscriptionFilters as a JSON array of strings.
+func (p *Parser) buildFilters() {
+	p.filters = p.filters[:0]
+	v := p.hdr.filters
+	if len(v) == 0 || v[0] != '[' {
+		return
+	}
+	s := scanner{data: v, pos: 1}
+	p.filters = append(p.filters, '[')
+	first, n := true, 0
+	for {
+		ok, err := s.nextElement(&first)
+		if err != nil || !ok {
+			break
+		}
+		var f jstr
+		if err := s.scalar(&f); err != nil {
+			break
+		}
+		if len(f.b) == 0 {
+			continue
+		}
+		if n > 0 {
+			p.filters = append(p.filters, ',')
+		}
+		n++
+		p.arena = p.arena[:0]
+		p.filters = event.AppendStringBytes(p.filters, p.text(f))
+	}
+	p.filters = append(p.filters, ']')
+	if n == 0 {
+		p.filters = p.filters[:0]
+	}
+}
+
+// logEvent emits one log event, or hands its message to the inner format. It returns
+// only the emitter's errors.
+func (p *Parser) logEvent(i int, id jstr, t time.Time, msg jstr, out parse.Emitter) error {
+	p.arena = p.arena[:0]
+	message := p.text(msg)
+	if message == nil {
+		message = []byte{}
+	}
+	if p.inner != nil {
+		w := &p.wrap
+		*w = innerEmitter{p: p, out: out, time: t, id: string(p.text(id)), message: message}
+		err := p.inner.Parse(message, w)
+		if w.failed != nil {
+			return w.failed
+		}
+		if err != nil {
+			out.Reject(message, fmt.Errorf("%s: logEvents[%d]: message_format %s: %w", Name, i, p.innerName, err))
+		}
+		return nil
+	}
+	e := &p.ev
+	e.Reset()
+	e.Time = t
+	e.Dataset = Dataset
+	if id.b != nil {
+		e.ID = string(p.text(id))
+	}
+	e.Add("message", event.Bytes(message))
+	e.Add("event.original", event.Bytes(message))
+	p.addCommon(e, false)
+	return out.Emit(e)
+}
+
+// addCommon adds the payload's fields. On an inner format's event, fields it set
+// itself (its own cloud.account.id, say) win.
+func (p *Parser) addCommon(e *event.Event, inner bool) {
+	h := &p.hdr
+	if !inner || !e.Has("cloud.provider") {
+		e.Add("cloud.provider", event.String("aws"))
+	}
+	if !inner || !e.Has("cloud.account.id") {
+		e.Add("cloud.account.id", event.Bytes(p.text(h.owner)))
+	}
+	e.Set("aws.cloudwatch.log_group", event.Bytes(p.text(h.logGroup)))
+	e.Set("aws.cloudwatch.log_stream", event.Bytes(p.text(h.logStream)))
+	e.Set("aws.cloudwatch.message_type", event.Bytes(h.messageType.b))
+	if len(h.policyLevel.b) > 0 {
+		e.Set("aws.cloudwatch.policy_level", event.Bytes(p.text(h.policyLevel)))
+	}
+	if len(p.filters) > 0 {
+		e.Set("aws.cloudwatch.subscription_filters", event.Raw(p.filters))
+	}
+}
+
+// innerEmitter passes an inner format's output on, completed with the CloudWatch
+// fields, the log event's time and id where the inner event has none.
+type innerEmitter struct {
+	p       *Parser
+	out     parse.Emitter
+	time    time.Time
+	id      string
+	message []byte
+	n       int   // events emitted for this message
+	failed  error // the outer emitter's error, returned unchanged
+}
+
+func (w *innerEmitter) Emit(e *event.Event) error {
+	if e.Time.IsZero() {
+		e.Time = w.time
+	}
+	if e.ID == "" && w.id != "" {
+		// Several events from one message need distinct ids.
+		e.ID = w.id
+		if w.n > 0 {
+			e.ID = w.id + "-" + strconv.Itoa(w.n)
+		}
+	}
+	w.n++
+	if e.Dataset == "" {
+		e.Dataset = Dataset
+	}
+	if !e.Has("event.original") {
+		e.Add("event.original", event.Bytes(w.message))
+	}
+	w.p.addCommon(e, true)
+	if err := w.out.Emit(e); err != nil {
+		w.failed = err
+		return err
+	}
+	return nil
+}
+
+func (w *innerEmitter) Reject(original []byte, reason error) { w.out.Reject(original, reason) }
+func (w *innerEmitter) Skip(reason string)                   { w.out.Skip(reason) }
+
+// scalar reads a scalar: strings keep their body, numbers and booleans their text;
+// null and nested values leave dst unset.
+func (s *scanner) scalar(dst *jstr) error {
+	switch s.peek() {
+	case '"':
+		b, esc, err := s.readString()
+		if err == nil {
+			*dst = jstr{b: b, esc: esc, set: true}
+		}
+		return err
+	case 'n', '{', '[':
+		_, _, err := s.skipValue(1)
+		return err
+	}
+	start, end, err := s.skipValue(1)
+	if err == nil {
+		*dst = jstr{b: s.data[start:end], set: true}
+	}
+	return err
+}
+
+// members calls fn for each member of the object at the scanner, with the scanner at
+// the member's value; fn must consume it. A value that is not an object is skipped.
+func (s *scanner) members(depth int, fn func(key []byte) error) error {
+	if s.peek() != '{' {
+		_, _, err := s.skipValue(depth)
+		return err
+	}
+	s.pos++
+	first := true
+	for {
+		key, ok, err := s.nextMember(&first)
+		if err != nil || !ok {
+			return err
+		}
+		if err := fn(key); err != nil {
+			return err
+		}
+	}
+}
+
+func (s *scanner) skip(depth int) error {
+	_, _, err := s.skipValue(depth)
+	return err
+}
+
+// extent consumes a value and stores its bytes in dst unless it is null.
+func (s *scanner) extent(dst *[]byte) error {
+	start, end, err := s.skipValue(1)
+	if err == nil && !(end-start == 4 && s.data[start] == 'n') {
+		*dst = s.data[start:end]
+	}
+	return err
+}

@@ -1,0 +1,145 @@
+package pipeline_test
+
+import (
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/vigil-sec/vigil/internal/config"
+	"github.com/vigil-sec/vigil/internal/testutil"
+)
+
+// natsServer is a nats-server started as a separate process with `go tool
+// nats-server` (pinned in go.mod), with JetStream fsyncing every write as Vigil's
+// docs tell operators to configure it.
+type natsServer struct {
+	cmd  *exec.Cmd
+	url  string
+	conf string
+	done chan struct{}
+}
+
+func startNATS(t *testing.T, dir string, port int) *natsServer {
+	t.Helper()
+	conf := filepath.Join(dir, "nats.conf")
+	if err := os.WriteFile(conf, []byte(fmt.Sprintf(`
+listen: 127.0.0.1:%d
+jetstream {
+  store_dir: %q
+  sync_interval: always
+}
+`, port, filepath.Join(dir, "js"))), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	s := &natsServer{url: fmt.Sprintf("nats://127.0.0.1:%d", port), conf: conf}
+	s.start(t)
+	return s
+}
+
+func (s *natsServer) start(t *testing.T) {
+	t.Helper()
+	cmd := exec.Command("go", "tool", "nats-server", "-c", s.conf)
+	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	if !testing.Verbose() {
+		cmd.Stdout, cmd.Stderr = nil, nil
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	s.cmd = cmd
+	s.done = make(chan struct{})
+	go func() { _ = cmd.Wait(); close(s.done) }()
+	t.Cleanup(s.stop)
+	host := s.url[len("nats://"):]
+	testutil.Eventually(t, 60*time.Second, "nats-server listening", func() bool {
+		c, err := net.Dial("tcp", host)
+		if err != nil {
+			return false
+		}
+		c.Close()
+		return true
+	})
+}
+
+func (s *natsServer) stop() {
+	if s.cmd == nil {
+		return
+	}
+	_ = s.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-s.done:
+	case <-time.After(10 * time.Second):
+		_ = s.cmd.Process.Kill()
+		<-s.done
+	}
+	s.cmd = nil
+}
+
+func freeTCPPort(t *testing.T) int {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+// TestExternalNATS runs the same pipeline against a separately started nats-server,
+// stops the server mid-stream (sources must answer 503, not 200), restarts it, and
+// checks that every acknowledged event is archived.
+func TestExternalNATS(t *testing.T) {
+	dir := t.TempDir()
+	ns := startNATS(t, t.TempDir(), freeTCPPort(t))
+	cfg := testConfig(t, dir, nil)
+	cfg.Buffer = config.Defaults().Buffer
+	cfg.Buffer.Type = "nats"
+	cfg.Buffer.URLs = []string{ns.url}
+	cfg.Buffer.AckWait = 5 * time.Second
+	cfg.Buffer.PublishTimeout = 2 * time.Second
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	p, base := start(t, cfg)
+	if p.Stream().Embedded() {
+		t.Fatal("expected an external stream")
+	}
+	accepted := 0
+	for i := range 10 {
+		code, out := post(t, base+"/v1/events/ext", "application/json", fmt.Sprintf(`{"n":%d}`, i))
+		if code != 200 {
+			t.Fatalf("%d %v", code, out)
+		}
+		accepted++
+	}
+
+	ns.stop()
+	code, _ := post(t, base+"/v1/events/ext", "application/json", `{"n":"during outage"}`)
+	if code != 503 {
+		t.Fatalf("with the server down: want 503, got %d", code)
+	}
+	ns.start(t)
+	testutil.Eventually(t, 30*time.Second, "a 200 after the server is back", func() bool {
+		code, _ := post(t, base+"/v1/events/ext", "application/json", `{"n":"after"}`)
+		if code == 200 {
+			accepted++
+			return true
+		}
+		return false
+	})
+	archive := filepath.Join(dir, "archive")
+	testutil.Eventually(t, 60*time.Second, fmt.Sprintf("%d events archived", accepted), func() bool {
+		n := 0
+		for _, d := range testutil.ArchiveDocs(t, archive) {
+			if d["n"] != "during outage" {
+				n++
+			}
+		}
+		return n >= accepted
+	})
+}
