@@ -9,8 +9,16 @@ import (
 	"github.com/vigil-sec/vigil/internal/component"
 	"github.com/vigil-sec/vigil/internal/config"
 	"github.com/vigil-sec/vigil/internal/parse"
+	"github.com/vigil-sec/vigil/internal/parse/albparse"
+	"github.com/vigil-sec/vigil/internal/parse/apacheparse"
+	"github.com/vigil-sec/vigil/internal/parse/cloudfrontparse"
+	"github.com/vigil-sec/vigil/internal/parse/cloudtrailparse"
+	"github.com/vigil-sec/vigil/internal/parse/cloudwatchparse"
 	"github.com/vigil-sec/vigil/internal/parse/jsonparse"
 	"github.com/vigil-sec/vigil/internal/parse/linesparse"
+	"github.com/vigil-sec/vigil/internal/parse/nginxparse"
+	"github.com/vigil-sec/vigil/internal/parse/syslogparse"
+	"github.com/vigil-sec/vigil/internal/parse/vpcflowparse"
 	"github.com/vigil-sec/vigil/internal/sink/archivesink"
 	"github.com/vigil-sec/vigil/internal/source/httpsource"
 )
@@ -61,6 +69,15 @@ func Builtin() *Registry {
 		jsonparse.Format(),
 		jsonparse.NDJSONFormat(),
 		linesparse.Format(),
+		albparse.Format(),
+		cloudfrontparse.Format(),
+		vpcflowparse.Format(),
+		apacheparse.Format(),
+		nginxparse.Format(),
+		syslogparse.Format(),
+		cloudtrailparse.Format(),
+		// CloudWatch Logs messages may be parsed further by any other format.
+		cloudwatchparse.NewFormat(r.Format),
 	} {
 		r.AddFormat(f)
 	}

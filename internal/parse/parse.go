@@ -61,6 +61,10 @@ type Format struct {
 	// Dataset is the event.dataset the format's events get when the source names none
 	// (for example "aws.alb"); empty means the source's name.
 	Dataset string
+	// WholeRecord is true when a record is a whole file or payload (CloudTrail log
+	// files, CloudWatch Logs subscription payloads) rather than one line. Sources that
+	// read files or objects use it to decide how to cut them into records.
+	WholeRecord bool
 	// NewConfig returns a pointer to the format's options filled with their defaults.
 	NewConfig func() Config
 	// New builds a parser from options that passed Validate.

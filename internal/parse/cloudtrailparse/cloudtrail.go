@@ -33,9 +33,10 @@ const maxFlattened = 32766
 // Format returns the cloudtrail format.
 func Format() parse.Format {
 	return parse.Format{
-		Name:      "cloudtrail",
-		Dataset:   Dataset,
-		NewConfig: func() parse.Config { return NewConfig() },
+		Name:        "cloudtrail",
+		WholeRecord: true,
+		Dataset:     Dataset,
+		NewConfig:   func() parse.Config { return NewConfig() },
 		New: func(c parse.Config) (parse.Parser, error) {
 			cfg, ok := c.(*Config)
 			if !ok {

@@ -45,9 +45,10 @@ func Format() parse.Format { return NewFormat(nil) }
 // depend on the formats it may wrap.
 func NewFormat(lookup func(name string) (parse.Format, bool)) parse.Format {
 	return parse.Format{
-		Name:      Name,
-		Dataset:   Dataset,
-		NewConfig: func() parse.Config { return NewConfig() },
+		Name:        Name,
+		WholeRecord: true,
+		Dataset:     Dataset,
+		NewConfig:   func() parse.Config { return NewConfig() },
 		New: func(c parse.Config) (parse.Parser, error) {
 			cfg, ok := c.(*Config)
 			if !ok {
