@@ -16,7 +16,7 @@ import (
 // value wins.
 type Encoder struct {
 	order []int32
-	open  []string // path segments of the objects currently open
+	ends  []int // see Append
 }
 
 // Append appends e as one JSON object (no trailing newline) to dst and returns it.
@@ -26,64 +26,76 @@ func (enc *Encoder) Append(dst []byte, e *Event) []byte {
 	for i := range fields {
 		enc.order = append(enc.order, int32(i))
 	}
-	slices.SortStableFunc(enc.order, func(a, b int32) int {
-		return comparePaths(fields[a].Key, fields[b].Key)
-	})
-	// With Add a key may appear twice; keep only the last setting.
-	order := enc.order[:0]
-	for i, idx := range enc.order {
-		if i+1 < len(enc.order) && fields[enc.order[i+1]].Key == fields[idx].Key {
-			continue
+	// Parsers usually add fields in order already; then sorting and de-duplicating
+	// (strictly ascending keys are unique) are skipped.
+	if !strictlySorted(fields) {
+		slices.SortStableFunc(enc.order, func(a, b int32) int {
+			return comparePaths(fields[a].Key, fields[b].Key)
+		})
+		// With Add a key may appear twice; keep only the last setting.
+		order := enc.order[:0]
+		for i, idx := range enc.order {
+			if i+1 < len(enc.order) && fields[enc.order[i+1]].Key == fields[idx].Key {
+				continue
+			}
+			order = append(order, idx)
 		}
-		order = append(order, idx)
+		enc.order = order
 	}
-	enc.order = order
+	order := enc.order
 
-	enc.open = enc.open[:0]
+	// ends[l] is where the l-th open object's segment ends in prev: the offset of the
+	// '.' after it, or len(prev) for a scalar that became an object.
+	enc.ends = enc.ends[:0]
+	prev := ""
 	dst = append(dst, '{')
 	first := true // no member written yet in the innermost open object
 	for i, idx := range order {
 		key := fields[idx].Key
-		segs := key
-		// Close objects that this key is not inside.
+		// Close the objects this key is not inside.
+		lcp := commonPrefix(prev, key)
 		depth := 0
-		for depth < len(enc.open) {
-			seg, rest, ok := strings.Cut(segs, ".")
-			if !ok || seg != enc.open[depth] {
+		for depth < len(enc.ends) {
+			end := enc.ends[depth]
+			if end > lcp || end >= len(key) || key[end] != '.' {
 				break
 			}
-			segs = rest
 			depth++
 		}
-		for len(enc.open) > depth {
-			enc.open = enc.open[:len(enc.open)-1]
+		for len(enc.ends) > depth {
+			enc.ends = enc.ends[:len(enc.ends)-1]
 			dst = append(dst, '}')
 			first = false
 		}
 		// Open the objects this key needs.
+		pos := 0
+		if depth > 0 {
+			pos = enc.ends[depth-1] + 1
+		}
 		for {
-			seg, rest, ok := strings.Cut(segs, ".")
-			if !ok {
+			dot := strings.IndexByte(key[pos:], '.')
+			if dot < 0 {
 				break
 			}
 			if !first {
 				dst = append(dst, ',')
 			}
-			dst = AppendString(dst, seg)
+			dst = AppendString(dst, key[pos:pos+dot])
 			dst = append(dst, ':', '{')
 			first = true
-			enc.open = append(enc.open, seg)
-			segs = rest
+			enc.ends = append(enc.ends, pos+dot)
+			pos += dot + 1
 		}
 		if !first {
 			dst = append(dst, ',')
 		}
+		prev = key
 		// A scalar whose key is also a parent of the next key becomes "value" inside
 		// that object.
 		if i+1 < len(order) && isParent(key, fields[order[i+1]].Key) {
-			dst = AppendString(dst, segs)
+			dst = AppendString(dst, key[pos:])
 			dst = append(dst, ':', '{')
-			enc.open = append(enc.open, segs)
+			enc.ends = append(enc.ends, len(key))
 			if hasValueChild(fields, order[i+1:], key) {
 				// The event sets "<key>.value" itself: writing the scalar there too
 				// would give the object the member "value" twice, a document
@@ -93,16 +105,37 @@ func (enc *Encoder) Append(dst []byte, e *Event) []byte {
 			}
 			dst = append(dst, `"value":`...)
 		} else {
-			dst = AppendString(dst, segs)
+			dst = AppendString(dst, key[pos:])
 			dst = append(dst, ':')
 		}
 		dst = fields[idx].Value.AppendJSON(dst)
 		first = false
 	}
-	for range enc.open {
+	for range enc.ends {
 		dst = append(dst, '}')
 	}
 	return append(dst, '}')
+}
+
+// strictlySorted reports whether the keys are in encoding order without repeats.
+func strictlySorted(fields []Field) bool {
+	for i := 1; i < len(fields); i++ {
+		if comparePaths(fields[i-1].Key, fields[i].Key) >= 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// commonPrefix returns the length of the longest common prefix of a and b.
+func commonPrefix(a, b string) int {
+	n := min(len(a), len(b))
+	for i := 0; i < n; i++ {
+		if a[i] != b[i] {
+			return i
+		}
+	}
+	return n
 }
 
 // hasValueChild reports whether one of the keys at order (sorted, starting right after
