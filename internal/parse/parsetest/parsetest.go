@@ -55,8 +55,21 @@ type Collector struct {
 	buf     []byte
 }
 
-// Emit implements parse.Emitter.
+// Emit implements parse.Emitter. Unless Discard is set, the parser's Time, ID and
+// Dataset are written as @timestamp, event.id and event.dataset, the way the pipeline
+// writes them, so golden files show them too.
 func (c *Collector) Emit(e *event.Event) error {
+	if !c.Discard {
+		if !e.Time.IsZero() {
+			e.Set("@timestamp", event.Time(e.Time))
+		}
+		if e.ID != "" {
+			e.Set("event.id", event.String(e.ID))
+		}
+		if e.Dataset != "" {
+			e.Set("event.dataset", event.String(e.Dataset))
+		}
+	}
 	c.buf = c.Enc.Append(c.buf[:0], e)
 	if !c.Discard {
 		c.Docs = append(c.Docs, bytes.Clone(c.buf))
