@@ -27,7 +27,7 @@ import (
 )
 
 // testConfig is a one-source, one-archive config on a random port under dir.
-func testConfig(t *testing.T, dir string, mutate func(*config.Config, *httpsource.Config, *archivesink.Config)) *config.Config {
+func testConfig(t testing.TB, dir string, mutate func(*config.Config, *httpsource.Config, *archivesink.Config)) *config.Config {
 	t.Helper()
 	reg := components.Builtin()
 	cfg := config.Defaults()
@@ -71,6 +71,8 @@ func start(t *testing.T, cfg *config.Config) (*pipeline.Pipeline, string) {
 	}
 	return p, addr
 }
+
+func discardLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
 
 type testWriter struct{ t *testing.T }
 

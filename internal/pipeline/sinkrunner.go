@@ -99,7 +99,6 @@ func (r *sinkRunner) start(ctx context.Context) error {
 }
 
 func (r *sinkRunner) run(ctx context.Context) {
-	var raw []byte
 	for {
 		msg, err := r.iter.Next()
 		if err != nil {
@@ -123,7 +122,8 @@ func (r *sinkRunner) run(ctx context.Context) {
 			_ = msg.Nak()
 			continue
 		}
-		raw, err = event.Decompress(raw[:0], msg.Data())
+		// The sink owns the batch's bytes, so decode into a fresh buffer.
+		docs, err := event.Decompress(nil, msg.Data())
 		if err != nil {
 			// A batch we wrote ourselves and cannot read is a bug or corruption: keep it
 			// for inspection in the DLQ instead of retrying forever.
@@ -138,8 +138,6 @@ func (r *sinkRunner) run(ctx context.Context) {
 			_ = msg.Ack()
 			continue
 		}
-		docs := make([]byte, len(raw))
-		copy(docs, raw)
 		count, _ := strconv.Atoi(msg.Headers().Get(event.HeaderCount))
 		m := msg
 		attempts := md.NumDelivered
