@@ -87,10 +87,13 @@ type Buffer struct {
 
 // ClientTLS configures a TLS client.
 type ClientTLS struct {
-	CAFile             string `yaml:"ca_file"`
-	CertFile           string `yaml:"cert_file"`
-	KeyFile            string `yaml:"key_file"`
-	InsecureSkipVerify bool   `yaml:"insecure_skip_verify"`
+	// CAFile holds the PEM certificates that sign the server's certificate.
+	CAFile string `yaml:"ca_file"`
+	// CertFile and KeyFile are a client certificate, for servers that require one.
+	CertFile string `yaml:"cert_file"`
+	KeyFile  string `yaml:"key_file"`
+	// InsecureSkipVerify skips verifying the server's certificate (testing only).
+	InsecureSkipVerify bool `yaml:"insecure_skip_verify"`
 }
 
 // Enabled reports whether any TLS setting is present.

@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Runs Vigil's whole test suite on a fresh machine with Go: installs what the tests
+# need that the Go toolchain does not fetch by itself (Debian packages for the real
+# syslog senders), then vets and tests every package. Go tools the tests start as
+# processes (nats-server, VictoriaLogs, …) are pinned in go.mod and built by `go tool`.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# Debian packages used by the tests as real peers.
+packages=(rsyslog bsdutils)
+missing=()
+for p in "${packages[@]}"; do
+	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+	echo "test.sh: installing Debian packages: ${missing[*]}"
+	SUDO=""
+	if [ "$(id -u)" != 0 ]; then SUDO=sudo; fi
+	$SUDO apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+
+echo "test.sh: go vet"
+go vet ./...
+echo "test.sh: building the pinned Go tools"
+go build -o /dev/null tool 2>/dev/null || go tool -n nats-server >/dev/null
+echo "test.sh: go test"
+go test -count=1 -timeout 25m "$@" ./...
