@@ -1,6 +1,7 @@
 package event
 
 import (
+	"encoding/binary"
 	"math"
 	"strconv"
 	"unicode/utf8"
@@ -22,6 +23,11 @@ func AppendString(dst []byte, s string) []byte {
 	dst = append(dst, '"')
 	start := 0
 	for i := 0; i < len(s); {
+		// Skip eight plain bytes at a time; most of a log line needs no escaping.
+		if i+8 <= len(s) && !needsEscape8(loadString(s, i)) {
+			i += 8
+			continue
+		}
 		c := s[i]
 		if c < utf8.RuneSelf {
 			if safe[c] {
@@ -61,6 +67,11 @@ func AppendStringBytes(dst []byte, s []byte) []byte {
 	dst = append(dst, '"')
 	start := 0
 	for i := 0; i < len(s); {
+		// Skip eight plain bytes at a time; most of a log line needs no escaping.
+		if i+8 <= len(s) && !needsEscape8(loadBytes(s, i)) {
+			i += 8
+			continue
+		}
 		c := s[i]
 		if c < utf8.RuneSelf {
 			if safe[c] {
@@ -94,6 +105,30 @@ func AppendStringBytes(dst []byte, s []byte) []byte {
 	dst = append(dst, s[start:]...)
 	return append(dst, '"')
 }
+
+const (
+	lo8 = 0x0101010101010101
+	hi8 = 0x8080808080808080
+)
+
+// needsEscape8 reports whether any of the eight bytes in x is a control character, a
+// quote, a backslash or not ASCII (exact, by the classic SWAR byte tests).
+func needsEscape8(x uint64) bool {
+	ctrl := (x - lo8*0x20) &^ x & hi8
+	quote := (x ^ lo8*'"')
+	quote = (quote - lo8) &^ quote & hi8
+	bslash := (x ^ lo8*'\\')
+	bslash = (bslash - lo8) &^ bslash & hi8
+	return ctrl|quote|bslash|x&hi8 != 0
+}
+
+func loadString(s string, i int) uint64 {
+	_ = s[i+7]
+	return uint64(s[i]) | uint64(s[i+1])<<8 | uint64(s[i+2])<<16 | uint64(s[i+3])<<24 |
+		uint64(s[i+4])<<32 | uint64(s[i+5])<<40 | uint64(s[i+6])<<48 | uint64(s[i+7])<<56
+}
+
+func loadBytes(s []byte, i int) uint64 { return binary.LittleEndian.Uint64(s[i:]) }
 
 func appendEscapedByte(dst []byte, c byte) []byte {
 	switch c {
