@@ -90,10 +90,10 @@ func TestLoadProblems(t *testing.T) {
 			`2:1: sorces: unknown setting; the top level takes data_dir, role, buffer, admin, processing, shutdown_timeout, sources, sinks`,
 		}},
 		{"config_wrong_type.yaml", []string{
-			`2:12: processing: cannot unmarshal string into Go struct field Processing.Workers of type int`,
+			`2:12: processing: wrong type: want an integer`,
 			// 5:9 is the mapping, not the value at 6:12: see TestBuiltinProblems.
 			`5:9: sources.apps: want a size such as 512KiB, 10MiB or 2GiB, got "[1]"`,
-			`9:14: sources.web: cannot unmarshal string into Go struct field fakeSource.Workers of type int`,
+			`9:14: sources.web: wrong type: want an integer`,
 		}},
 		{"config_unknown_type.yaml", []string{
 			`3:11: sources.apps.type: unknown source type "kafka"; known types: fake`,
@@ -103,6 +103,8 @@ func TestLoadProblems(t *testing.T) {
 		{"config_unknown_format.yaml", []string{
 			`4:5: sources.apps.format: unknown format "yaml"; known formats: json, lines`,
 			`9:7: sources.web.format_options: unknown field "feild" (check the spelling; see docs/configuration.md)`,
+			// Reported in the same run: the checks go on after decoding problems.
+			`14:7: sources.api.format_options.field: must not be empty`,
 		}},
 		{"config_sink_no_inputs.yaml", []string{
 			`5:3: sinks.out.inputs: missing: name the datasets this sink takes, like ["*"] or ["aws.*"]`,

@@ -68,6 +68,8 @@ type loader struct {
 	reg      Registry
 	problems Problems
 	pos      map[string]ast.Node // field path -> node, for positions in later checks
+	// structural is set when the file is not a mapping at all: nothing else is checked.
+	structural bool
 }
 
 // Parse checks a config given as YAML bytes; file names it in errors.
@@ -76,12 +78,12 @@ func Parse(data []byte, file string, reg Registry) (*Config, error) {
 	cfg := Defaults()
 	cfg.File = file
 	l.parse(data, cfg)
-	if len(l.problems) == 0 {
-		l.substitute(cfg)
+	if l.structural {
+		return nil, l.problems
 	}
-	if len(l.problems) == 0 {
-		l.check(cfg)
-	}
+	l.substitute(cfg)
+	// Check what did decode even after errors, so one run reports every problem.
+	l.check(cfg)
 	if len(l.problems) > 0 {
 		return nil, l.problems
 	}
@@ -132,10 +134,35 @@ func (l *loader) addDecodeError(node ast.Node, path string, err error) {
 		if errors.As(err, &uf) {
 			p.Message = uf.Message + expectedFieldsHint(node)
 		}
+		var te *yaml.TypeError
+		if errors.As(err, &te) && te.DstType != nil {
+			p.Message = fmt.Sprintf("wrong type: want %s", typeName(te.DstType.String()))
+		}
 		l.problems = append(l.problems, p)
 		return
 	}
 	l.add(node, path, "%v", err)
+}
+
+// typeName turns a Go type into the words a YAML author knows.
+func typeName(goType string) string {
+	switch {
+	case strings.HasPrefix(goType, "int"), strings.HasPrefix(goType, "uint"):
+		return "an integer"
+	case strings.HasPrefix(goType, "float"):
+		return "a number"
+	case goType == "bool":
+		return "true or false"
+	case goType == "string":
+		return "a string"
+	case goType == "time.Duration":
+		return "a duration such as 10s or 5m"
+	case strings.HasPrefix(goType, "[]"):
+		return "a list"
+	case strings.HasPrefix(goType, "map["):
+		return "a mapping"
+	}
+	return goType
 }
 
 func expectedFieldsHint(ast.Node) string { return " (check the spelling; see docs/configuration.md)" }
@@ -181,10 +208,12 @@ func (l *loader) parse(data []byte, cfg *Config) {
 	f, err := parser.ParseBytes(data, 0)
 	if err != nil {
 		l.addDecodeError(nil, "", err)
+		l.structural = true
 		return
 	}
 	if len(f.Docs) == 0 || f.Docs[0] == nil || isNull(f.Docs[0].Body) {
 		l.add(nil, "", "the file is empty: it needs at least one source and one sink")
+		l.structural = true
 		return
 	}
 	if len(f.Docs) > 1 {
@@ -193,6 +222,7 @@ func (l *loader) parse(data []byte, cfg *Config) {
 	top, ok := mappingValues(f.Docs[0].Body)
 	if !ok {
 		l.add(f.Docs[0].Body, "", "the top level must be a mapping of settings (data_dir, buffer, sources, sinks, …)")
+		l.structural = true
 		return
 	}
 	seen := map[string]bool{}
@@ -407,10 +437,32 @@ func (l *loader) parseSinks(node ast.Node, cfg *Config) {
 }
 
 // check validates every value and the references across the graph.
+//
+// After decoding or substitution problems it stays quiet about their consequences: a
+// component that already has a problem is not checked again, and the checks across
+// the graph ("no sources") are skipped, since a broken entry may be the reason.
 func (l *loader) check(cfg *Config) {
+	earlier := len(l.problems) > 0
+	blamed := map[string]bool{}
+	for _, p := range l.problems {
+		blamed[componentOf(p.Path)] = true
+	}
 	for _, p := range cfg.validate() {
+		if earlier && (blamed[componentOf(p.Path)] || p.Path == "sources" || p.Path == "sinks" || strings.HasSuffix(p.Path, ".inputs") && strings.Contains(p.Message, "matches no dataset")) {
+			continue
+		}
 		l.addAt(p.Path, "%s", p.Message)
 	}
+}
+
+// componentOf returns "sources.x" or "sinks.x" for a path below a component, else the
+// first segment.
+func componentOf(path string) string {
+	parts := strings.SplitN(path, ".", 3)
+	if len(parts) >= 2 && (parts[0] == "sources" || parts[0] == "sinks") {
+		return parts[0] + "." + parts[1]
+	}
+	return parts[0]
 }
 
 // validate runs the checks that need no file positions; Parse adds them.
