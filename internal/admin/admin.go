@@ -26,9 +26,23 @@ type Server struct {
 	ready Readiness
 	log   *slog.Logger
 
+	// routes are extra handlers (the DLQ API) mounted at Start.
+	routes []route
+
 	srv *http.Server
 	ln  net.Listener
 	wg  sync.WaitGroup
+}
+
+type route struct {
+	pattern string
+	h       http.Handler
+}
+
+// Handle mounts h on pattern (a net/http ServeMux pattern such as
+// "GET /v1/dlq/summary") when the server starts; call it before Start.
+func (s *Server) Handle(pattern string, h http.Handler) {
+	s.routes = append(s.routes, route{pattern, h})
 }
 
 // New returns an admin server for addr.
@@ -65,6 +79,9 @@ func (s *Server) Start() error {
 		}
 		_, _ = w.Write([]byte(why + "\n"))
 	})
+	for _, r := range s.routes {
+		mux.Handle(r.pattern, r.h)
+	}
 	s.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	s.wg.Go(func() {
 		if err := s.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {

@@ -13,6 +13,7 @@ import (
 	"github.com/vigil-sec/vigil/internal/admin"
 	"github.com/vigil-sec/vigil/internal/components"
 	"github.com/vigil-sec/vigil/internal/config"
+	"github.com/vigil-sec/vigil/internal/dlq"
 	"github.com/vigil-sec/vigil/internal/pipeline"
 	"github.com/vigil-sec/vigil/internal/sink/archivesink"
 	"github.com/vigil-sec/vigil/internal/source/httpsource"
@@ -79,6 +80,7 @@ func runCmd(e *env) *cobra.Command {
 			var adm *admin.Server
 			if cfg.Admin.Address != "" {
 				adm = admin.New(cfg.Admin.Address, p.Metrics(), p.Ready, log)
+				dlq.NewAPI(p.Stream(), p.Metrics(), log).Mount(adm)
 				if err := adm.Start(); err != nil {
 					shutdown(p, nil, cfg)
 					return &exitError{code: 1, err: err}
