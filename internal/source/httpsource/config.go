@@ -19,7 +19,14 @@ type Config struct {
 	Address string `yaml:"address"`
 	// Tokens are the accepted bearer tokens (Authorization: Bearer <token>).
 	Tokens []string `yaml:"tokens" secret:"true"`
-	// AllowUnauthenticated permits listening on a non-loopback address without tokens.
+	// HMAC, when set, requires requests signed with a shared secret (GitHub- or
+	// Slack-style webhooks). With tokens set too, a request needs both.
+	HMAC *HMAC `yaml:"hmac"`
+	// RateLimit, when set, answers 429 with Retry-After to a client (token, or IP
+	// address without tokens) over its rate.
+	RateLimit *RateLimit `yaml:"rate_limit"`
+	// AllowUnauthenticated permits listening on a non-loopback address without
+	// tokens or hmac.
 	AllowUnauthenticated bool `yaml:"allow_unauthenticated"`
 	// MaxBodyBytes limits a request body, before and after gzip decoding.
 	MaxBodyBytes config.ByteSize `yaml:"max_body_bytes"`
@@ -39,8 +46,10 @@ type Config struct {
 
 // ServerTLS configures a TLS listener.
 type ServerTLS struct {
+	// CertFile is the PEM certificate chain the listener presents.
 	CertFile string `yaml:"cert_file"`
-	KeyFile  string `yaml:"key_file"`
+	// KeyFile is the PEM private key of CertFile.
+	KeyFile string `yaml:"key_file"`
 	// ClientCAFile, when set, requires client certificates signed by these CAs.
 	ClientCAFile string `yaml:"client_ca_file"`
 }
@@ -65,8 +74,18 @@ func (c *Config) Validate() error {
 	host, _, err := net.SplitHostPort(c.Address)
 	if err != nil {
 		errs = append(errs, fmt.Errorf("address: want host:port, got %q", c.Address))
-	} else if len(c.Tokens) == 0 && !c.AllowUnauthenticated && !IsLoopback(host) {
-		errs = append(errs, fmt.Errorf("address: %s is reachable from other machines but no tokens are set; set tokens, or allow_unauthenticated: true if something in front authenticates", c.Address))
+	} else if len(c.Tokens) == 0 && c.HMAC == nil && !c.AllowUnauthenticated && !IsLoopback(host) {
+		errs = append(errs, fmt.Errorf("address: %s is reachable from other machines but neither tokens nor hmac are set; set one, or allow_unauthenticated: true if something in front authenticates", c.Address))
+	}
+	if c.HMAC != nil {
+		if err := c.HMAC.Validate(); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if c.RateLimit != nil {
+		if err := c.RateLimit.Validate(); err != nil {
+			errs = append(errs, err)
+		}
 	}
 	for i, t := range c.Tokens {
 		if strings.TrimSpace(t) == "" {

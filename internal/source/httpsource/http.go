@@ -37,6 +37,8 @@ type Source struct {
 	log      *slog.Logger
 	counters *component.Counters
 	tokens   [][sha256.Size]byte
+	signer   *signer   // nil without hmac
+	limiters *limiters // nil without rate_limit
 
 	srv      *http.Server
 	ln       net.Listener
@@ -54,6 +56,12 @@ func New(cfg *Config, deps component.SourceDeps) *Source {
 		counters: deps.Metrics.For("source", deps.Name)}
 	for _, t := range cfg.Tokens {
 		s.tokens = append(s.tokens, sha256.Sum256([]byte(t)))
+	}
+	if cfg.HMAC != nil {
+		s.signer = &signer{cfg: cfg.HMAC.resolved(), now: time.Now}
+	}
+	if cfg.RateLimit != nil {
+		s.limiters = newLimiters(*cfg.RateLimit, time.Now)
 	}
 	return s
 }
@@ -85,7 +93,7 @@ func (s *Source) Start(context.Context) error {
 		return fmt.Errorf("http source %s: %w", s.name, err)
 	}
 	if s.cfg.TLS.CertFile != "" {
-		tc, err := serverTLS(s.cfg.TLS)
+		tc, err := ServerTLSConfig(s.cfg.TLS)
 		if err != nil {
 			ln.Close()
 			return fmt.Errorf("http source %s: %w", s.name, err)
@@ -126,7 +134,10 @@ func (s *Source) Start(context.Context) error {
 	return nil
 }
 
-func serverTLS(c ServerTLS) (*tls.Config, error) {
+// ServerTLSConfig builds the TLS config of a listener: TLS 1.2 or later, and client
+// certificates required and verified when client_ca_file is set. Other listening
+// sources (firehose) share it so that every listener takes the same TLS options.
+func ServerTLSConfig(c ServerTLS) (*tls.Config, error) {
 	cert, err := tls.LoadX509KeyPair(c.CertFile, c.KeyFile)
 	if err != nil {
 		return nil, fmt.Errorf("tls: %w", err)
@@ -189,8 +200,24 @@ func (s *Source) handleEvents(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, http.StatusServiceUnavailable, "shutting_down", "shutting down; retry on another node or later")
 		return
 	}
-	if !s.authorized(w, r) {
+	tokenIndex, ok := s.authorize(w, r)
+	if !ok {
 		return
+	}
+	if s.limiters != nil {
+		if ok, wait := s.limiters.allow(clientKey(r, tokenIndex)); !ok {
+			w.Header().Set("Retry-After", retryAfterSeconds(wait))
+			s.fail(w, http.StatusTooManyRequests, "rate_limited", "over this client's request rate; retry after the Retry-After seconds")
+			return
+		}
+	}
+	var signedAt string
+	if s.signer != nil {
+		var serr *sigError
+		if signedAt, serr = s.signer.header(r); serr != nil {
+			s.fail(w, serr.code, serr.reason, serr.msg)
+			return
+		}
 	}
 	name := r.PathValue("name")
 	var dataset string
@@ -204,7 +231,22 @@ func (s *Source) handleEvents(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, http.StatusNotFound, "unknown_path", fmt.Sprintf("this listener serves /v1/events/%s", s.name))
 		return
 	}
-	body, code, err := s.readBody(w, r)
+	raw, code, err := s.readRaw(w, r)
+	if err != nil {
+		reason := "bad_body"
+		if code == http.StatusRequestEntityTooLarge {
+			reason = "too_large"
+		}
+		s.fail(w, code, reason, err.Error())
+		return
+	}
+	if s.signer != nil {
+		if serr := s.signer.verify(r, signedAt, raw); serr != nil {
+			s.fail(w, serr.code, serr.reason, serr.msg)
+			return
+		}
+	}
+	body, code, err := s.decodeBody(r, raw)
 	if err != nil {
 		reason := "bad_body"
 		if code == http.StatusRequestEntityTooLarge {
@@ -267,8 +309,15 @@ func (s *Source) storeFailed(w http.ResponseWriter, err error) {
 
 // authorized checks the bearer token in constant time; it answers 401 or 403 itself.
 func (s *Source) authorized(w http.ResponseWriter, r *http.Request) bool {
+	_, ok := s.authorize(w, r)
+	return ok
+}
+
+// authorize is authorized that also returns the index of the matching token, or -1
+// when no tokens are configured.
+func (s *Source) authorize(w http.ResponseWriter, r *http.Request) (int, bool) {
 	if len(s.tokens) == 0 {
-		return true
+		return -1, true
 	}
 	auth := r.Header.Get("Authorization")
 	// The scheme is case-insensitive (RFC 9110 section 11.1): some clients send "bearer".
@@ -276,42 +325,59 @@ func (s *Source) authorized(w http.ResponseWriter, r *http.Request) bool {
 	if !ok || !strings.EqualFold(scheme, "Bearer") || tok == "" {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="vigil"`)
 		s.fail(w, http.StatusUnauthorized, "unauthenticated", "missing bearer token")
-		return false
+		return -1, false
 	}
 	sum := sha256.Sum256([]byte(tok))
-	match := 0
+	// Every token is compared, and the index picked without a branch on the
+	// comparison, so that timing tells nothing about which token matched.
+	match, index := 0, 0
 	for i := range s.tokens {
-		match |= subtle.ConstantTimeCompare(sum[:], s.tokens[i][:])
+		eq := subtle.ConstantTimeCompare(sum[:], s.tokens[i][:])
+		match |= eq
+		index = subtle.ConstantTimeSelect(eq, i, index)
 	}
 	if match != 1 {
 		s.fail(w, http.StatusForbidden, "forbidden", "token not accepted")
-		return false
+		return -1, false
 	}
-	return true
+	return index, true
 }
 
-// readBody reads the body within the size limit, decoding gzip.
-func (s *Source) readBody(w http.ResponseWriter, r *http.Request) ([]byte, int, error) {
+// readRaw reads the body as sent, within the size limit. The raw bytes are kept
+// because signatures cover the body as sent, before any Content-Encoding.
+func (s *Source) readRaw(w http.ResponseWriter, r *http.Request) ([]byte, int, error) {
 	limit := int64(s.cfg.MaxBodyBytes)
 	if r.ContentLength > limit {
 		return nil, http.StatusRequestEntityTooLarge, fmt.Errorf("body of %d bytes is over the %d byte limit", r.ContentLength, limit)
 	}
-	var rd io.Reader = http.MaxBytesReader(w, r.Body, limit)
 	switch enc := strings.ToLower(r.Header.Get("Content-Encoding")); enc {
-	case "", "identity":
-	case "gzip", "x-gzip":
-		zr, err := gzip.NewReader(rd)
-		if err != nil {
-			return nil, s.tooLargeOr(err, http.StatusBadRequest), fmt.Errorf("gzip body: %v", err)
-		}
-		defer zr.Close()
-		rd = io.LimitReader(zr, limit+1)
+	case "", "identity", "gzip", "x-gzip":
 	default:
 		return nil, http.StatusUnsupportedMediaType, fmt.Errorf("Content-Encoding %q is not supported; use gzip or none", enc)
 	}
-	body, err := io.ReadAll(rd)
+	raw, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
 	if err != nil {
 		return nil, s.tooLargeOr(err, http.StatusBadRequest), fmt.Errorf("reading body: %v", err)
+	}
+	return raw, 0, nil
+}
+
+// decodeBody decodes the raw body's Content-Encoding within the size limit.
+func (s *Source) decodeBody(r *http.Request, raw []byte) ([]byte, int, error) {
+	switch strings.ToLower(r.Header.Get("Content-Encoding")) {
+	case "gzip", "x-gzip":
+	default:
+		return raw, 0, nil
+	}
+	limit := int64(s.cfg.MaxBodyBytes)
+	zr, err := gzip.NewReader(bytes.NewReader(raw))
+	if err != nil {
+		return nil, http.StatusBadRequest, fmt.Errorf("gzip body: %v", err)
+	}
+	defer zr.Close()
+	body, err := io.ReadAll(io.LimitReader(zr, limit+1))
+	if err != nil {
+		return nil, http.StatusBadRequest, fmt.Errorf("reading body: %v", err)
 	}
 	if int64(len(body)) > limit {
 		return nil, http.StatusRequestEntityTooLarge, fmt.Errorf("decoded body is over the %d byte limit", limit)
