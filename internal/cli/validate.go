@@ -8,6 +8,7 @@ import (
 
 	"github.com/vigil-sec/vigil/internal/components"
 	"github.com/vigil-sec/vigil/internal/config"
+	"github.com/vigil-sec/vigil/internal/process/validate"
 )
 
 func validateCmd(e *env) *cobra.Command {
@@ -34,6 +35,13 @@ func validateCmd(e *env) *cobra.Command {
 					return &exitError{code: 1, err: fmt.Errorf("%s: %d %s", file, len(ps), n)}
 				}
 				return &exitError{code: 1, err: err}
+			}
+			if cfg.Processing.Validate.Enabled {
+				// Compile the schemas too: a broken schema file is a config problem.
+				if _, err := validate.New(&cfg.Processing.Validate); err != nil {
+					fmt.Fprintf(e.stderr, "%s: processing.validate: %v\n", file, err)
+					return &exitError{code: 1, err: fmt.Errorf("%s: 1 problem", file)}
+				}
 			}
 			fmt.Fprintf(e.stdout, "%s: valid (%d sources, %d sinks, buffer %s, role %s)\n",
 				file, len(cfg.Sources), len(cfg.Sinks), cfg.Buffer.Type, cfg.Role)

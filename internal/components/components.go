@@ -20,6 +20,7 @@ import (
 	"github.com/vigil-sec/vigil/internal/parse/syslogparse"
 	"github.com/vigil-sec/vigil/internal/parse/vpcflowparse"
 	"github.com/vigil-sec/vigil/internal/sink/archivesink"
+	"github.com/vigil-sec/vigil/internal/source/firehosesource"
 	"github.com/vigil-sec/vigil/internal/source/httpsource"
 )
 
@@ -52,6 +53,12 @@ func Builtin() *Registry {
 				NewConfig: func() config.Component { return httpsource.NewConfig() },
 				New: func(c config.Component, d component.SourceDeps) (component.Source, error) {
 					return httpsource.New(c.(*httpsource.Config), d), nil
+				},
+			},
+			"firehose": {
+				NewConfig: func() config.Component { return firehosesource.NewConfig() },
+				New: func(c config.Component, d component.SourceDeps) (component.Source, error) {
+					return firehosesource.New(c.(*firehosesource.Config), d), nil
 				},
 			},
 		},

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/vigil-sec/vigil/internal/parse"
+	"github.com/vigil-sec/vigil/internal/process/validate"
 )
 
 // Roles a node can play.
@@ -121,6 +122,9 @@ type Processing struct {
 	Workers int `yaml:"workers"`
 	// Fetch is how many intake messages a worker takes at a time.
 	Fetch int `yaml:"fetch"`
+	// Validate checks events against JSON Schemas per dataset (docs/validation.md);
+	// failures go to vigil.dlq.validate with the raw record.
+	Validate validate.Config `yaml:"validate"`
 }
 
 // Source is one configured source.
@@ -190,7 +194,7 @@ func Defaults() *Config {
 			PublishTimeout:  10 * time.Second,
 		},
 		Admin:           Admin{Address: "127.0.0.1:8686"},
-		Processing:      Processing{Workers: 2, Fetch: 64},
+		Processing:      Processing{Workers: 2, Fetch: 64, Validate: *validate.NewConfig()},
 		ShutdownTimeout: 30 * time.Second,
 	}
 }

@@ -35,7 +35,7 @@ func TestLoadFull(t *testing.T) {
 	if b.Replicas != 1 {
 		t.Errorf("default replicas lost: %d", b.Replicas)
 	}
-	if cfg.Admin.Address != "127.0.0.1:9686" || cfg.Processing != (Processing{Workers: 4, Fetch: 128}) {
+	if cfg.Admin.Address != "127.0.0.1:9686" || cfg.Processing.Workers != 4 || cfg.Processing.Fetch != 128 {
 		t.Errorf("admin %+v processing %+v", cfg.Admin, cfg.Processing)
 	}
 	if len(cfg.Sources) != 2 || cfg.Sources[0].Name != "apps" || cfg.Sources[1].Name != "syslog" {

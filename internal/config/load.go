@@ -537,6 +537,7 @@ func (c *Config) validate() Problems {
 	if c.Processing.Fetch < 1 || c.Processing.Fetch > 4096 {
 		add("processing.fetch", "want 1 to 4096, got %d", c.Processing.Fetch)
 	}
+	ps = append(ps, componentProblems("processing.validate", c.Processing.Validate.Validate())...)
 	if c.ShutdownTimeout <= 0 {
 		add("shutdown_timeout", "must be positive")
 	}

@@ -120,6 +120,14 @@ func (g *gen) table(b *strings.Builder, v reflect.Value, prefix string) error {
 		}
 		key := prefix + name
 		fv := v.Field(i)
+		if fv.Kind() == reflect.Pointer && fv.Type().Elem().Kind() == reflect.Struct {
+			// An optional section: describe its keys with their zero defaults.
+			if fv.IsNil() {
+				fv = reflect.New(fv.Type().Elem()).Elem()
+			} else {
+				fv = fv.Elem()
+			}
+		}
 		if fv.Kind() == reflect.Struct && fv.Type() != reflect.TypeOf(time.Time{}) {
 			if err := g.table(b, fv, key+"."); err != nil {
 				return err

@@ -297,3 +297,41 @@ func TestMalformedToDLQ(t *testing.T) {
 	})
 	_ = jetstream.ErrMsgNotFound
 }
+
+// TestValidationToDLQ enables the validate processor with an operator's schema: a
+// valid event is archived, an invalid one goes to vigil.dlq.validate with the schema
+// error and the raw record.
+func TestValidationToDLQ(t *testing.T) {
+	dir := t.TempDir()
+	cfg := testConfig(t, dir, func(c *config.Config, _ *httpsource.Config, _ *archivesink.Config) {
+		c.Processing.Validate.Enabled = true
+		c.Processing.Validate.Datasets = map[string]string{"checked": "testdata/checked.schema.json"}
+	})
+	p, base := start(t, cfg)
+	code, out := post(t, base+"/v1/events/checked", "application/x-ndjson", "{\"n\":1}\n{\"n\":\"one\"}\n")
+	if code != 200 || out["accepted"] != 2.0 {
+		t.Fatalf("%d %v", code, out)
+	}
+	testutil.Eventually(t, 20*time.Second, "1 valid document archived", func() bool {
+		return len(testutil.ArchiveDocs(t, filepath.Join(dir, "archive"))) == 1
+	})
+	ctx := context.Background()
+	s, err := p.Stream().JetStream().Stream(ctx, stream.DLQStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var msg *jetstream.RawStreamMsg
+	testutil.Eventually(t, 10*time.Second, "a validate dead letter", func() bool {
+		msg, err = s.GetLastMsgForSubject(ctx, stream.DLQSubject("validate"))
+		return err == nil
+	})
+	if string(msg.Data) != `{"n":"one"}` {
+		t.Errorf("original: %q", msg.Data)
+	}
+	if r := msg.Header.Get(event.HeaderReason); !strings.Contains(r, "/n") {
+		t.Errorf("reason should name the field: %q", r)
+	}
+	if docs := testutil.ArchiveDocs(t, filepath.Join(dir, "archive")); docs[0]["n"] != 1.0 {
+		t.Errorf("archived: %v", docs[0])
+	}
+}

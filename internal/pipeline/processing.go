@@ -18,6 +18,7 @@ import (
 	"github.com/vigil-sec/vigil/internal/event"
 	"github.com/vigil-sec/vigil/internal/parse"
 	"github.com/vigil-sec/vigil/internal/process"
+	"github.com/vigil-sec/vigil/internal/process/validate"
 	"github.com/vigil-sec/vigil/internal/stream"
 )
 
@@ -40,12 +41,22 @@ type processing struct {
 	version  string
 	hostname string
 
+	// validator checks events against JSON Schemas; nil when validation is off.
+	validator *validate.Validator
+
 	cons   jetstream.Consumer
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 }
 
 func (p *processing) start(ctx context.Context) error {
+	if p.cfg.Processing.Validate.Enabled {
+		v, err := validate.New(&p.cfg.Processing.Validate)
+		if err != nil {
+			return fmt.Errorf("processing.validate: %w", err)
+		}
+		p.validator = v
+	}
 	cons, err := p.st.JetStream().CreateOrUpdateConsumer(ctx, stream.IntakeStream, jetstream.ConsumerConfig{
 		Durable:       processingConsumer,
 		Description:   "Vigil processing: decode, parse, normalize",
@@ -297,7 +308,7 @@ func (w *worker) process(m jetstream.Msg) ([]jetstream.PubAckFuture, error) {
 		_, perr := norm.Process(process.Record{Data: rec, Origin: origin, Received: received, Dataset: dataset}, out)
 		originStr := fmt.Sprintf("%d:%d:%d", origin.Epoch, origin.Seq, origin.Index)
 		for _, r := range out.rejects {
-			letters = append(letters, component.Letter{Stage: "parse", Reason: r.reason, Source: source, Dataset: dataset,
+			letters = append(letters, component.Letter{Stage: r.stage, Reason: r.reason, Source: source, Dataset: dataset,
 				Format: format, Time: received, Original: r.original, Origin: originStr,
 				ID: fmt.Sprintf("%d:%d:%d:%d", epoch, seq, i, r.part)})
 		}
@@ -345,6 +356,7 @@ type rejectedPart struct {
 	part     int
 	original []byte
 	reason   string
+	stage    string
 }
 
 // workerOutput collects a record's documents into per-dataset batches.
@@ -376,7 +388,11 @@ func (o *workerOutput) Event(dataset string, doc []byte) error {
 }
 
 func (o *workerOutput) Reject(part int, original []byte, reason error) {
-	o.rejects = append(o.rejects, rejectedPart{part: part, original: append([]byte(nil), original...), reason: reason.Error()})
+	stage := "parse"
+	if process.IsValidationError(reason) {
+		stage = "validate"
+	}
+	o.rejects = append(o.rejects, rejectedPart{part: part, original: append([]byte(nil), original...), reason: reason.Error(), stage: stage})
 }
 
 func (o *workerOutput) Skip(reason string) { o.w.p.counters.Discarded(reason, 1) }
@@ -410,6 +426,9 @@ func (w *worker) normalizer(source, format string) (*process.Normalizer, error) 
 	}
 	n := &process.Normalizer{Source: source, Dataset: dataset, FormatDataset: f.Dataset, KeepOriginal: keep,
 		Parser: parser, AgentName: w.p.hostname, AgentVersion: w.p.version}
+	if w.p.validator != nil {
+		n.Validate = w.p.validator.Check
+	}
 	w.norms[key] = n
 	return n, nil
 }

@@ -42,6 +42,9 @@ type Normalizer struct {
 	KeepOriginal bool
 	// Parser parses the source's records.
 	Parser parse.Parser
+	// Validate, when set, checks each encoded document; a failure rejects the record
+	// (the caller dead-letters the raw record under the stage "validate").
+	Validate func(dataset string, doc []byte) error
 	// AgentName and AgentVersion fill agent.*.
 	AgentName    string
 	AgentVersion string
@@ -71,6 +74,18 @@ func (n *Normalizer) Process(rec Record, out Output) (events int, err error) {
 		return events, n.emit.outErr
 	}
 	return events, err
+}
+
+// ValidationError marks a rejection by the validate processor (stage "validate").
+type ValidationError struct{ Err error }
+
+func (e *ValidationError) Error() string { return "validation: " + e.Err.Error() }
+func (e *ValidationError) Unwrap() error { return e.Err }
+
+// IsValidationError reports whether a rejection came from schema validation.
+func IsValidationError(err error) bool {
+	var ve *ValidationError
+	return errors.As(err, &ve)
 }
 
 // IsDecodeError reports whether a parser error is about the record's container
@@ -133,6 +148,15 @@ func (em *emitter) Emit(e *event.Event) error {
 	}
 	e.Set("ecs.version", event.String(ECSVersion))
 	n.buf = n.enc.Append(n.buf[:0], e)
+	if n.Validate != nil {
+		if err := n.Validate(dataset, n.buf); err != nil {
+			// The parser goes on with the record's other events; this one is rejected
+			// with the whole raw record, so a replay after fixing the schema re-parses it.
+			em.out.Reject(em.parts, rec.Data, &ValidationError{Err: err})
+			em.parts++
+			return nil
+		}
+	}
 	if err := em.out.Event(dataset, n.buf); err != nil {
 		em.outErr = err
 		return err
