@@ -2,11 +2,13 @@ package e2e
 
 import (
 	"bytes"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"math/rand/v2"
 	"net/http"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -16,7 +18,7 @@ import (
 )
 
 // TestCrashNoAcknowledgedLoss runs vigil as a process, sends events from several
-// concurrent HTTP clients, kill -9s it at random moments six times (restarting each
+// concurrent HTTP clients and a Firehose delivery stream, kill -9s it at random moments six times (restarting each
 // time), and then checks that every event that got a 200 is in the archive, and that
 // no document is archived twice (counted by event.id).
 func TestCrashNoAcknowledgedLoss(t *testing.T) {
@@ -24,7 +26,7 @@ func TestCrashNoAcknowledgedLoss(t *testing.T) {
 		t.Skip("crash test runs vigil as a process; skipped with -short")
 	}
 	dir := t.TempDir()
-	httpAddr, adminAddr := freePort(t), freePort(t)
+	httpAddr, adminAddr, firehoseAddr := freePort(t), freePort(t), freePort(t)
 	cfgPath := writeConfig(t, dir, fmt.Sprintf(`
 data_dir: %s
 admin: {address: %s}
@@ -37,12 +39,18 @@ sources:
     address: %s
     format: ndjson
     dataset: crash
+  firehose:
+    type: firehose
+    address: %s
+    access_keys: ["crash-test-key"]
+    format: json
+    dataset: crash
 sinks:
   archive:
     type: file_archive
     max_age: 300ms
     inputs: ["*"]
-`, filepath.Join(dir, "data"), adminAddr, httpAddr))
+`, filepath.Join(dir, "data"), adminAddr, httpAddr, firehoseAddr))
 
 	var (
 		mu       sync.Mutex
@@ -95,6 +103,56 @@ sinks:
 		})
 	}
 
+	// One Firehose delivery stream, sending requests built as the HTTP endpoint
+	// delivery specification shows; a record counts only when the answer is 200.
+	wg.Go(func() {
+		for n := 0; ; n++ {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			var recs []map[string]string
+			ids := make([]string, 0, 20)
+			for i := range 20 {
+				id := fmt.Sprintf("fh-r%d-e%d", n, i)
+				ids = append(ids, id)
+				data := fmt.Sprintf(`{"tid":%q,"message":"firehose crash test"}`, id)
+				recs = append(recs, map[string]string{"data": base64.StdEncoding.EncodeToString([]byte(data))})
+			}
+			reqID := fmt.Sprintf("req-%d", n)
+			body, _ := json.Marshal(map[string]any{"requestId": reqID, "timestamp": time.Now().UnixMilli(), "records": recs})
+			req, _ := http.NewRequest(http.MethodPost, "http://"+firehoseAddr+"/", bytes.NewReader(body))
+			req.Header.Set("Content-Type", "application/json")
+			req.Header.Set("X-Amz-Firehose-Request-Id", reqID)
+			req.Header.Set("X-Amz-Firehose-Access-Key", "crash-test-key")
+			req.Header.Set("X-Amz-Firehose-Protocol-Version", "1.0")
+			attempts.Add(1)
+			resp, err := client.Do(req)
+			if err != nil {
+				failures.Add(1)
+				time.Sleep(20 * time.Millisecond)
+				continue
+			}
+			var out map[string]any
+			_ = json.NewDecoder(resp.Body).Decode(&out)
+			resp.Body.Close()
+			if resp.StatusCode != 200 {
+				failures.Add(1)
+				time.Sleep(20 * time.Millisecond)
+				continue
+			}
+			if out["requestId"] != reqID {
+				t.Errorf("firehose answer with requestId %v, want %s", out["requestId"], reqID)
+			}
+			mu.Lock()
+			for _, id := range ids {
+				acked[id] = true
+			}
+			mu.Unlock()
+		}
+	})
+
 	p := startVigil(t, adminAddr, "-c", cfgPath)
 	const kills = 6
 	for k := range kills {
@@ -113,6 +171,15 @@ sinks:
 	t.Logf("%d requests, %d failed (expected while killed), %d events acknowledged", attempts.Load(), failures.Load(), want)
 	if want == 0 {
 		t.Fatal("no event was acknowledged")
+	}
+	fh := 0
+	for id := range acked {
+		if strings.HasPrefix(id, "fh-") {
+			fh++
+		}
+	}
+	if fh == 0 {
+		t.Fatal("no Firehose record was acknowledged")
 	}
 
 	archive := filepath.Join(dir, "data", "archive")
