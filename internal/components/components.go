@@ -20,6 +20,7 @@ import (
 	"github.com/vigil-sec/vigil/internal/parse/syslogparse"
 	"github.com/vigil-sec/vigil/internal/parse/vpcflowparse"
 	"github.com/vigil-sec/vigil/internal/sink/archivesink"
+	"github.com/vigil-sec/vigil/internal/sink/elasticsearchsink"
 	"github.com/vigil-sec/vigil/internal/source/firehosesource"
 	"github.com/vigil-sec/vigil/internal/source/httpsource"
 )
@@ -63,6 +64,18 @@ func Builtin() *Registry {
 			},
 		},
 		Sinks: map[string]SinkFactory{
+			"elasticsearch": {
+				NewConfig: func() config.Component { return elasticsearchsink.NewConfig() },
+				New: func(c config.Component, d component.SinkDeps) (component.Sink, error) {
+					return elasticsearchsink.New(c.(*elasticsearchsink.Config), elasticsearchsink.FlavourElasticsearch, d)
+				},
+			},
+			"opensearch": {
+				NewConfig: func() config.Component { return elasticsearchsink.NewConfig() },
+				New: func(c config.Component, d component.SinkDeps) (component.Sink, error) {
+					return elasticsearchsink.New(c.(*elasticsearchsink.Config), elasticsearchsink.FlavourOpenSearch, d)
+				},
+			},
 			"file_archive": {
 				NewConfig: func() config.Component { return archivesink.NewConfig() },
 				New: func(c config.Component, d component.SinkDeps) (component.Sink, error) {

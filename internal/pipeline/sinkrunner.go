@@ -29,6 +29,12 @@ type sinkRunner struct {
 	log      *slog.Logger
 	counters *component.Counters
 
+	// held are the messages handed to the sink and not yet done; they are kept alive
+	// with InProgress so a sink that holds a batch through an outage longer than
+	// ack_wait does not get it redelivered (and sent twice) meanwhile.
+	heldMu sync.Mutex
+	held   map[uint64]jetstream.Msg
+
 	cons   jetstream.Consumer
 	iter   jetstream.MessagesContext
 	cancel context.CancelFunc
@@ -94,8 +100,33 @@ func (r *sinkRunner) start(ctx context.Context) error {
 	r.iter = iter
 	runCtx, cancel := context.WithCancel(context.Background())
 	r.cancel = cancel
+	r.held = map[uint64]jetstream.Msg{}
 	r.wg.Go(func() { r.run(runCtx) })
+	r.wg.Go(func() { r.keepAlive(runCtx) })
 	return nil
+}
+
+// keepAlive tells the stream, every third of ack_wait, that held batches are still
+// being worked on.
+func (r *sinkRunner) keepAlive(ctx context.Context) {
+	t := time.NewTicker(max(r.buffer.AckWait/3, 100*time.Millisecond))
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		r.heldMu.Lock()
+		msgs := make([]jetstream.Msg, 0, len(r.held))
+		for _, m := range r.held {
+			msgs = append(msgs, m)
+		}
+		r.heldMu.Unlock()
+		for _, m := range msgs {
+			_ = m.InProgress()
+		}
+	}
 }
 
 func (r *sinkRunner) run(ctx context.Context) {
@@ -141,7 +172,14 @@ func (r *sinkRunner) run(ctx context.Context) {
 		count, _ := strconv.Atoi(msg.Headers().Get(event.HeaderCount))
 		m := msg
 		attempts := md.NumDelivered
-		b := component.NewBatch(dataset, md.Sequence.Stream, md.Timestamp, docs, count, func(err error) {
+		seq := md.Sequence.Stream
+		r.heldMu.Lock()
+		r.held[seq] = m
+		r.heldMu.Unlock()
+		b := component.NewBatch(dataset, seq, md.Timestamp, docs, count, func(err error) {
+			r.heldMu.Lock()
+			delete(r.held, seq)
+			r.heldMu.Unlock()
 			if err == nil {
 				_ = m.Ack()
 				return

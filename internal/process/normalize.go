@@ -68,6 +68,14 @@ type Record struct {
 // the parser broke its contract), or the first error of out.Event.
 func (n *Normalizer) Process(rec Record, out Output) (events int, err error) {
 	n.emit = emitter{n: n, rec: &rec, out: out}
+	defer func() {
+		// A parser must never panic; if one does, the record is rejected (and
+		// dead-lettered) instead of taking the whole node down.
+		if r := recover(); r != nil {
+			events = int(n.emit.sub)
+			err = fmt.Errorf("parser failed on this record (a bug; please report it with the record): %v", r)
+		}
+	}()
 	err = n.Parser.Parse(rec.Data, &n.emit)
 	events = int(n.emit.sub)
 	if n.emit.outErr != nil {
