@@ -242,7 +242,12 @@ func replayMsg(l *letter, format string) (*nats.Msg, error) {
 		msg.Data = b.Encode()
 	}
 	msg.Header.Set(event.HeaderEncoding, event.EncodingS2)
-	if format == "" {
+	if format != "" {
+		// An explicit --format wins over the source's configured format.
+		msg.Header.Set(event.HeaderFormatOverride, "1")
+	} else {
+		// Otherwise the source's current config decides (the usual fix is a config
+		// change); the letter's format only serves a source no longer configured.
 		format = l.format
 	}
 	if format != "" {

@@ -17,13 +17,16 @@ const (
 	HeaderEncoding = "Vigil-Encoding" // "s2"
 	HeaderSource   = "Vigil-Source"   // name of the source that received the records
 	HeaderFormat   = "Vigil-Format"   // format of the records
-	HeaderDataset  = "Vigil-Dataset"  // dataset of the records or events
-	HeaderReceived = "Vigil-Received" // receive time, Unix nanoseconds
-	HeaderCount    = "Vigil-Count"    // number of records or events in the batch
-	HeaderOrigin   = "Vigil-Origin"   // origin of a replayed record: "epoch:seq:index"
-	HeaderStage    = "Vigil-Stage"    // DLQ: the stage that rejected the record
-	HeaderReason   = "Vigil-Reason"   // DLQ: why
-	EncodingS2     = "s2"
+	// HeaderFormatOverride, when "1", makes HeaderFormat win over the source's
+	// configured format (text lines posted to a JSON source, a replay with --format).
+	HeaderFormatOverride = "Vigil-Format-Override"
+	HeaderDataset        = "Vigil-Dataset"  // dataset of the records or events
+	HeaderReceived       = "Vigil-Received" // receive time, Unix nanoseconds
+	HeaderCount          = "Vigil-Count"    // number of records or events in the batch
+	HeaderOrigin         = "Vigil-Origin"   // origin of a replayed record: "epoch:seq:index"
+	HeaderStage          = "Vigil-Stage"    // DLQ: the stage that rejected the record
+	HeaderReason         = "Vigil-Reason"   // DLQ: why
+	EncodingS2           = "s2"
 )
 
 // MaxBatchBytes is the uncompressed size a producer aims a batch at. Messages stay under

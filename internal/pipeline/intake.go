@@ -58,6 +58,9 @@ func (in *intake) Store(ctx context.Context, recs component.Records) error {
 		msg := nats.NewMsg(stream.IntakeSubject(in.source))
 		msg.Header.Set(event.HeaderEncoding, event.EncodingS2)
 		msg.Header.Set(event.HeaderFormat, format)
+		if recs.Format != "" && recs.Format != in.format {
+			msg.Header.Set(event.HeaderFormatOverride, "1")
+		}
 		if dataset != "" {
 			msg.Header.Set(event.HeaderDataset, dataset)
 		}

@@ -250,7 +250,7 @@ func (w *worker) process(m jetstream.Msg) ([]jetstream.PubAckFuture, error) {
 	}
 	dataset := h.Get(event.HeaderDataset)
 	format := h.Get(event.HeaderFormat)
-	norm, err := w.normalizer(source, format)
+	norm, err := w.normalizer(source, format, h.Get(event.HeaderFormatOverride) == "1")
 	if err != nil {
 		// A record we cannot even pick a parser for is a dead letter, not a retry loop.
 		letter := component.Letter{Stage: "decode", Reason: err.Error(), Source: source, Dataset: dataset, Format: format,
@@ -398,12 +398,20 @@ func (o *workerOutput) Reject(part int, original []byte, reason error) {
 func (o *workerOutput) Skip(reason string) { o.w.p.counters.Discarded(reason, 1) }
 
 // normalizer returns the worker's normalizer for a source, building it on first use.
-func (w *worker) normalizer(source, format string) (*process.Normalizer, error) {
+//
+// The source's current config decides the format, so re-processing or replaying after
+// a config fix uses the fix; the batch's own format is used when it says it overrides
+// the source's (text lines posted to a JSON source) or the source is no longer
+// configured.
+func (w *worker) normalizer(source, format string, override bool) (*process.Normalizer, error) {
+	src, known := w.p.cfg.Source(source)
+	if known && !override {
+		format = src.Format
+	}
 	key := source + "\x00" + format
 	if n, ok := w.norms[key]; ok {
 		return n, nil
 	}
-	src, known := w.p.cfg.Source(source)
 	var opts parse.Config
 	keep := true
 	dataset := ""
