@@ -21,6 +21,7 @@ import (
 	"github.com/vigil-sec/vigil/internal/parse/vpcflowparse"
 	"github.com/vigil-sec/vigil/internal/sink/archivesink"
 	"github.com/vigil-sec/vigil/internal/sink/elasticsearchsink"
+	"github.com/vigil-sec/vigil/internal/sink/splunkhecsink"
 	"github.com/vigil-sec/vigil/internal/source/firehosesource"
 	"github.com/vigil-sec/vigil/internal/source/httpsource"
 )
@@ -68,6 +69,12 @@ func Builtin() *Registry {
 				NewConfig: func() config.Component { return elasticsearchsink.NewConfig() },
 				New: func(c config.Component, d component.SinkDeps) (component.Sink, error) {
 					return elasticsearchsink.New(c.(*elasticsearchsink.Config), elasticsearchsink.FlavourElasticsearch, d)
+				},
+			},
+			"splunk_hec": {
+				NewConfig: func() config.Component { return splunkhecsink.NewConfig() },
+				New: func(c config.Component, d component.SinkDeps) (component.Sink, error) {
+					return splunkhecsink.New(c.(*splunkhecsink.Config), d)
 				},
 			},
 			"opensearch": {

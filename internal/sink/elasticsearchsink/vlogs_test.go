@@ -55,7 +55,7 @@ func victoriaLogsBinary(t *testing.T) string {
 		vlogsBin.path, vlogsBin.err = strings.TrimSpace(string(out)), err
 	})
 	if vlogsBin.err != nil {
-		t.Skipf("victoria-logs tool unavailable: %v", vlogsBin.err)
+		t.Fatalf("victoria-logs is pinned in go.mod as a tool; `go tool -n victoria-logs` failed: %v", vlogsBin.err)
 	}
 	return vlogsBin.path
 }
