@@ -1,22 +1,14 @@
 package elasticsearchsink_test
 
 import (
-	"bufio"
 	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
-	"net/url"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"strings"
-	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -29,128 +21,6 @@ import (
 	"github.com/vigil-sec/vigil/internal/source/httpsource"
 	"github.com/vigil-sec/vigil/internal/testutil"
 )
-
-// vlogs is a VictoriaLogs server, pinned in go.mod as a tool, run as a process on
-// a data directory that survives its restarts.
-type vlogs struct {
-	bin  string
-	dir  string
-	addr string
-	cmd  *exec.Cmd
-	done chan struct{}
-}
-
-var vlogsBin struct {
-	once sync.Once
-	path string
-	err  error
-}
-
-// victoriaLogsBinary resolves `go tool victoria-logs` to its built binary once, so
-// that the test signals VictoriaLogs itself rather than the go command.
-func victoriaLogsBinary(t *testing.T) string {
-	t.Helper()
-	vlogsBin.once.Do(func() {
-		out, err := exec.Command("go", "tool", "-n", "victoria-logs").Output()
-		vlogsBin.path, vlogsBin.err = strings.TrimSpace(string(out)), err
-	})
-	if vlogsBin.err != nil {
-		t.Fatalf("victoria-logs is pinned in go.mod as a tool; `go tool -n victoria-logs` failed: %v", vlogsBin.err)
-	}
-	return vlogsBin.path
-}
-
-func startVLogs(t *testing.T) *vlogs {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	v := &vlogs{bin: victoriaLogsBinary(t), dir: t.TempDir(), addr: addr}
-	v.start(t)
-	t.Cleanup(v.stop)
-	return v
-}
-
-func (v *vlogs) start(t *testing.T) {
-	t.Helper()
-	cmd := exec.Command(v.bin, "-storageDataPath", filepath.Join(v.dir, "data"), "-httpListenAddr", v.addr,
-		"-loggerLevel", "ERROR", "-retentionPeriod", "100y")
-	if testing.Verbose() {
-		cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	v.cmd = cmd
-	v.done = make(chan struct{})
-	go func() { _ = cmd.Wait(); close(v.done) }()
-	testutil.Eventually(t, 60*time.Second, "VictoriaLogs healthy", func() bool {
-		resp, err := http.Get("http://" + v.addr + "/health")
-		if err != nil {
-			return false
-		}
-		resp.Body.Close()
-		return resp.StatusCode == 200
-	})
-}
-
-// stop ends VictoriaLogs with SIGTERM: it flushes what it acknowledged (a SIGKILL
-// would lose the rows it buffers in memory for about a second, which is
-// VictoriaLogs' durability, not the sink's).
-func (v *vlogs) stop() {
-	if v.cmd == nil {
-		return
-	}
-	_ = v.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-v.done:
-	case <-time.After(20 * time.Second):
-		_ = v.cmd.Process.Kill()
-		<-v.done
-	}
-	v.cmd = nil
-}
-
-// url is the sink's URL: VictoriaLogs' Elasticsearch bulk endpoint.
-func (v *vlogs) url() string { return "http://" + v.addr + "/insert/elasticsearch" }
-
-// rows returns every stored log row (all fields, flattened with dots).
-func (v *vlogs) rows(t *testing.T) []map[string]string {
-	t.Helper()
-	q := url.Values{"query": {"*"}}
-	resp, err := http.Post("http://"+v.addr+"/select/logsql/query", "application/x-www-form-urlencoded", strings.NewReader(q.Encode()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != 200 {
-		body, _ := io.ReadAll(resp.Body)
-		t.Fatalf("query: %d %s", resp.StatusCode, body)
-	}
-	var rows []map[string]string
-	sc := bufio.NewScanner(resp.Body)
-	sc.Buffer(make([]byte, 1<<20), 16<<20)
-	for sc.Scan() {
-		var row map[string]string
-		if err := json.Unmarshal(sc.Bytes(), &row); err != nil {
-			t.Fatalf("row %q: %v", sc.Text(), err)
-		}
-		rows = append(rows, row)
-	}
-	return rows
-}
-
-// countByID counts stored rows per event.id.
-func (v *vlogs) countByID(t *testing.T) map[string]int {
-	seen := map[string]int{}
-	for _, r := range v.rows(t) {
-		seen[r["event.id"]]++
-	}
-	return seen
-}
 
 // registry is the built-in registry plus the elasticsearch sink (what
 // internal/components will list).
@@ -253,20 +123,20 @@ func TestVictoriaLogsEndToEnd(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts VictoriaLogs")
 	}
-	v := startVLogs(t)
+	v := testutil.StartVictoriaLogs(t)
 	dir := t.TempDir()
-	p, base := startPipeline(t, pipelineConfig(t, dir, v.url(), false))
+	p, base := startPipeline(t, pipelineConfig(t, dir, v.BulkURL(), false))
 	postEvents(t, base, "app.one", 0, 300)
 	postEvents(t, base, "app.two", 300, 200)
-	testutil.Eventually(t, 60*time.Second, "500 rows in VictoriaLogs", func() bool { return len(v.rows(t)) >= 500 })
+	testutil.Eventually(t, 60*time.Second, "500 rows in VictoriaLogs", func() bool { return len(v.Rows(t)) >= 500 })
 	if err := p.Stop(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	_, base = startPipeline(t, pipelineConfig(t, dir, v.url(), false))
+	_, base = startPipeline(t, pipelineConfig(t, dir, v.BulkURL(), false))
 	postEvents(t, base, "app.one", 500, 100)
-	testutil.Eventually(t, 60*time.Second, "600 rows in VictoriaLogs", func() bool { return len(v.rows(t)) >= 600 })
+	testutil.Eventually(t, 60*time.Second, "600 rows in VictoriaLogs", func() bool { return len(v.Rows(t)) >= 600 })
 
-	rows := v.rows(t)
+	rows := v.Rows(t)
 	seen := map[string]int{}
 	byMsg := map[string]map[string]string{}
 	for _, r := range rows {
@@ -288,16 +158,16 @@ func TestVictoriaLogsOutage(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts VictoriaLogs")
 	}
-	v := startVLogs(t)
+	v := testutil.StartVictoriaLogs(t)
 	dir := t.TempDir()
-	p, base := startPipeline(t, pipelineConfig(t, dir, v.url(), true))
+	p, base := startPipeline(t, pipelineConfig(t, dir, v.BulkURL(), true))
 	const requests, per = 30, 50
 	total := 0
 	for i := range requests {
 		if i == 10 {
 			// Let some arrive first, so the outage starts with data in VictoriaLogs.
-			testutil.Eventually(t, 30*time.Second, "first events in VictoriaLogs", func() bool { return len(v.rows(t)) > 0 })
-			v.stop()
+			testutil.Eventually(t, 30*time.Second, "first events in VictoriaLogs", func() bool { return len(v.Rows(t)) > 0 })
+			v.Stop()
 		}
 		postEvents(t, base, "outage", total, per)
 		total += per
@@ -310,11 +180,11 @@ func TestVictoriaLogsOutage(t *testing.T) {
 	if got := len(testutil.ArchiveDocs(t, archive)); got != total {
 		t.Fatalf("archive holds %d documents, want %d", got, total)
 	}
-	v.start(t)
+	v.Start(t)
 	testutil.Eventually(t, 60*time.Second, "all events in VictoriaLogs after the outage", func() bool {
-		return len(v.rows(t)) >= total
+		return len(v.Rows(t)) >= total
 	})
-	checkExactlyOnce(t, v.countByID(t), total)
+	checkExactlyOnce(t, v.CountByID(t), total)
 	if n := connectErrors(t, p); n == 0 {
 		t.Error("the sink never saw VictoriaLogs down: the outage was not exercised")
 	}
