@@ -17,6 +17,7 @@ import (
 	"github.com/vigil-sec/vigil/internal/pipeline"
 	"github.com/vigil-sec/vigil/internal/sink/archivesink"
 	"github.com/vigil-sec/vigil/internal/source/httpsource"
+	"github.com/vigil-sec/vigil/internal/source/syslogsource"
 )
 
 // EmbeddedDefault is the configuration of `vigil run` without -c: everything on
@@ -32,6 +33,12 @@ func EmbeddedDefault(reg *components.Registry, dataDir string) (*config.Config, 
 	fmtOpts, _ := reg.FormatConfig("json")
 	cfg.Sources = []*config.Source{{Name: "http", Type: "http", Format: "json", FormatOptions: fmtOpts,
 		KeepOriginal: true, Settings: httpCfg}}
+	sysCfg := syslogsource.NewConfig()
+	sysCfg.TCP = "127.0.0.1:5514"
+	sysCfg.UDP = "127.0.0.1:5514"
+	sysOpts, _ := reg.FormatConfig("syslog")
+	cfg.Sources = append(cfg.Sources, &config.Source{Name: "syslog", Type: "syslog", Format: "syslog",
+		FormatOptions: sysOpts, KeepOriginal: true, Settings: sysCfg})
 	cfg.Sinks = []*config.Sink{{Name: "archive", Type: "file_archive", Inputs: []string{"*"},
 		Settings: archivesink.NewConfig()}}
 	return cfg, cfg.Validate()
@@ -147,5 +154,6 @@ func printBanner(e *env, cfg *config.Config, p *pipeline.Pipeline, adm *admin.Se
 	}
 	if curlURL != "" && cfg.Embedded {
 		fmt.Fprintf(w, "Send a test event:\n  curl -s -H 'Content-Type: application/json' -d '{\"message\":\"hello from curl\"}' %s\n", curlURL)
+		fmt.Fprintf(w, "  logger --server 127.0.0.1 --port 5514 --tcp --rfc5424 'hello from logger'\n")
 	}
 }

@@ -21,9 +21,11 @@ import (
 	"github.com/vigil-sec/vigil/internal/parse/vpcflowparse"
 	"github.com/vigil-sec/vigil/internal/sink/archivesink"
 	"github.com/vigil-sec/vigil/internal/sink/elasticsearchsink"
+	"github.com/vigil-sec/vigil/internal/sink/s3sink"
 	"github.com/vigil-sec/vigil/internal/sink/splunkhecsink"
 	"github.com/vigil-sec/vigil/internal/source/firehosesource"
 	"github.com/vigil-sec/vigil/internal/source/httpsource"
+	"github.com/vigil-sec/vigil/internal/source/syslogsource"
 )
 
 // SourceFactory builds one source type.
@@ -57,6 +59,12 @@ func Builtin() *Registry {
 					return httpsource.New(c.(*httpsource.Config), d), nil
 				},
 			},
+			"syslog": {
+				NewConfig: func() config.Component { return syslogsource.NewConfig() },
+				New: func(c config.Component, d component.SourceDeps) (component.Source, error) {
+					return syslogsource.New(c.(*syslogsource.Config), d), nil
+				},
+			},
 			"firehose": {
 				NewConfig: func() config.Component { return firehosesource.NewConfig() },
 				New: func(c config.Component, d component.SourceDeps) (component.Source, error) {
@@ -75,6 +83,12 @@ func Builtin() *Registry {
 				NewConfig: func() config.Component { return splunkhecsink.NewConfig() },
 				New: func(c config.Component, d component.SinkDeps) (component.Sink, error) {
 					return splunkhecsink.New(c.(*splunkhecsink.Config), d)
+				},
+			},
+			"s3": {
+				NewConfig: func() config.Component { return s3sink.NewConfig() },
+				New: func(c config.Component, d component.SinkDeps) (component.Sink, error) {
+					return s3sink.New(c.(*s3sink.Config), d)
 				},
 			},
 			"opensearch": {

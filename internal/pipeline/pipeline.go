@@ -128,7 +128,7 @@ func (p *Pipeline) Start(ctx context.Context) (err error) {
 			if err != nil {
 				return fmt.Errorf("sink %s: %w", sc.Name, err)
 			}
-			r := &sinkRunner{st: st, cfg: sc, buffer: p.cfg.Buffer, sink: snk, log: p.log,
+			r := &sinkRunner{st: st, cfg: sc, buffer: p.cfg.Buffer, sink: snk, log: p.log, dataDir: p.cfg.DataDir,
 				counters: p.metrics.For("sink", sc.Name)}
 			p.sinks = append(p.sinks, r)
 			if err := r.start(ctx); err != nil {

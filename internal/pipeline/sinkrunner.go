@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"path"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -34,6 +35,14 @@ type sinkRunner struct {
 	// ack_wait does not get it redelivered (and sent twice) meanwhile.
 	heldMu sync.Mutex
 	held   map[uint64]jetstream.Msg
+
+	// delivered and acks: see deliveredLog. Done(nil) queues the message on acks; the
+	// acker records a group of sequences with one fsync, then acknowledges them.
+	dataDir   string
+	delivered *deliveredLog
+	acks      chan jetstream.Msg
+
+	ackerDone chan struct{}
 
 	cons   jetstream.Consumer
 	iter   jetstream.MessagesContext
@@ -71,6 +80,12 @@ func (r *sinkRunner) matches(dataset string) bool {
 }
 
 func (r *sinkRunner) start(ctx context.Context) error {
+	d, err := openDeliveredLog(filepath.Join(r.dataDir, "sinks", r.cfg.Name+".delivered"))
+	if err != nil {
+		return fmt.Errorf("sink %s: delivered log: %w", r.cfg.Name, err)
+	}
+	r.delivered = d
+	r.acks = make(chan jetstream.Msg, 1024)
 	if err := r.sink.Start(ctx); err != nil {
 		return fmt.Errorf("sink %s: %w", r.cfg.Name, err)
 	}
@@ -93,7 +108,7 @@ func (r *sinkRunner) start(ctx context.Context) error {
 		return fmt.Errorf("sink %s: consumer: %w", r.cfg.Name, err)
 	}
 	r.cons = cons
-	iter, err := cons.Messages(jetstream.PullMaxMessages(64))
+	iter, err := cons.Messages(jetstream.PullMaxMessages(8))
 	if err != nil {
 		return fmt.Errorf("sink %s: %w", r.cfg.Name, err)
 	}
@@ -103,7 +118,70 @@ func (r *sinkRunner) start(ctx context.Context) error {
 	r.held = map[uint64]jetstream.Msg{}
 	r.wg.Go(func() { r.run(runCtx) })
 	r.wg.Go(func() { r.keepAlive(runCtx) })
+	r.ackerDone = make(chan struct{})
+	go func() { defer close(r.ackerDone); r.acker() }()
 	return nil
+}
+
+// acker records delivered sequences durably, then acknowledges their messages. It
+// runs until acks is closed (after the sink has stopped) and drains it.
+func (r *sinkRunner) acker() {
+	var group []jetstream.Msg
+	var seqs []uint64
+	prune := time.NewTicker(30 * time.Second)
+	defer prune.Stop()
+	for {
+		var m jetstream.Msg
+		var ok bool
+		select {
+		case m, ok = <-r.acks:
+		case <-prune.C:
+			r.prune()
+			continue
+		}
+		if !ok {
+			return
+		}
+		group, seqs = append(group[:0], m), seqs[:0]
+	more:
+		for len(group) < 256 {
+			select {
+			case m, ok := <-r.acks:
+				if !ok {
+					break more
+				}
+				group = append(group, m)
+			default:
+				break more
+			}
+		}
+		for _, m := range group {
+			if md, err := m.Metadata(); err == nil {
+				seqs = append(seqs, md.Sequence.Stream)
+			}
+		}
+		if err := r.delivered.Add(seqs); err != nil {
+			// Without the record a crash could deliver these again; acknowledging
+			// anyway is still right (they are delivered), so only count it.
+			r.counters.Error("delivered_log")
+			r.log.Warn("sink: cannot record delivered batches", "sink", r.cfg.Name, "err", err)
+		}
+		for _, m := range group {
+			_ = m.Ack()
+		}
+	}
+}
+
+func (r *sinkRunner) prune() {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	info, err := r.cons.Info(ctx)
+	if err != nil {
+		return
+	}
+	if err := r.delivered.Prune(info.AckFloor.Stream); err != nil {
+		r.log.Warn("sink: pruning the delivered log failed", "sink", r.cfg.Name, "err", err)
+	}
 }
 
 // keepAlive tells the stream, every third of ack_wait, that held batches are still
@@ -153,6 +231,14 @@ func (r *sinkRunner) run(ctx context.Context) {
 			_ = msg.Nak()
 			continue
 		}
+		if r.delivered.Has(md.Sequence.Stream) {
+			// Delivered before a crash lost the stream's record of the acknowledgement
+			// (a server restarted from lazily saved consumer state may even count it as
+			// a first delivery, so every message is checked).
+			r.counters.Discarded("already_delivered", 1)
+			_ = msg.Ack()
+			continue
+		}
 		// The sink owns the batch's bytes, so decode into a fresh buffer.
 		docs, err := event.Decompress(nil, msg.Data())
 		if err != nil {
@@ -181,7 +267,7 @@ func (r *sinkRunner) run(ctx context.Context) {
 			delete(r.held, seq)
 			r.heldMu.Unlock()
 			if err == nil {
-				_ = m.Ack()
+				r.acks <- m
 				return
 			}
 			r.counters.Retry()
@@ -226,5 +312,15 @@ func (r *sinkRunner) stop(ctx context.Context) error {
 	case <-done:
 	case <-ctx.Done():
 	}
-	return r.sink.Stop(ctx)
+	err := r.sink.Stop(ctx)
+	// The sink calls Done for everything it held before Stop returns; then the acker
+	// drains the queue and ends.
+	if r.acks != nil {
+		close(r.acks)
+		<-r.ackerDone
+	}
+	if r.delivered != nil {
+		_ = r.delivered.Close()
+	}
+	return err
 }
