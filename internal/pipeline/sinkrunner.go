@@ -43,6 +43,7 @@ type sinkRunner struct {
 	acks      chan jetstream.Msg
 
 	ackerDone chan struct{}
+	runDone   chan struct{} // closed when run returns
 
 	cons   jetstream.Consumer
 	iter   jetstream.MessagesContext
@@ -116,7 +117,8 @@ func (r *sinkRunner) start(ctx context.Context) error {
 	runCtx, cancel := context.WithCancel(context.Background())
 	r.cancel = cancel
 	r.held = map[uint64]jetstream.Msg{}
-	r.wg.Go(func() { r.run(runCtx) })
+	r.runDone = make(chan struct{})
+	r.wg.Go(func() { defer close(r.runDone); r.run(runCtx) })
 	r.wg.Go(func() { r.keepAlive(runCtx) })
 	r.ackerDone = make(chan struct{})
 	go func() { defer close(r.ackerDone); r.acker() }()
@@ -296,18 +298,20 @@ func (r *sinkRunner) stop(ctx context.Context) error {
 	if r.iter != nil {
 		r.iter.Drain()
 	}
-	done := make(chan struct{})
-	go func() { r.wg.Wait(); close(done) }()
-	grace := time.NewTimer(5 * time.Second)
-	defer grace.Stop()
-	select {
-	case <-done:
-	case <-grace.C:
-	case <-ctx.Done():
+	if r.runDone != nil {
+		grace := time.NewTimer(5 * time.Second)
+		defer grace.Stop()
+		select {
+		case <-r.runDone:
+		case <-grace.C:
+		case <-ctx.Done():
+		}
 	}
 	if r.cancel != nil {
 		r.cancel()
 	}
+	done := make(chan struct{})
+	go func() { r.wg.Wait(); close(done) }()
 	select {
 	case <-done:
 	case <-ctx.Done():
