@@ -23,7 +23,9 @@ import (
 	"github.com/vigil-sec/vigil/internal/sink/elasticsearchsink"
 	"github.com/vigil-sec/vigil/internal/sink/s3sink"
 	"github.com/vigil-sec/vigil/internal/sink/splunkhecsink"
+	"github.com/vigil-sec/vigil/internal/source/esbulksource"
 	"github.com/vigil-sec/vigil/internal/source/firehosesource"
+	"github.com/vigil-sec/vigil/internal/source/hecsource"
 	"github.com/vigil-sec/vigil/internal/source/httpsource"
 	"github.com/vigil-sec/vigil/internal/source/syslogsource"
 )
@@ -63,6 +65,18 @@ func Builtin() *Registry {
 				NewConfig: func() config.Component { return syslogsource.NewConfig() },
 				New: func(c config.Component, d component.SourceDeps) (component.Source, error) {
 					return syslogsource.New(c.(*syslogsource.Config), d), nil
+				},
+			},
+			"hec": {
+				NewConfig: func() config.Component { return hecsource.NewConfig() },
+				New: func(c config.Component, d component.SourceDeps) (component.Source, error) {
+					return hecsource.New(c.(*hecsource.Config), d), nil
+				},
+			},
+			"elasticsearch_bulk": {
+				NewConfig: func() config.Component { return esbulksource.NewConfig() },
+				New: func(c config.Component, d component.SourceDeps) (component.Source, error) {
+					return esbulksource.New(c.(*esbulksource.Config), d), nil
 				},
 			},
 			"firehose": {
