@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net/http"
-	"os"
 	"path/filepath"
 	"sync"
 	"testing"
@@ -15,18 +14,20 @@ import (
 	"github.com/vigil-sec/vigil/internal/testutil"
 )
 
-// TestDeliveryCrash kill -9s vigil several times while it delivers to an archive and
-// to an Elasticsearch-compatible store (VictoriaLogs, a real process), then checks
-// that every acknowledged event reached both, and counts duplicates. The archive must
-// hold each event exactly once. Elasticsearch overwrites a re-sent document by its
-// _id (= event.id); VictoriaLogs ignores _id, so a batch re-sent after a crash shows
-// there as a second row with the same event.id: those rows are counted and reported,
-// and every event.id must be present.
+// TestDeliveryCrash kill -9s vigil four times while it delivers to the file archive, to
+// S3 (versitygw, a real process) and to an Elasticsearch-compatible store
+// (VictoriaLogs, a real process), then checks that every acknowledged event reached all
+// three. The archive and S3 must hold each event exactly once (by event.id), and
+// VictoriaLogs must hold every event.id. A bulk request in flight when the process dies
+// is sent again after the restart: Elasticsearch overwrites it by _id (= event.id), so
+// it stays one document, but VictoriaLogs ignores _id and keeps a second row; those
+// rows are counted and logged, not failed on.
 func TestDeliveryCrash(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs vigil and VictoriaLogs as processes; skipped with -short")
 	}
 	vl := testutil.StartVictoriaLogs(t)
+	gw := testutil.StartS3Gateway(t)
 	dir := t.TempDir()
 	httpAddr, adminAddr := freePort(t), freePort(t)
 	cfgPath := writeConfig(t, dir, fmt.Sprintf(`
@@ -50,7 +51,15 @@ sinks:
     index: "logs-{event.dataset}"
     batch: {max_wait: 200ms}
     inputs: ["*"]
-`, filepath.Join(dir, "data"), adminAddr, httpAddr, vl.BulkURL()))
+  lake:
+    type: s3
+    bucket: %s
+    endpoint: %s
+    access_key_id: %s
+    secret_access_key: %s
+    max_age: 500ms
+    inputs: ["*"]
+`, filepath.Join(dir, "data"), adminAddr, httpAddr, vl.BulkURL(), testutil.S3Bucket, gw.Endpoint(), testutil.S3AccessKey, testutil.S3Secret))
 
 	var (
 		mu    sync.Mutex
@@ -96,12 +105,7 @@ sinks:
 		})
 	}
 	p := startVigil(t, adminAddr, "-c", cfgPath)
-	kills := 4
-	if os.Getenv("VIGIL_E2E_KILLS") == "0" {
-		kills = 0
-		time.Sleep(4 * time.Second)
-	}
-	for k := range kills {
+	for k := range 4 {
 		time.Sleep(time.Duration(500+rand.IntN(1000)) * time.Millisecond)
 		p.kill()
 		t.Logf("kill -9 #%d", k+1)
@@ -130,8 +134,12 @@ sinks:
 		for _, r := range rows {
 			inStore[r["tid"]] = true
 		}
+		inS3 := map[string]bool{}
+		for _, d := range gw.NDJSONDocs(t) {
+			inS3[fmt.Sprint(d["tid"])] = true
+		}
 		for id := range acked {
-			if !inArchive[id] || !inStore[id] {
+			if !inArchive[id] || !inStore[id] || !inS3[id] {
 				return false
 			}
 		}
@@ -160,8 +168,22 @@ sinks:
 	for _, n := range storeIDs {
 		resent += n - 1
 	}
-	t.Logf("%d events acknowledged; archive %d documents, 0 duplicates; VictoriaLogs %d distinct event.id, %d rows re-sent after a crash (one document each under Elasticsearch's _id)",
-		want, len(archiveIDs), len(storeIDs), resent)
+	s3IDs := map[string]int{}
+	for _, d := range gw.NDJSONDocs(t) {
+		s3IDs[fmt.Sprint(testutil.Field(d, "event.id"))]++
+	}
+	s3Dups := 0
+	for _, n := range s3IDs {
+		s3Dups += n - 1
+	}
+	t.Logf("%d events acknowledged; archive %d documents, %d duplicates; S3 %d documents, %d duplicates; VictoriaLogs %d distinct event.id, %d rows sent twice",
+		want, len(archiveIDs), dups, len(s3IDs), s3Dups, len(storeIDs), resent)
+	if s3Dups != 0 {
+		t.Errorf("S3: %d duplicate documents by event.id", s3Dups)
+	}
+	if len(s3IDs) != len(archiveIDs) {
+		t.Errorf("S3 has %d distinct event.id, the archive %d", len(s3IDs), len(archiveIDs))
+	}
 	if len(storeIDs) != len(archiveIDs) {
 		t.Errorf("VictoriaLogs has %d distinct event.id, the archive %d", len(storeIDs), len(archiveIDs))
 	}

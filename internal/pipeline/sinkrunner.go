@@ -233,6 +233,15 @@ func (r *sinkRunner) run(ctx context.Context) {
 			_ = msg.Nak()
 			continue
 		}
+		r.heldMu.Lock()
+		_, busy := r.held[md.Sequence.Stream]
+		r.heldMu.Unlock()
+		if busy {
+			// A redelivery of a batch the sink still holds (it waited in the pull
+			// buffer past ack_wait): the held copy's outcome settles this sequence.
+			r.counters.Discarded("redelivered_while_held", 1)
+			continue
+		}
 		if r.delivered.Has(md.Sequence.Stream) {
 			// Delivered before a crash lost the stream's record of the acknowledgement
 			// (a server restarted from lazily saved consumer state may even count it as

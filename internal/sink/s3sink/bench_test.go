@@ -18,7 +18,7 @@ func BenchmarkSink(b *testing.B) {
 	} {
 		b.Run(tc.name, func(b *testing.B) {
 			g := startGateway(b)
-			cfg := g.sinkConfig()
+			cfg := sinkConfig(g)
 			cfg.Encoding, cfg.Compression = tc.encoding, tc.compression
 			cfg.MaxBytes = 8 << 20
 			s := newSink(b, cfg, "bench")

@@ -1,29 +1,13 @@
 package s3sink_test
 
 import (
-	"bufio"
-	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
-	"io"
 	"log/slog"
-	"net"
-	"net/http"
-	"os"
-	"os/exec"
-	"path/filepath"
-	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/credentials"
-	"github.com/aws/aws-sdk-go-v2/service/s3"
-	"github.com/klauspost/compress/gzip"
-	"github.com/klauspost/compress/zstd"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/vigil-sec/vigil/internal/component"
@@ -31,201 +15,28 @@ import (
 	"github.com/vigil-sec/vigil/internal/testutil"
 )
 
+// gateway is the shared versitygw test server.
+type gateway = testutil.S3Gateway
+
 const (
-	testAccessKey = "vigiltest"
-	testSecret    = "vigiltestsecret"
-	testBucket    = "security-archive"
+	testAccessKey = testutil.S3AccessKey
+	testSecret    = testutil.S3Secret
+	testBucket    = testutil.S3Bucket
 )
 
-// gateway is a versitygw S3 server, pinned in go.mod as a tool, serving its posix
-// backend over a directory that survives its restarts.
-type gateway struct {
-	bin  string
-	dir  string
-	addr string
-	cmd  *exec.Cmd
-	done chan struct{}
-}
-
-var gwBin struct {
-	once sync.Once
-	path string
-	err  error
-}
-
-// versitygwBinary resolves `go tool versitygw` to its built binary once, so that
-// the test signals the server itself rather than the go command.
-func versitygwBinary(t testing.TB) string {
-	t.Helper()
-	gwBin.once.Do(func() {
-		out, err := exec.Command("go", "tool", "-n", "versitygw").Output()
-		gwBin.path, gwBin.err = strings.TrimSpace(string(out)), err
-	})
-	if gwBin.err != nil {
-		t.Skipf("versitygw tool unavailable: %v", gwBin.err)
-	}
-	return gwBin.path
-}
-
-func startGateway(t testing.TB) *gateway {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	g := &gateway{bin: versitygwBinary(t), dir: t.TempDir(), addr: addr}
-	if err := os.MkdirAll(filepath.Join(g.dir, testBucket), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	g.start(t)
-	t.Cleanup(g.stop)
-	return g
-}
-
-func (g *gateway) start(t testing.TB) {
-	t.Helper()
-	cmd := exec.Command(g.bin, "--access", testAccessKey, "--secret", testSecret, "--port", g.addr, "--quiet",
-		"posix", g.dir)
-	if testing.Verbose() {
-		cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	g.cmd = cmd
-	g.done = make(chan struct{})
-	go func() { _ = cmd.Wait(); close(g.done) }()
-	testutil.Eventually(t, 30*time.Second, "versitygw answering", func() bool {
-		resp, err := http.Get(g.endpoint() + "/")
-		if err != nil {
-			return false
-		}
-		resp.Body.Close()
-		return true
-	})
-}
-
-func (g *gateway) stop() {
-	if g.cmd == nil {
-		return
-	}
-	_ = g.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-g.done:
-	case <-time.After(20 * time.Second):
-		_ = g.cmd.Process.Kill()
-		<-g.done
-	}
-	g.cmd = nil
-}
-
-func (g *gateway) endpoint() string { return "http://" + g.addr }
-
-// client is a plain SDK client of the gateway, for reading objects back.
-func (g *gateway) client() *s3.Client {
-	return s3.New(s3.Options{
-		Region:       "us-east-1",
-		BaseEndpoint: aws.String(g.endpoint()),
-		UsePathStyle: true,
-		Credentials:  credentials.NewStaticCredentialsProvider(testAccessKey, testSecret, ""),
-	})
-}
+func startGateway(t testing.TB) *gateway { return testutil.StartS3Gateway(t) }
 
 // sinkConfig is a valid config of a sink writing to the gateway.
-func (g *gateway) sinkConfig() *s3sink.Config {
+func sinkConfig(g *gateway) *s3sink.Config {
 	c := s3sink.NewConfig()
 	c.Bucket = testBucket
-	c.Endpoint = g.endpoint()
+	c.Endpoint = g.Endpoint()
 	c.AccessKeyID = testAccessKey
 	c.SecretAccessKey = testSecret
 	c.MaxAge = time.Hour // tests end objects by size or by Stop unless they say otherwise
 	c.RequestTimeout = 5 * time.Second
 	c.Retry = s3sink.Retry{Initial: 20 * time.Millisecond, Max: 200 * time.Millisecond}
 	return c
-}
-
-// keys lists every key under prefix.
-func (g *gateway) keys(t testing.TB, prefix string) []string {
-	t.Helper()
-	var keys []string
-	p := s3.NewListObjectsV2Paginator(g.client(), &s3.ListObjectsV2Input{Bucket: aws.String(testBucket), Prefix: aws.String(prefix)})
-	for p.HasMorePages() {
-		out, err := p.NextPage(context.Background())
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, o := range out.Contents {
-			keys = append(keys, aws.ToString(o.Key))
-		}
-	}
-	return keys
-}
-
-// dataKeys lists the data objects (not the manifests).
-func (g *gateway) dataKeys(t testing.TB) []string {
-	var out []string
-	for _, k := range g.keys(t, "") {
-		if !strings.HasPrefix(k, "_vigil/") {
-			out = append(out, k)
-		}
-	}
-	return out
-}
-
-func (g *gateway) get(t testing.TB, key string) []byte {
-	t.Helper()
-	out, err := g.client().GetObject(context.Background(), &s3.GetObjectInput{Bucket: aws.String(testBucket), Key: aws.String(key)})
-	if err != nil {
-		t.Fatalf("get %s: %v", key, err)
-	}
-	defer out.Body.Close()
-	data, err := io.ReadAll(out.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return data
-}
-
-// ndjsonDocs reads every document of every NDJSON data object.
-func (g *gateway) ndjsonDocs(t testing.TB) []map[string]any {
-	t.Helper()
-	var docs []map[string]any
-	for _, k := range g.dataKeys(t) {
-		data := g.get(t, k)
-		var r io.Reader
-		switch {
-		case strings.HasSuffix(k, ".ndjson.gz"):
-			zr, err := gzip.NewReader(bytes.NewReader(data))
-			if err != nil {
-				t.Fatalf("%s: %v", k, err)
-			}
-			r = zr
-		case strings.HasSuffix(k, ".ndjson.zst"):
-			zr, err := zstd.NewReader(bytes.NewReader(data))
-			if err != nil {
-				t.Fatalf("%s: %v", k, err)
-			}
-			defer zr.Close()
-			r = zr
-		default:
-			t.Fatalf("unexpected object %s", k)
-		}
-		sc := bufio.NewScanner(r)
-		sc.Buffer(make([]byte, 1<<20), 16<<20)
-		for sc.Scan() {
-			var d map[string]any
-			if err := json.Unmarshal(sc.Bytes(), &d); err != nil {
-				t.Fatalf("%s: %q: %v", k, sc.Text(), err)
-			}
-			docs = append(docs, d)
-		}
-		if err := sc.Err(); err != nil {
-			t.Fatalf("%s: %v", k, err)
-		}
-	}
-	return docs
 }
 
 // newSink builds and starts a sink on cfg.

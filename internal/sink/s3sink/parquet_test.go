@@ -44,7 +44,7 @@ type pqRow struct {
 // every event's typed columns against its doc column.
 func TestParquet(t *testing.T) {
 	g := startGateway(t)
-	cfg := g.sinkConfig()
+	cfg := sinkConfig(g)
 	cfg.Encoding = "parquet"
 	cfg.MaxBytes = 128 << 10
 	s := newSink(t, cfg, "lake")
@@ -74,11 +74,11 @@ func TestParquet(t *testing.T) {
 		t.Fatalf("%d acknowledged, want 41 (failed %v)", a.acked(), a.failed())
 	}
 	var docs []map[string]any
-	for _, k := range g.dataKeys(t) {
+	for _, k := range g.DataKeys(t) {
 		if !strings.HasSuffix(k, ".parquet") {
 			t.Fatalf("unexpected object %s", k)
 		}
-		data := g.get(t, k)
+		data := g.Get(t, k)
 		rows, err := parquet.Read[pqRow](bytes.NewReader(data), int64(len(data)))
 		if err != nil {
 			t.Fatalf("%s: %v", k, err)

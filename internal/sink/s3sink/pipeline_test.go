@@ -44,7 +44,7 @@ func TestPipeline(t *testing.T) {
 	h.PathDataset = true
 	opts, _ := reg.FormatConfig("json")
 	cfg.Sources = []*config.Source{{Name: "web", Type: "http", Format: "json", FormatOptions: opts, Settings: h}}
-	sc := g.sinkConfig()
+	sc := sinkConfig(g)
 	sc.MaxAge = 300 * time.Millisecond
 	cfg.Sinks = []*config.Sink{{Name: "lake", Type: "s3", Inputs: []string{"*"}, Settings: sc}}
 	if err := cfg.Validate(); err != nil {
@@ -76,7 +76,7 @@ func TestPipeline(t *testing.T) {
 	}
 	var docs []map[string]any
 	testutil.Eventually(t, 30*time.Second, "every event in the bucket", func() bool {
-		docs = g.ndjsonDocs(t)
+		docs = g.NDJSONDocs(t)
 		return len(docs) >= posts*per
 	})
 	seen := map[string]int{}

@@ -23,7 +23,7 @@ func TestNDJSON(t *testing.T) {
 	for _, comp := range []string{"gzip", "zstd"} {
 		t.Run(comp, func(t *testing.T) {
 			g := startGateway(t)
-			cfg := g.sinkConfig()
+			cfg := sinkConfig(g)
 			cfg.Compression = comp
 			cfg.MaxBytes = 64 << 10 // several objects per dataset
 			s := newSink(t, cfg, "lake")
@@ -45,10 +45,10 @@ func TestNDJSON(t *testing.T) {
 			if a.acked() != 60 {
 				t.Fatalf("%d batches acknowledged, want 60 (failed: %v)", a.acked(), a.failed())
 			}
-			checkExactlyOnce(t, g.ndjsonDocs(t), want, 20)
+			checkExactlyOnce(t, g.NDJSONDocs(t), want, 20)
 			ext := map[string]string{"gzip": "gz", "zstd": "zst"}[comp]
 			keyRE := regexp.MustCompile(`^(aws\.cloudtrail|nginx\.access)/year=2026/month=03/day=14/hour=(15|16)/(\d+)-(\d+)\.ndjson\.` + ext + `$`)
-			keys := g.dataKeys(t)
+			keys := g.DataKeys(t)
 			if len(keys) < 4 {
 				t.Errorf("got %d objects, want several per dataset: %v", len(keys), keys)
 			}
@@ -57,7 +57,7 @@ func TestNDJSON(t *testing.T) {
 					t.Errorf("key %q does not follow the template", k)
 				}
 			}
-			if m := g.keys(t, "_vigil/manifests/lake/"); len(m) != len(keys) {
+			if m := g.Keys(t, "_vigil/manifests/lake/"); len(m) != len(keys) {
 				t.Errorf("got %d manifests for %d objects", len(m), len(keys))
 			}
 		})
@@ -67,7 +67,7 @@ func TestNDJSON(t *testing.T) {
 // TestMaxAge ends objects by age, without Stop.
 func TestMaxAge(t *testing.T) {
 	g := startGateway(t)
-	cfg := g.sinkConfig()
+	cfg := sinkConfig(g)
 	cfg.MaxAge = 200 * time.Millisecond
 	s := newSink(t, cfg, "lake")
 	defer s.Stop(context.Background())
@@ -78,7 +78,7 @@ func TestMaxAge(t *testing.T) {
 		}
 	}
 	testutil.Eventually(t, 10*time.Second, "batches acknowledged after max_age", func() bool { return a.acked() == 5 })
-	checkExactlyOnce(t, g.ndjsonDocs(t), map[string][]uint64{"syslog": {1, 2, 3, 4, 5}}, 3)
+	checkExactlyOnce(t, g.NDJSONDocs(t), map[string][]uint64{"syslog": {1, 2, 3, 4, 5}}, 3)
 }
 
 // TestCrashNoDuplicates simulates a crash after the upload but before the stream
@@ -86,7 +86,7 @@ func TestMaxAge(t *testing.T) {
 // redelivered, and must acknowledge them without writing them again.
 func TestCrashNoDuplicates(t *testing.T) {
 	g := startGateway(t)
-	cfg := g.sinkConfig()
+	cfg := sinkConfig(g)
 	cfg.MaxBytes = 16 << 10
 
 	// First life: everything is uploaded, but the acknowledgements are lost.
@@ -105,7 +105,7 @@ func TestCrashNoDuplicates(t *testing.T) {
 	if err := s1.Stop(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	objects := len(g.dataKeys(t))
+	objects := len(g.DataKeys(t))
 
 	// A manifest whose object never made it (crash between the two uploads) must
 	// not count as archived: seqs 31 and 33 are in it but in no object.
@@ -135,8 +135,8 @@ func TestCrashNoDuplicates(t *testing.T) {
 	if a.acked() != len(all) {
 		t.Fatalf("%d batches acknowledged, want %d (failed %v)", a.acked(), len(all), a.failed())
 	}
-	checkExactlyOnce(t, g.ndjsonDocs(t), map[string][]uint64{"aws.vpcflow": all}, 10)
-	if n := len(g.dataKeys(t)); n <= objects {
+	checkExactlyOnce(t, g.NDJSONDocs(t), map[string][]uint64{"aws.vpcflow": all}, 10)
+	if n := len(g.DataKeys(t)); n <= objects {
 		t.Errorf("second life wrote no new object (%d before, %d after)", objects, n)
 	}
 }
@@ -145,7 +145,7 @@ func TestCrashNoDuplicates(t *testing.T) {
 // holds it (ack_wait shorter than max_age) is acknowledged with its object.
 func TestRedeliveredWhileHeld(t *testing.T) {
 	g := startGateway(t)
-	s := newSink(t, g.sinkConfig(), "lake")
+	s := newSink(t, sinkConfig(g), "lake")
 	a := newAcks()
 	if err := s.Consume(context.Background(), batch("syslog", 7, streamTime, 5, a)); err != nil {
 		t.Fatal(err)
@@ -161,14 +161,14 @@ func TestRedeliveredWhileHeld(t *testing.T) {
 	if errs := a.done[7]; len(errs) != 2 || errs[0] != nil || errs[1] != nil {
 		t.Fatalf("outcomes of seq 7: %v, want two successes", errs)
 	}
-	checkExactlyOnce(t, g.ndjsonDocs(t), map[string][]uint64{"syslog": {7}}, 5)
+	checkExactlyOnce(t, g.NDJSONDocs(t), map[string][]uint64{"syslog": {7}}, 5)
 }
 
 // TestServerDown stops the S3 server mid-stream: uploads are retried until it is
 // back, nothing is lost or duplicated, nothing is acknowledged early.
 func TestServerDown(t *testing.T) {
 	g := startGateway(t)
-	cfg := g.sinkConfig()
+	cfg := sinkConfig(g)
 	cfg.MaxBytes = 8 << 10
 	s := newSink(t, cfg, "lake")
 	a := newAcks()
@@ -183,7 +183,7 @@ func TestServerDown(t *testing.T) {
 	}
 	consume(1, 10)
 	testutil.Eventually(t, 10*time.Second, "first objects acknowledged", func() bool { return a.acked() >= 4 })
-	g.stop()
+	g.Stop()
 	before := a.acked()
 	done := make(chan struct{})
 	go func() {
@@ -194,7 +194,7 @@ func TestServerDown(t *testing.T) {
 	testutil.Eventually(t, 10*time.Second, "uploads failing", func() bool {
 		return a.acked() == before && len(a.failed()) == 0
 	})
-	g.start(t)
+	g.Start(t)
 	<-done
 	if err := s.Stop(context.Background()); err != nil {
 		t.Fatal(err)
@@ -202,19 +202,19 @@ func TestServerDown(t *testing.T) {
 	if a.acked() != 30 {
 		t.Fatalf("%d batches acknowledged, want 30 (failed %v)", a.acked(), a.failed())
 	}
-	checkExactlyOnce(t, g.ndjsonDocs(t), map[string][]uint64{"apache.access": seqs}, 10)
+	checkExactlyOnce(t, g.NDJSONDocs(t), map[string][]uint64{"apache.access": seqs}, 10)
 }
 
 // TestStopDeadline: with the server down, Stop returns by its deadline and hands
 // the held batches back for redelivery.
 func TestStopDeadline(t *testing.T) {
 	g := startGateway(t)
-	s := newSink(t, g.sinkConfig(), "lake")
+	s := newSink(t, sinkConfig(g), "lake")
 	a := newAcks()
 	if err := s.Consume(context.Background(), batch("syslog", 1, streamTime, 5, a)); err != nil {
 		t.Fatal(err)
 	}
-	g.stop()
+	g.Stop()
 	ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
 	defer cancel()
 	start := time.Now()
@@ -232,7 +232,7 @@ func TestStopDeadline(t *testing.T) {
 // TestMultipart uploads an object larger than part_size and reads it back.
 func TestMultipart(t *testing.T) {
 	g := startGateway(t)
-	cfg := g.sinkConfig()
+	cfg := sinkConfig(g)
 	cfg.PartSize = 5 << 20
 	cfg.MaxBytes = 256 << 20
 	s := newSink(t, cfg, "lake")
@@ -253,11 +253,11 @@ func TestMultipart(t *testing.T) {
 	if a.acked() != 24 {
 		t.Fatalf("%d acknowledged, want 24", a.acked())
 	}
-	keys := g.dataKeys(t)
+	keys := g.DataKeys(t)
 	if len(keys) != 1 {
 		t.Fatalf("want one object, got %v", keys)
 	}
-	head, err := g.client().HeadObject(context.Background(), &s3.HeadObjectInput{Bucket: aws.String(testBucket), Key: aws.String(keys[0])})
+	head, err := g.Client().HeadObject(context.Background(), &s3.HeadObjectInput{Bucket: aws.String(testBucket), Key: aws.String(keys[0])})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -271,7 +271,7 @@ func TestMultipart(t *testing.T) {
 	if head.Metadata["vigil-events"] != fmt.Sprint(24*1500) {
 		t.Errorf("metadata %v", head.Metadata)
 	}
-	checkExactlyOnce(t, g.ndjsonDocs(t), map[string][]uint64{"aws.cloudfront": seqs}, 1500)
+	checkExactlyOnce(t, g.NDJSONDocs(t), map[string][]uint64{"aws.cloudfront": seqs}, 1500)
 }
 
 // addNoise adds a random-looking field to every document.
@@ -300,7 +300,7 @@ func addNoise(docs []byte, seed uint64) []byte {
 // TestSSE asks for S3-managed server-side encryption.
 func TestSSE(t *testing.T) {
 	g := startGateway(t)
-	cfg := g.sinkConfig()
+	cfg := sinkConfig(g)
 	cfg.SSE = "AES256"
 	s := newSink(t, cfg, "lake")
 	a := newAcks()
@@ -313,12 +313,12 @@ func TestSSE(t *testing.T) {
 	if a.acked() != 1 {
 		t.Fatalf("not acknowledged: %v", a.done)
 	}
-	checkExactlyOnce(t, g.ndjsonDocs(t), map[string][]uint64{"syslog": {1}}, 5)
+	checkExactlyOnce(t, g.NDJSONDocs(t), map[string][]uint64{"syslog": {1}}, 5)
 }
 
 func put(t *testing.T, g *gateway, key, body string) {
 	t.Helper()
-	_, err := g.client().PutObject(context.Background(), &s3.PutObjectInput{Bucket: aws.String(testBucket), Key: aws.String(key),
+	_, err := g.Client().PutObject(context.Background(), &s3.PutObjectInput{Bucket: aws.String(testBucket), Key: aws.String(key),
 		Body: strings.NewReader(body)})
 	if err != nil {
 		t.Fatal(err)

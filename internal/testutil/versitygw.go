@@ -1,0 +1,210 @@
+package testutil
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/klauspost/compress/gzip"
+	"github.com/klauspost/compress/zstd"
+)
+
+// Credentials and bucket of the test S3 server.
+const (
+	S3AccessKey = "vigiltest"
+	S3Secret    = "vigiltestsecret"
+	S3Bucket    = "security-archive"
+)
+
+// S3Gateway is a versitygw S3 server, pinned in go.mod as a tool, serving its posix
+// backend over a directory that survives its restarts.
+type S3Gateway struct {
+	bin  string
+	dir  string
+	addr string
+	cmd  *exec.Cmd
+	done chan struct{}
+}
+
+var gwBin struct {
+	once sync.Once
+	path string
+	err  error
+}
+
+// versitygwBinary resolves `go tool versitygw` to its built binary once, so that
+// the test signals the server itself rather than the go command.
+func versitygwBinary(t testing.TB) string {
+	t.Helper()
+	gwBin.once.Do(func() {
+		out, err := exec.Command("go", "tool", "-n", "versitygw").Output()
+		gwBin.path, gwBin.err = strings.TrimSpace(string(out)), err
+	})
+	if gwBin.err != nil {
+		t.Fatalf("versitygw is pinned in go.mod as a tool; `go tool -n versitygw` failed: %v", gwBin.err)
+	}
+	return gwBin.path
+}
+
+func StartS3Gateway(t testing.TB) *S3Gateway {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	g := &S3Gateway{bin: versitygwBinary(t), dir: t.TempDir(), addr: addr}
+	if err := os.MkdirAll(filepath.Join(g.dir, S3Bucket), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	g.Start(t)
+	t.Cleanup(g.Stop)
+	return g
+}
+
+func (g *S3Gateway) Start(t testing.TB) {
+	t.Helper()
+	cmd := exec.Command(g.bin, "--access", S3AccessKey, "--secret", S3Secret, "--port", g.addr, "--quiet",
+		"posix", g.dir)
+	if testing.Verbose() {
+		cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	g.cmd = cmd
+	g.done = make(chan struct{})
+	go func() { _ = cmd.Wait(); close(g.done) }()
+	Eventually(t, 30*time.Second, "versitygw answering", func() bool {
+		resp, err := http.Get(g.Endpoint() + "/")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return true
+	})
+}
+
+func (g *S3Gateway) Stop() {
+	if g.cmd == nil {
+		return
+	}
+	_ = g.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-g.done:
+	case <-time.After(20 * time.Second):
+		_ = g.cmd.Process.Kill()
+		<-g.done
+	}
+	g.cmd = nil
+}
+
+func (g *S3Gateway) Endpoint() string { return "http://" + g.addr }
+
+// client is a plain SDK client of the gateway, for reading objects back.
+func (g *S3Gateway) Client() *s3.Client {
+	return s3.New(s3.Options{
+		Region:       "us-east-1",
+		BaseEndpoint: aws.String(g.Endpoint()),
+		UsePathStyle: true,
+		Credentials:  credentials.NewStaticCredentialsProvider(S3AccessKey, S3Secret, ""),
+	})
+}
+
+// keys lists every key under prefix.
+func (g *S3Gateway) Keys(t testing.TB, prefix string) []string {
+	t.Helper()
+	var keys []string
+	p := s3.NewListObjectsV2Paginator(g.Client(), &s3.ListObjectsV2Input{Bucket: aws.String(S3Bucket), Prefix: aws.String(prefix)})
+	for p.HasMorePages() {
+		out, err := p.NextPage(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, o := range out.Contents {
+			keys = append(keys, aws.ToString(o.Key))
+		}
+	}
+	return keys
+}
+
+// dataKeys lists the data objects (not the manifests).
+func (g *S3Gateway) DataKeys(t testing.TB) []string {
+	var out []string
+	for _, k := range g.Keys(t, "") {
+		if !strings.HasPrefix(k, "_vigil/") {
+			out = append(out, k)
+		}
+	}
+	return out
+}
+
+func (g *S3Gateway) Get(t testing.TB, key string) []byte {
+	t.Helper()
+	out, err := g.Client().GetObject(context.Background(), &s3.GetObjectInput{Bucket: aws.String(S3Bucket), Key: aws.String(key)})
+	if err != nil {
+		t.Fatalf("get %s: %v", key, err)
+	}
+	defer out.Body.Close()
+	data, err := io.ReadAll(out.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return data
+}
+
+// ndjsonDocs reads every document of every NDJSON data object.
+func (g *S3Gateway) NDJSONDocs(t testing.TB) []map[string]any {
+	t.Helper()
+	var docs []map[string]any
+	for _, k := range g.DataKeys(t) {
+		data := g.Get(t, k)
+		var r io.Reader
+		switch {
+		case strings.HasSuffix(k, ".ndjson.gz"):
+			zr, err := gzip.NewReader(bytes.NewReader(data))
+			if err != nil {
+				t.Fatalf("%s: %v", k, err)
+			}
+			r = zr
+		case strings.HasSuffix(k, ".ndjson.zst"):
+			zr, err := zstd.NewReader(bytes.NewReader(data))
+			if err != nil {
+				t.Fatalf("%s: %v", k, err)
+			}
+			defer zr.Close()
+			r = zr
+		default:
+			t.Fatalf("unexpected object %s", k)
+		}
+		sc := bufio.NewScanner(r)
+		sc.Buffer(make([]byte, 1<<20), 16<<20)
+		for sc.Scan() {
+			var d map[string]any
+			if err := json.Unmarshal(sc.Bytes(), &d); err != nil {
+				t.Fatalf("%s: %q: %v", k, sc.Text(), err)
+			}
+			docs = append(docs, d)
+		}
+		if err := sc.Err(); err != nil {
+			t.Fatalf("%s: %v", k, err)
+		}
+	}
+	return docs
+}
