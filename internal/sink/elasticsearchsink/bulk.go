@@ -1,6 +1,8 @@
 package elasticsearchsink
 
 import (
+	"github.com/vigil-sec/vigil/internal/sink/docscan"
+
 	"bytes"
 	"context"
 	"encoding/json"
@@ -272,7 +274,7 @@ var errorsPath = []string{"errors"}
 // settle applies a 2xx bulk response to the items sent and returns those to retry.
 func (s *Sink) settle(body []byte, items []item, resp []byte) []item {
 	var v [1][]byte
-	if lookup(resp, errorsPath, v[:]) && string(v[0]) == "false" {
+	if docscan.Lookup(resp, errorsPath, v[:]) && string(v[0]) == "false" {
 		// Every action succeeded: no need to read the items.
 		s.delivered(body, items)
 		return nil
@@ -361,7 +363,7 @@ func (s *Sink) reject(body []byte, items []item, reasons []string) {
 		l := component.Letter{Stage: "sink", Reason: s.flavour + " rejected the document: " + reason,
 			Dataset: it.tr.b.Dataset, Time: now, Original: body[it.doc : it.end-1]}
 		if it.id1 > it.id0 {
-			if id, ok := stringValue(body[it.id0:it.id1]); ok {
+			if id, ok := docscan.StringValue(body[it.id0:it.id1]); ok {
 				// The same letter from a redelivery is then dropped as a duplicate.
 				l.ID = "sink:" + s.name + ":" + id
 			}

@@ -1,6 +1,8 @@
 package elasticsearchsink
 
 import (
+	"github.com/vigil-sec/vigil/internal/sink/docscan"
+
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -296,7 +298,7 @@ func (s *Sink) addLocked(tr *tracker, doc []byte, b *component.Batch) *job {
 		p = &job{body: make([]byte, 0, capacity), first: time.Now()}
 		s.pending = p
 	}
-	lookup(doc, s.paths, s.vals)
+	docscan.Lookup(doc, s.paths, s.vals)
 	it := item{start: int32(len(p.body)), tr: tr}
 	p.body = append(p.body, `{"`...)
 	p.body = append(p.body, s.cfg.OpType...)

@@ -1,6 +1,8 @@
 package elasticsearchsink
 
 import (
+	"github.com/vigil-sec/vigil/internal/sink/docscan"
+
 	"encoding/json"
 	"strings"
 	"testing"
@@ -31,7 +33,7 @@ func TestLookup(t *testing.T) {
 	out := make([][]byte, len(paths))
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			ok := lookup([]byte(tt.give), paths, out)
+			ok := docscan.Lookup([]byte(tt.give), paths, out)
 			if ok != tt.ok {
 				t.Errorf("ok = %v", ok)
 			}
@@ -82,7 +84,7 @@ func TestIndexTemplate(t *testing.T) {
 			}
 			paths := append([]string{"@timestamp"}, tpl.fields...)
 			vals := make([][]byte, len(paths))
-			lookup([]byte(tt.doc), paths, vals)
+			docscan.Lookup([]byte(tt.doc), paths, vals)
 			when := ts
 			if tm, ok := parseTimestamp(vals[0]); ok {
 				when = tm
@@ -143,7 +145,7 @@ func FuzzLookup(f *testing.F) {
 	paths := []string{"event.id", "@timestamp", "event.dataset"}
 	f.Fuzz(func(t *testing.T, doc []byte) {
 		out := make([][]byte, len(paths))
-		if !lookup(doc, paths, out) || !json.Valid(doc) {
+		if !docscan.Lookup(doc, paths, out) || !json.Valid(doc) {
 			return
 		}
 		for i, tok := range out {

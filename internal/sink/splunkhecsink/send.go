@@ -1,6 +1,8 @@
 package splunkhecsink
 
 import (
+	"github.com/vigil-sec/vigil/internal/sink/docscan"
+
 	"bytes"
 	"context"
 	"encoding/json"
@@ -335,8 +337,8 @@ func (s *Sink) reject(body []byte, items []item, reason string) {
 		doc := body[it.doc:it.docEnd]
 		l := component.Letter{Stage: "sink", Reason: "Splunk HEC rejected the event: " + reason,
 			Dataset: it.tr.b.Dataset, Time: now, Original: doc}
-		if lookup(doc, idPath, v[:]) {
-			if id, ok := stringValue(v[0]); ok && id != "" {
+		if docscan.Lookup(doc, idPath, v[:]) {
+			if id, ok := docscan.StringValue(v[0]); ok && id != "" {
 				// The same letter from a redelivery is then dropped as a duplicate.
 				l.ID = "sink:" + s.name + ":" + id
 			}

@@ -1,6 +1,8 @@
 package splunkhecsink
 
 import (
+	"github.com/vigil-sec/vigil/internal/sink/docscan"
+
 	"context"
 	"crypto/rand"
 	"crypto/tls"
@@ -368,9 +370,9 @@ func (s *Sink) addLocked(tr *tracker, doc []byte, b *component.Batch) *job {
 		p = &job{body: make([]byte, 0, capacity), first: time.Now()}
 		s.pending = p
 	}
-	lookup(doc, scanPaths, s.vals)
+	docscan.Lookup(doc, scanPaths, s.vals)
 	dataset := []byte(b.Dataset)
-	if v, ok := bytesValue(s.vals[pathDataset]); ok && len(v) > 0 {
+	if v, ok := docscan.BytesValue(s.vals[pathDataset]); ok && len(v) > 0 {
 		dataset = v
 	}
 	m := s.metaFor(dataset)
