@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"math/rand/v2"
+	"net"
 	"net/http"
 	"path/filepath"
 	"strings"
@@ -26,7 +27,7 @@ func TestCrashNoAcknowledgedLoss(t *testing.T) {
 		t.Skip("crash test runs vigil as a process; skipped with -short")
 	}
 	dir := t.TempDir()
-	httpAddr, adminAddr, firehoseAddr := freePort(t), freePort(t), freePort(t)
+	httpAddr, adminAddr, firehoseAddr, syslogAddr := freePort(t), freePort(t), freePort(t), freePort(t)
 	cfgPath := writeConfig(t, dir, fmt.Sprintf(`
 data_dir: %s
 admin: {address: %s}
@@ -45,12 +46,15 @@ sources:
     access_keys: ["crash-test-key"]
     format: json
     dataset: crash
+  syslog:
+    type: syslog
+    tcp: %s
 sinks:
   archive:
     type: file_archive
     max_age: 300ms
     inputs: ["*"]
-`, filepath.Join(dir, "data"), adminAddr, httpAddr, firehoseAddr))
+`, filepath.Join(dir, "data"), adminAddr, httpAddr, firehoseAddr, syslogAddr))
 
 	var (
 		mu       sync.Mutex
@@ -153,10 +157,63 @@ sinks:
 		}
 	})
 
+	// One syslog sender over TCP. Syslog has no acknowledgement, so a message counts
+	// as owed when no kill came within syslogMargin after it was written: what Vigil
+	// read and had not yet stored when killed (at most one 5 ms batch) may be lost,
+	// nothing else.
+	const syslogMargin = 2 * time.Second
+	type written struct {
+		id     string
+		at     time.Time
+		connAt time.Time // when its connection was opened
+	}
+	var (
+		syslogMu   sync.Mutex
+		syslogSent []written
+		killTimes  []time.Time
+	)
+	wg.Go(func() {
+		var conn net.Conn
+		var connAt time.Time
+		for n := 0; ; n++ {
+			select {
+			case <-stop:
+				if conn != nil {
+					conn.Close()
+				}
+				return
+			default:
+			}
+			if conn == nil {
+				c, err := net.DialTimeout("tcp", syslogAddr, time.Second)
+				if err != nil {
+					time.Sleep(20 * time.Millisecond)
+					continue
+				}
+				conn, connAt = c, time.Now()
+			}
+			id := fmt.Sprintf("sys-%d", n)
+			msg := fmt.Sprintf("<134>1 2026-11-25T10:00:00.000Z host crash - - - tid=%s\n", id)
+			_ = conn.SetWriteDeadline(time.Now().Add(2 * time.Second))
+			if _, err := conn.Write([]byte(msg)); err != nil {
+				conn.Close()
+				conn = nil
+				continue
+			}
+			syslogMu.Lock()
+			syslogSent = append(syslogSent, written{id, time.Now(), connAt})
+			syslogMu.Unlock()
+			time.Sleep(2 * time.Millisecond)
+		}
+	})
+
 	p := startVigil(t, adminAddr, "-c", cfgPath)
 	const kills = 6
 	for k := range kills {
 		time.Sleep(time.Duration(300+rand.IntN(1200)) * time.Millisecond)
+		syslogMu.Lock()
+		killTimes = append(killTimes, time.Now())
+		syslogMu.Unlock()
 		p.kill()
 		t.Logf("kill -9 #%d after %d requests", k+1, attempts.Load())
 		p = startVigil(t, adminAddr, "-c", cfgPath)
@@ -181,6 +238,28 @@ sinks:
 	if fh == 0 {
 		t.Fatal("no Firehose record was acknowledged")
 	}
+	owedSyslog := 0
+	for _, w := range syslogSent {
+		// A write right after a kill can still succeed into the dead connection's
+		// socket buffer, so only messages on a connection opened after the last kill
+		// before them, and with no kill soon after, are owed.
+		owed := true
+		for _, k := range killTimes {
+			if (!k.Before(w.at) && k.Sub(w.at) < syslogMargin) || (k.Before(w.at) && !w.connAt.After(k)) {
+				owed = false
+				break
+			}
+		}
+		if owed {
+			acked[w.id] = true
+			owedSyslog++
+		}
+	}
+	if owedSyslog == 0 {
+		t.Fatal("no syslog message was sent clear of a kill")
+	}
+	want = len(acked)
+	t.Logf("syslog: %d messages written, %d of them clear of a kill and owed", len(syslogSent), owedSyslog)
 
 	archive := filepath.Join(dir, "data", "archive")
 	var docs []map[string]any
@@ -189,7 +268,11 @@ sinks:
 		docs = testutil.ArchiveDocs(t, archive)
 		found := map[string]bool{}
 		for _, d := range docs {
-			found[fmt.Sprint(d["tid"])] = true
+			if tid, ok := d["tid"]; ok {
+				found[fmt.Sprint(tid)] = true
+			} else if msg, ok := d["message"].(string); ok && strings.HasPrefix(msg, "tid=") {
+				found[strings.TrimPrefix(msg, "tid=")] = true
+			}
 		}
 		missing = 0
 		for id := range acked {
