@@ -11,6 +11,7 @@ import (
 
 	"github.com/vigil-sec/vigil/internal/event"
 	"github.com/vigil-sec/vigil/internal/parse"
+	"github.com/vigil-sec/vigil/internal/parse/fieldscan"
 )
 
 // Dataset is the event.dataset of the events, the data stream Elastic's AWS
@@ -96,7 +97,7 @@ func (p *Parser) Parse(rec []byte, out parse.Emitter) error {
 		err = p.nlb(f, total)
 	default:
 		if len(kind) > 0 && kind[0] >= '0' && kind[0] <= '9' {
-			if n > 1 && ipVersion(f[1].b) != 0 {
+			if n > 1 && fieldscan.IPVersion(f[1].b) != 0 {
 				err = p.connection(f, total)
 			} else {
 				err = p.classic(f, total)
@@ -148,7 +149,7 @@ func (p *Parser) list(k key, f field, sep byte) {
 		return
 	}
 	start := len(p.scratch)
-	p.scratch = appendJSONList(p.scratch, f.b, sep)
+	p.scratch = fieldscan.AppendJSONList(p.scratch, f.b, sep)
 	p.add(k, event.Raw(p.scratch[start:len(p.scratch):len(p.scratch)]))
 }
 
@@ -157,7 +158,7 @@ func (p *Parser) intField(k key, name string, f field) error {
 	if f.isDash() {
 		return nil
 	}
-	v, ok := parseInt(f.b)
+	v, ok := fieldscan.ParseInt(f.b)
 	if !ok {
 		return fieldErr(name, f, "not an integer")
 	}
@@ -171,7 +172,7 @@ func (p *Parser) seconds(k key, name string, f field) error {
 	if f.isDash() || (len(f.b) == 2 && f.b[0] == '-' && f.b[1] == '1') {
 		return nil
 	}
-	v, ok := parseDecimal(f.b)
+	v, ok := fieldscan.ParseDecimal(f.b)
 	if !ok {
 		return fieldErr(name, f, "not a number")
 	}
@@ -183,7 +184,7 @@ func (p *Parser) timeField(k key, name string, f field) error {
 	if f.isDash() {
 		return nil
 	}
-	t, ok := parseTime(f.b)
+	t, ok := fieldscan.ParseTime(f.b)
 	if !ok {
 		return fieldErr(name, f, "not an ISO 8601 time")
 	}
@@ -193,7 +194,7 @@ func (p *Parser) timeField(k key, name string, f field) error {
 
 // eventTime sets the event time from the record's own timestamp, which is mandatory.
 func (p *Parser) eventTime(name string, f field) error {
-	t, ok := parseTime(f.b)
+	t, ok := fieldscan.ParseTime(f.b)
 	if !ok {
 		return fieldErr(name, f, "not an ISO 8601 time")
 	}
@@ -209,11 +210,11 @@ func (p *Parser) endpoint(ipKey, portKey, addrKey key, name string, f field, por
 	if f.isDash() {
 		return nil, nil
 	}
-	host, port, ok := splitHostPort(f.b)
+	host, port, ok := fieldscan.SplitHostPort(f.b)
 	if !ok || len(port) == 0 {
 		return nil, fieldErr(name, f, "not ip:port")
 	}
-	pn, ok := parsePort(port)
+	pn, ok := fieldscan.ParsePort(port)
 	if !ok {
 		return nil, fieldErr(name, f, "bad port")
 	}
@@ -221,7 +222,7 @@ func (p *Parser) endpoint(ipKey, portKey, addrKey key, name string, f field, por
 		p.add(addrKey, event.Bytes(host))
 	}
 	var ip []byte
-	if ipVersion(host) != 0 {
+	if fieldscan.IPVersion(host) != 0 {
 		p.add(ipKey, event.Bytes(host))
 		ip = host
 	}

@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/vigil-sec/vigil/internal/parse/conformancetest"
 )
 
 // TestConformance compares our events with what other projects' own tests expect from
@@ -14,7 +16,7 @@ import (
 // its field names to our ECS paths; differences we keep on purpose are allow-listed
 // below with the reason.
 func TestConformance(t *testing.T) {
-	dir := conformanceDir(t, "alb")
+	dir := conformancetest.FormatDir(t, "alb")
 	t.Run("elastic_integrations", func(t *testing.T) { elasticALB(t, dir) })
 	t.Run("vrl", func(t *testing.T) { vrlALB(t, dir) })
 	t.Run("otel", func(t *testing.T) { otelALB(t, dir) })
@@ -45,8 +47,8 @@ func elasticALB(t *testing.T, dir string) {
 		IgnoreFields []string         `json:"ignore_fields"`
 		Expected     []map[string]any `json:"expected"`
 	}
-	readJSON(t, filepath.Join(dir, "elastic_integrations_test-alb.elastic-integrations.expected.json"), &exp)
-	lines := readLines(t, filepath.Join(dir, "elastic_integrations_test-alb.log"))
+	conformancetest.ReadJSON(t, filepath.Join(dir, "elastic_integrations_test-alb.elastic-integrations.expected.json"), &exp)
+	lines := conformancetest.ReadLines(t, filepath.Join(dir, "elastic_integrations_test-alb.log"))
 	if len(lines) != len(exp.Expected) {
 		t.Fatalf("elastic: %d lines but %d expectations", len(lines), len(exp.Expected))
 	}
@@ -58,35 +60,35 @@ func elasticALB(t *testing.T, dir string) {
 		}
 		return false
 	}
-	var s score
+	var s conformancetest.Score
 	for i, line := range lines {
-		res := runLine(New(Config{}), line)
+		res := conformancetest.RunLine(New(Config{}), line)
 		want := map[string]any{}
-		flatten("", exp.Expected[i], want)
+		conformancetest.Flatten("", exp.Expected[i], want)
 		where := fmt.Sprintf("line %d", i+1)
-		if len(res.docs) != 1 {
-			s.missing += len(want)
-			s.note("%s: no event: %v", where, res.errs)
+		if len(res.Docs) != 1 {
+			s.Missing += len(want)
+			s.Note("%s: no event: %v", where, res.Errs)
 			continue
 		}
-		got := res.docs[0]
-		for _, k := range sortedKeys(want) {
+		got := res.Docs[0]
+		for _, k := range conformancetest.SortedKeys(want) {
 			if ignored(k) {
 				continue
 			}
 			if _, ok := elasticAllow["*|"+k]; ok {
-				s.allowed++
+				s.Allowed++
 				continue
 			}
 			if _, ok := elasticAllow[fmt.Sprintf("%d|%s", i+1, k)]; ok {
-				s.allowed++
+				s.Allowed++
 				continue
 			}
 			g, ok := got[k]
-			s.compare(where, k, want[k], g, ok)
+			s.Compare(where, k, want[k], g, ok)
 		}
 	}
-	s.report(t, "alb", "elastic_integrations")
+	s.Report(t, "alb", "elastic_integrations")
 }
 
 // vrlMap maps VRL's parse_aws_alb_log names to ours. A function computes values that
@@ -182,32 +184,32 @@ func vrlALB(t *testing.T, dir string) {
 			Expected map[string]any `json:"expected"`
 		} `json:"cases"`
 	}
-	readJSON(t, filepath.Join(dir, "vrl_parse_aws_alb_log.vector.expected.json"), &exp)
-	lines := readLines(t, filepath.Join(dir, "vrl_parse_aws_alb_log.log"))
-	var s score
+	conformancetest.ReadJSON(t, filepath.Join(dir, "vrl_parse_aws_alb_log.vector.expected.json"), &exp)
+	lines := conformancetest.ReadLines(t, filepath.Join(dir, "vrl_parse_aws_alb_log.log"))
+	var s conformancetest.Score
 	for _, c := range exp.Cases {
-		res := runLine(New(Config{}), lines[c.Line-1])
-		if len(res.docs) != 1 {
-			s.missing += len(c.Expected)
-			s.note("%s: no event: %v", c.Name, res.errs)
+		res := conformancetest.RunLine(New(Config{}), lines[c.Line-1])
+		if len(res.Docs) != 1 {
+			s.Missing += len(c.Expected)
+			s.Note("%s: no event: %v", c.Name, res.Errs)
 			continue
 		}
-		got := res.docs[0]
-		for _, k := range sortedKeys(c.Expected) {
+		got := res.Docs[0]
+		for _, k := range conformancetest.SortedKeys(c.Expected) {
 			f, ok := vrlMap[k]
 			if !ok {
 				t.Errorf("vrl: no mapping for %q", k)
 				continue
 			}
 			if _, ok := vrlAllow[fmt.Sprintf("%s=%v", k, c.Expected[k])]; ok {
-				s.allowed++
+				s.Allowed++
 				continue
 			}
 			g, present := f(got)
-			s.compare(c.Name, k, c.Expected[k], g, present)
+			s.Compare(c.Name, k, c.Expected[k], g, present)
 		}
 	}
-	s.report(t, "alb", "vrl")
+	s.Report(t, "alb", "vrl")
 }
 
 // otelMap maps OpenTelemetry semantic-convention attributes to ours.
@@ -314,32 +316,32 @@ func otelALB(t *testing.T, dir string) {
 	var valid struct {
 		Expected map[string]any `json:"expected"`
 	}
-	readJSON(t, filepath.Join(dir, "otel_alb_al_valid_logs.otel.expected.json"), &valid)
-	lines := readLines(t, filepath.Join(dir, "otel_alb_al_valid_logs.log"))
+	conformancetest.ReadJSON(t, filepath.Join(dir, "otel_alb_al_valid_logs.otel.expected.json"), &valid)
+	lines := conformancetest.ReadLines(t, filepath.Join(dir, "otel_alb_al_valid_logs.log"))
 	recs := otelRecords(valid.Expected)
 	if len(recs) != len(lines) {
 		t.Fatalf("otel: %d lines, %d records", len(lines), len(recs))
 	}
-	var s score
+	var s conformancetest.Score
 	for i, line := range lines {
-		res := runLine(New(Config{}), line)
+		res := conformancetest.RunLine(New(Config{}), line)
 		where := fmt.Sprintf("line %d", i+1)
-		if len(res.docs) != 1 {
-			s.missing += len(recs[i])
-			s.note("%s: no event: %v", where, res.errs)
+		if len(res.Docs) != 1 {
+			s.Missing += len(recs[i])
+			s.Note("%s: no event: %v", where, res.Errs)
 			continue
 		}
-		for _, k := range sortedKeys(recs[i]) {
+		for _, k := range conformancetest.SortedKeys(recs[i]) {
 			f, ok := otelMap[k]
 			if !ok {
 				t.Errorf("otel: no mapping for %q", k)
 				continue
 			}
-			g, present := f(res.docs[0])
-			s.compare(where, k, recs[i][k], g, present)
+			g, present := f(res.Docs[0])
+			s.Compare(where, k, recs[i][k], g, present)
 		}
 	}
-	s.report(t, "alb", "otel")
+	s.Report(t, "alb", "otel")
 
 	// Inputs OTel rejects must be rejected here too. (OTel's empty-line and empty-file
 	// cases are not asserted: the parse contract has blank lines skipped, not rejected.)
@@ -349,22 +351,22 @@ func otelALB(t *testing.T, dir string) {
 			Contains  string `json:"expected_error_contains"`
 		} `json:"cases"`
 	}
-	readJSON(t, filepath.Join(dir, "otel_alb_al_rejects.otel.expected.json"), &rejects)
+	conformancetest.ReadJSON(t, filepath.Join(dir, "otel_alb_al_rejects.otel.expected.json"), &rejects)
 	for _, c := range rejects.Cases {
 		if c.InputFile == "" {
 			continue
 		}
-		for _, line := range readLines(t, filepath.Join(dir, c.InputFile)) {
-			res := runLine(New(Config{}), line)
-			if len(res.docs) != 0 || len(res.errs) == 0 {
-				t.Errorf("otel rejects %s (%q) but we parsed it: %v", c.InputFile, c.Contains, res.docs)
+		for _, line := range conformancetest.ReadLines(t, filepath.Join(dir, c.InputFile)) {
+			res := conformancetest.RunLine(New(Config{}), line)
+			if len(res.Docs) != 0 || len(res.Errs) == 0 {
+				t.Errorf("otel rejects %s (%q) but we parsed it: %v", c.InputFile, c.Contains, res.Docs)
 			} else {
-				t.Logf("otel reject %s: we reject too: %s", c.InputFile, res.errs[0])
+				t.Logf("otel reject %s: we reject too: %s", c.InputFile, res.Errs[0])
 			}
 		}
 	}
 	// "(an NLB line with 3 fields)"
-	if res := runLine(New(Config{}), []byte("tls 2.0 2018-12-20T02:59:40")); len(res.errs) == 0 {
+	if res := conformancetest.RunLine(New(Config{}), []byte("tls 2.0 2018-12-20T02:59:40")); len(res.Errs) == 0 {
 		t.Error("a 3-field NLB line must be rejected")
 	}
 }
@@ -378,26 +380,26 @@ func logstashALB(t *testing.T, dir string) {
 			Absent   []string       `json:"expected_absent_keys"`
 		} `json:"cases"`
 	}
-	readJSON(t, filepath.Join(dir, "logstash_ELB_ACCESS_LOG.logstash-patterns-core.expected.json"), &exp)
-	lines := readLines(t, filepath.Join(dir, "logstash_ELB_ACCESS_LOG.log"))
-	var s score
+	conformancetest.ReadJSON(t, filepath.Join(dir, "logstash_ELB_ACCESS_LOG.logstash-patterns-core.expected.json"), &exp)
+	lines := conformancetest.ReadLines(t, filepath.Join(dir, "logstash_ELB_ACCESS_LOG.log"))
+	var s conformancetest.Score
 	for _, c := range exp.Cases {
-		res := runLine(New(Config{}), lines[c.Line-1])
-		if len(res.docs) != 1 {
-			s.missing++
-			s.note("%s: no event: %v", c.Name, res.errs)
+		res := conformancetest.RunLine(New(Config{}), lines[c.Line-1])
+		if len(res.Docs) != 1 {
+			s.Missing++
+			s.Note("%s: no event: %v", c.Name, res.Errs)
 			continue
 		}
-		got := res.docs[0]
+		got := res.Docs[0]
 		want := map[string]any{}
-		flatten("", c.Expected, want)
-		for _, k := range sortedKeys(want) {
+		conformancetest.Flatten("", c.Expected, want)
+		for _, k := range conformancetest.SortedKeys(want) {
 			ours := k
 			if k == "timestamp" {
 				ours = "@timestamp" // logstash keeps the raw capture; the date filter comes later
 			}
 			g, ok := got[ours]
-			s.compare(c.Name, k, want[k], g, ok)
+			s.Compare(c.Name, k, want[k], g, ok)
 		}
 		for _, k := range c.Absent {
 			present := false
@@ -407,12 +409,12 @@ func logstashALB(t *testing.T, dir string) {
 				}
 			}
 			if present {
-				s.different++
-				s.note("%s: %s must be absent", c.Name, k)
+				s.Different++
+				s.Note("%s: %s must be absent", c.Name, k)
 			} else {
-				s.equal++
+				s.Equal++
 			}
 		}
 	}
-	s.report(t, "alb", "logstash")
+	s.Report(t, "alb", "logstash")
 }

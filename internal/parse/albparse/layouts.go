@@ -4,6 +4,7 @@ import (
 	"bytes"
 
 	"github.com/vigil-sec/vigil/internal/event"
+	"github.com/vigil-sec/vigil/internal/parse/fieldscan"
 )
 
 // httpLog parses the part ALB and Classic ELB access lines share, from the timestamp
@@ -46,7 +47,7 @@ func (p *Parser) httpLog(f []field) error {
 		if err := p.intField(kHttpResponseStatusCode, "elb_status_code", status); err != nil {
 			return err
 		}
-		if v, ok := parseInt(status.b); ok {
+		if v, ok := fieldscan.ParseInt(status.b); ok {
 			if v >= 400 {
 				p.add(kEventOutcome, event.String("failure"))
 			} else {
@@ -147,7 +148,7 @@ func (p *Parser) addURL(u []byte) {
 		var pn int64
 		if port != nil {
 			var ok bool
-			if pn, ok = parsePort(port); !ok {
+			if pn, ok = fieldscan.ParsePort(port); !ok {
 				return
 			}
 		}
@@ -209,7 +210,7 @@ func (p *Parser) alb(f []field, total int) error {
 	// Elastic keeps the priority as a keyword; "-1" (no rule) and "-" are absent.
 	if pr := opt(20); !(len(pr.b) == 2 && pr.b[0] == '-' && pr.b[1] == '1') {
 		if !pr.isDash() {
-			if _, ok := parseInt(pr.b); !ok {
+			if _, ok := fieldscan.ParseInt(pr.b); !ok {
 				return fieldErr("matched_rule_priority", pr, "not an integer")
 			}
 		}
@@ -314,12 +315,12 @@ func (p *Parser) connection(f []field, total int) error {
 	}
 	p.add(kClientIp, event.Bytes(f[1].b))
 	p.relatedIP(f[1].b, nil)
-	port, ok := parsePort(f[2].b)
+	port, ok := fieldscan.ParsePort(f[2].b)
 	if !ok {
 		return fieldErr("client_port", f[2], "bad port")
 	}
 	p.add(kClientPort, event.Int(port))
-	if _, ok := parsePort(f[3].b); !ok {
+	if _, ok := fieldscan.ParsePort(f[3].b); !ok {
 		return fieldErr("listener_port", f[3], "bad port")
 	}
 	p.str(kAwsElbListener, f[3])

@@ -12,6 +12,7 @@ import (
 
 	"github.com/vigil-sec/vigil/internal/event"
 	"github.com/vigil-sec/vigil/internal/parse"
+	"github.com/vigil-sec/vigil/internal/parse/fieldscan"
 )
 
 // Dataset is the event.dataset of the events, the data stream Elastic's AWS
@@ -212,7 +213,7 @@ func (p *Parser) intVal(c col) (int64, bool, error) {
 	if b == nil {
 		return 0, false, nil
 	}
-	n, ok := parseInt(b)
+	n, ok := fieldscan.ParseInt(b)
 	if !ok {
 		return 0, false, fmt.Errorf("cloudfront: field %s: not an integer: %q", colNames[c], clip(b))
 	}
@@ -224,7 +225,7 @@ func (p *Parser) floatVal(c col) (float64, bool, error) {
 	if b == nil {
 		return 0, false, nil
 	}
-	f, ok := parseDecimal(b)
+	f, ok := fieldscan.ParseDecimal(b)
 	if !ok {
 		return 0, false, fmt.Errorf("cloudfront: field %s: not a number: %q", colNames[c], clip(b))
 	}
@@ -369,7 +370,7 @@ func (p *Parser) build(e *event.Event) error {
 	clientIP := p.vals[cClientIP]
 	ipv := 0
 	if clientIP != nil {
-		ipv = ipVersion(clientIP)
+		ipv = fieldscan.IPVersion(clientIP)
 	}
 	fwdStart, fwdN := p.forwarded()
 	fwdEnd := len(p.scratch)
@@ -451,7 +452,7 @@ func (p *Parser) timestamp() (time.Time, error) {
 	buf[n] = 'T'
 	n++
 	n += copy(buf[n:], tm)
-	t, ok := parseTime(buf[:n])
+	t, ok := fieldscan.ParseTime(buf[:n])
 	if !ok {
 		return time.Time{}, fmt.Errorf("cloudfront: field date/time: not a timestamp: %q %q", clip(d), clip(tm))
 	}
@@ -476,9 +477,9 @@ func (p *Parser) forwarded() (start, n int) {
 			v = nil
 		}
 		item = bytes.TrimSpace(item)
-		if ipVersion(item) == 0 {
-			host, _, ok := splitHostPort(item)
-			if !ok || ipVersion(host) == 0 {
+		if fieldscan.IPVersion(item) == 0 {
+			host, _, ok := fieldscan.SplitHostPort(item)
+			if !ok || fieldscan.IPVersion(host) == 0 {
 				continue
 			}
 			item = host
@@ -569,7 +570,7 @@ func (p *Parser) unescape(b []byte) []byte {
 	start := len(p.scratch)
 	for i := 0; i < len(b); i++ {
 		c := b[i]
-		if c == '%' && i+2 < len(b)+0 && isHex(b[i+1]) && isHex(b[i+2]) {
+		if c == '%' && i+2 < len(b)+0 && fieldscan.IsHex(b[i+1]) && fieldscan.IsHex(b[i+2]) {
 			p.scratch = append(p.scratch, unhex(b[i+1])<<4|unhex(b[i+2]))
 			i += 2
 			continue

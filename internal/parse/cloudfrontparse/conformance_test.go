@@ -5,13 +5,15 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/vigil-sec/vigil/internal/parse/conformancetest"
 )
 
 // TestConformance compares our events with other projects' expectations for the same
 // lines in /work/shared/conformance/cloudfront, read at test time (the
 // elastic_integrations_* files are Elastic-licensed and never copied here).
 func TestConformance(t *testing.T) {
-	dir := conformanceDir(t, "cloudfront")
+	dir := conformancetest.FormatDir(t, "cloudfront")
 	t.Run("elastic_integrations", func(t *testing.T) { elasticCF(t, dir) })
 	t.Run("logstash", func(t *testing.T) { logstashCF(t, dir) })
 }
@@ -32,8 +34,8 @@ func elasticCF(t *testing.T, dir string) {
 		IgnoreFields []string         `json:"ignore_fields"`
 		Expected     []map[string]any `json:"expected"`
 	}
-	readJSON(t, filepath.Join(dir, "elastic_integrations_test-cloudfront.elastic-integrations.expected.json"), &exp)
-	lines := readLines(t, filepath.Join(dir, "elastic_integrations_test-cloudfront.log"))
+	conformancetest.ReadJSON(t, filepath.Join(dir, "elastic_integrations_test-cloudfront.elastic-integrations.expected.json"), &exp)
+	lines := conformancetest.ReadLines(t, filepath.Join(dir, "elastic_integrations_test-cloudfront.log"))
 	if len(lines) != len(exp.Expected) {
 		t.Fatalf("elastic: %d lines but %d expectations", len(lines), len(exp.Expected))
 	}
@@ -48,45 +50,45 @@ func elasticCF(t *testing.T, dir string) {
 	// One parser for the whole file: the #Fields header sets the layout of the lines
 	// that follow.
 	p := New(Config{})
-	var s score
+	var s conformancetest.Score
 	for i, line := range lines {
-		res := runLine(p, line)
+		res := conformancetest.RunLine(p, line)
 		where := fmt.Sprintf("line %d", i+1)
 		if exp.Expected[i] == nil {
 			// Elastic drops header lines; we must not emit anything for them either.
-			if len(res.docs) != 0 || len(res.errs) != 0 {
-				s.different++
-				s.note("%s: peer drops the line, we made %d events, errors %v", where, len(res.docs), res.errs)
+			if len(res.Docs) != 0 || len(res.Errs) != 0 {
+				s.Different++
+				s.Note("%s: peer drops the line, we made %d events, errors %v", where, len(res.Docs), res.Errs)
 			} else {
-				s.equal++
+				s.Equal++
 			}
 			continue
 		}
 		want := map[string]any{}
-		flatten("", exp.Expected[i], want)
-		if len(res.docs) != 1 {
-			s.missing += len(want)
-			s.note("%s: no event: %v", where, res.errs)
+		conformancetest.Flatten("", exp.Expected[i], want)
+		if len(res.Docs) != 1 {
+			s.Missing += len(want)
+			s.Note("%s: no event: %v", where, res.Errs)
 			continue
 		}
-		got := res.docs[0]
-		for _, k := range sortedKeys(want) {
+		got := res.Docs[0]
+		for _, k := range conformancetest.SortedKeys(want) {
 			if ignored(k) {
 				continue
 			}
 			if _, ok := elasticAllow["*|"+k]; ok {
-				s.allowed++
+				s.Allowed++
 				continue
 			}
 			if _, ok := elasticAllow[fmt.Sprintf("%d|%s", i+1, k)]; ok {
-				s.allowed++
+				s.Allowed++
 				continue
 			}
 			g, ok := got[k]
-			s.compare(where, k, want[k], g, ok)
+			s.Compare(where, k, want[k], g, ok)
 		}
 	}
-	s.report(t, "cloudfront", "elastic_integrations")
+	s.Report(t, "cloudfront", "elastic_integrations")
 }
 
 // logstashMap maps the CLOUDFRONT_ACCESS_LOG grok captures (ECS-v1 mode) to our paths
@@ -125,22 +127,22 @@ func logstashCF(t *testing.T, dir string) {
 			Absent   []string       `json:"expected_absent_keys"`
 		} `json:"cases"`
 	}
-	readJSON(t, filepath.Join(dir, "logstash_CLOUDFRONT_ACCESS_LOG.logstash-patterns-core.expected.json"), &exp)
-	lines := readLines(t, filepath.Join(dir, "logstash_CLOUDFRONT_ACCESS_LOG.log"))
-	var s score
+	conformancetest.ReadJSON(t, filepath.Join(dir, "logstash_CLOUDFRONT_ACCESS_LOG.logstash-patterns-core.expected.json"), &exp)
+	lines := conformancetest.ReadLines(t, filepath.Join(dir, "logstash_CLOUDFRONT_ACCESS_LOG.log"))
+	var s conformancetest.Score
 	for _, c := range exp.Cases {
-		res := runLine(New(Config{}), lines[c.Line-1])
-		if len(res.docs) != 1 {
-			s.missing++
-			s.note("%s: no event: %v", c.Name, res.errs)
+		res := conformancetest.RunLine(New(Config{}), lines[c.Line-1])
+		if len(res.Docs) != 1 {
+			s.Missing++
+			s.Note("%s: no event: %v", c.Name, res.Errs)
 			continue
 		}
-		got := res.docs[0]
+		got := res.Docs[0]
 		want := map[string]any{}
-		flatten("", c.Expected, want)
-		for _, k := range sortedKeys(want) {
+		conformancetest.Flatten("", c.Expected, want)
+		for _, k := range conformancetest.SortedKeys(want) {
 			if _, ok := logstashAllow[k]; ok {
-				s.allowed++
+				s.Allowed++
 				continue
 			}
 			ours := k
@@ -157,15 +159,15 @@ func logstashCF(t *testing.T, dir string) {
 				w = fmt.Sprint(int64(w.(float64)*1e9 + 0.5)) // seconds → our nanoseconds
 			}
 			g, ok := got[ours]
-			s.compare(c.Name, k, w, g, ok)
+			s.Compare(c.Name, k, w, g, ok)
 		}
 		for _, k := range c.Absent {
 			if _, ok := got[k]; ok {
-				s.different++
+				s.Different++
 			} else {
-				s.equal++
+				s.Equal++
 			}
 		}
 	}
-	s.report(t, "cloudfront", "logstash")
+	s.Report(t, "cloudfront", "logstash")
 }

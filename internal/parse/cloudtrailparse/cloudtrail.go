@@ -20,6 +20,7 @@ import (
 
 	"github.com/vigil-sec/vigil/internal/event"
 	"github.com/vigil-sec/vigil/internal/parse"
+	"github.com/vigil-sec/vigil/internal/parse/jsonscan"
 )
 
 // Dataset is the event.dataset of CloudTrail events.
@@ -114,12 +115,12 @@ func (p *Parser) Parse(rec []byte, out parse.Emitter) error {
 		}
 	}
 	data = bytes.TrimPrefix(data, []byte("\xef\xbb\xbf"))
-	s := scanner{data: data}
-	switch c := s.peek(); c {
+	s := jsonscan.Scanner{Data: data}
+	switch c := s.Peek(); c {
 	case '{':
 		return p.parseObject(&s, out)
 	case '[':
-		s.pos++
+		s.Pos++
 		if err := p.parseEntries(&s, out, "["); err != nil {
 			return entriesError(err)
 		}
@@ -127,7 +128,7 @@ func (p *Parser) Parse(rec []byte, out parse.Emitter) error {
 	case 0:
 		return errors.New("cloudtrail: empty record")
 	default:
-		return fmt.Errorf("cloudtrail: byte offset %d: expected a JSON object ({\"Records\":[…]} or a CloudTrail record), got %q", s.pos, c)
+		return fmt.Errorf("cloudtrail: byte offset %d: expected a JSON object ({\"Records\":[…]} or a CloudTrail record), got %q", s.Pos, c)
 	}
 }
 
@@ -168,8 +169,8 @@ func (p *Parser) gunzip(rec []byte) ([]byte, error) {
 }
 
 // parseObject handles a top-level object: a log file, a digest file or one record.
-func (p *Parser) parseObject(s *scanner, out parse.Emitter) error {
-	start := s.pos
+func (p *Parser) parseObject(s *jsonscan.Scanner, out parse.Emitter) error {
+	start := s.Pos
 	atRecords, err := p.collect(s, true)
 	if err != nil {
 		return fmt.Errorf("cloudtrail: %w", err)
@@ -180,7 +181,7 @@ func (p *Parser) parseObject(s *scanner, out parse.Emitter) error {
 		}
 		switch {
 		case p.rec.eventTime.b != nil || p.rec.eventID.b != nil || p.rec.eventVersion.b != nil:
-			bad, failed := p.emit(s.data[start:s.pos], out)
+			bad, failed := p.emit(s.Data[start:s.Pos], out)
 			if bad != nil {
 				return fmt.Errorf("cloudtrail: %w", bad)
 			}
@@ -192,33 +193,33 @@ func (p *Parser) parseObject(s *scanner, out parse.Emitter) error {
 		return errors.New("cloudtrail: JSON object has neither a Records array nor eventTime: not a CloudTrail log file or record")
 	}
 	// A log file: collect stopped at the value of "Records".
-	if s.peek() != '[' {
-		return fmt.Errorf("cloudtrail: byte offset %d: Records is not an array", s.pos)
+	if s.Peek() != '[' {
+		return fmt.Errorf("cloudtrail: byte offset %d: Records is not an array", s.Pos)
 	}
-	s.pos++
+	s.Pos++
 	if err := p.parseEntries(s, out, "Records"); err != nil {
 		return entriesError(err)
 	}
 	// The members after Records carry nothing we use; they must still be valid JSON.
 	first := false
 	for {
-		_, ok, err := s.nextMember(&first)
+		_, ok, err := s.NextMember(&first)
 		if err != nil {
 			return fmt.Errorf("cloudtrail: %w", err)
 		}
 		if !ok {
 			break
 		}
-		if _, _, err := s.skipValue(1); err != nil {
+		if _, _, err := s.SkipValue(1); err != nil {
 			return fmt.Errorf("cloudtrail: %w", err)
 		}
 	}
 	return p.checkEnd(s)
 }
 
-func (p *Parser) checkEnd(s *scanner) error {
-	if c := s.peek(); c != 0 {
-		return fmt.Errorf("cloudtrail: byte offset %d: unexpected %q after the JSON value", s.pos, c)
+func (p *Parser) checkEnd(s *jsonscan.Scanner) error {
+	if c := s.Peek(); c != 0 {
+		return fmt.Errorf("cloudtrail: byte offset %d: unexpected %q after the JSON value", s.Pos, c)
 	}
 	return nil
 }
@@ -240,29 +241,29 @@ func entriesError(err error) error {
 // parseEntries walks the elements of a records array whose '[' was consumed. An element
 // that is not an object, or has no usable eventTime, is rejected alone; a JSON syntax
 // error ends the record, since nothing after it can be trusted.
-func (p *Parser) parseEntries(s *scanner, out parse.Emitter, what string) error {
+func (p *Parser) parseEntries(s *jsonscan.Scanner, out parse.Emitter, what string) error {
 	first := true
 	for i := 0; ; i++ {
-		ok, err := s.nextElement(&first)
+		ok, err := s.NextElement(&first)
 		if err != nil {
 			return fmt.Errorf("%s[%d]: %w", what, i, err)
 		}
 		if !ok {
 			return nil
 		}
-		if s.peek() != '{' {
-			start, end, err := s.skipValue(1)
+		if s.Peek() != '{' {
+			start, end, err := s.SkipValue(1)
 			if err != nil {
 				return fmt.Errorf("%s[%d]: %w", what, i, err)
 			}
-			out.Reject(s.data[start:end], fmt.Errorf("cloudtrail: %s[%d]: not a JSON object", what, i))
+			out.Reject(s.Data[start:end], fmt.Errorf("cloudtrail: %s[%d]: not a JSON object", what, i))
 			continue
 		}
-		start := s.pos
+		start := s.Pos
 		if _, err := p.collect(s, false); err != nil {
 			return fmt.Errorf("%s[%d]: %w", what, i, err)
 		}
-		entry := s.data[start:s.pos]
+		entry := s.Data[start:s.Pos]
 		bad, failed := p.emit(entry, out)
 		if failed != nil {
 			return emitFailed{failed}
@@ -275,10 +276,10 @@ func (p *Parser) parseEntries(s *scanner, out parse.Emitter, what string) error 
 
 // scalar reads a scalar value into dst: strings keep their body, numbers and booleans
 // their text; null, "" and nested values leave dst unset.
-func (s *scanner) scalar(dst *jstr) error {
-	switch s.peek() {
+func scalar(s *jsonscan.Scanner, dst *jstr) error {
+	switch s.Peek() {
 	case '"':
-		b, esc, err := s.readString()
+		b, esc, err := s.ReadString()
 		if err != nil {
 			return err
 		}
@@ -287,65 +288,36 @@ func (s *scanner) scalar(dst *jstr) error {
 		}
 		return nil
 	case 'n', '{', '[':
-		_, _, err := s.skipValue(1)
+		_, _, err := s.SkipValue(1)
 		return err
 	}
-	start, end, err := s.skipValue(1)
+	start, end, err := s.SkipValue(1)
 	if err == nil {
-		*dst = jstr{b: s.data[start:end]}
+		*dst = jstr{b: s.Data[start:end]}
 	}
-	return err
-}
-
-// members calls fn for each member of the object at the scanner, with the scanner at
-// the member's value; fn must consume the value. A value that is not an object is
-// skipped.
-func (s *scanner) members(depth int, fn func(key []byte) error) error {
-	if s.peek() != '{' {
-		_, _, err := s.skipValue(depth)
-		return err
-	}
-	if depth > maxDepth {
-		return s.errorf("nesting deeper than %d", maxDepth)
-	}
-	s.pos++
-	first := true
-	for {
-		key, ok, err := s.nextMember(&first)
-		if err != nil || !ok {
-			return err
-		}
-		if err := fn(key); err != nil {
-			return err
-		}
-	}
-}
-
-func (s *scanner) skip(depth int) error {
-	_, _, err := s.skipValue(depth)
 	return err
 }
 
 // extent consumes a value and stores its bytes in dst unless it is null.
-func (s *scanner) extent(dst *[]byte) error {
-	start, end, err := s.skipValue(2)
-	if err == nil && !(end-start == 4 && s.data[start] == 'n') {
-		*dst = s.data[start:end]
+func extent(s *jsonscan.Scanner, dst *[]byte) error {
+	start, end, err := s.SkipValue(2)
+	if err == nil && !(end-start == 4 && s.Data[start] == 'n') {
+		*dst = s.Data[start:end]
 	}
 	return err
 }
 
 // collect reads one record object into p.rec. With stopAtRecords it returns true as
 // soon as it meets a "Records" member, leaving the scanner at its value.
-func (p *Parser) collect(s *scanner, stopAtRecords bool) (atRecords bool, err error) {
+func (p *Parser) collect(s *jsonscan.Scanner, stopAtRecords bool) (atRecords bool, err error) {
 	r := &p.rec
 	*r = record{}
-	if err := s.expect('{'); err != nil {
+	if err := s.Expect('{'); err != nil {
 		return false, err
 	}
 	first := true
 	for {
-		key, ok, err := s.nextMember(&first)
+		key, ok, err := s.NextMember(&first)
 		if err != nil {
 			return false, err
 		}
@@ -354,121 +326,121 @@ func (p *Parser) collect(s *scanner, stopAtRecords bool) (atRecords bool, err er
 		}
 		switch string(key) {
 		case "eventVersion":
-			err = s.scalar(&r.eventVersion)
+			err = scalar(s, &r.eventVersion)
 		case "eventTime":
-			err = s.scalar(&r.eventTime)
+			err = scalar(s, &r.eventTime)
 		case "eventSource":
-			err = s.scalar(&r.eventSource)
+			err = scalar(s, &r.eventSource)
 		case "eventName":
-			err = s.scalar(&r.eventName)
+			err = scalar(s, &r.eventName)
 		case "awsRegion":
-			err = s.scalar(&r.awsRegion)
+			err = scalar(s, &r.awsRegion)
 		case "sourceIPAddress":
-			err = s.scalar(&r.sourceIP)
+			err = scalar(s, &r.sourceIP)
 		case "userAgent":
-			err = s.scalar(&r.userAgent)
+			err = scalar(s, &r.userAgent)
 		case "errorCode":
-			err = s.scalar(&r.errorCode)
+			err = scalar(s, &r.errorCode)
 		case "errorMessage":
-			err = s.scalar(&r.errorMessage)
+			err = scalar(s, &r.errorMessage)
 		case "requestID":
-			err = s.scalar(&r.requestID)
+			err = scalar(s, &r.requestID)
 		case "eventID":
-			err = s.scalar(&r.eventID)
+			err = scalar(s, &r.eventID)
 		case "eventType":
-			err = s.scalar(&r.eventType)
+			err = scalar(s, &r.eventType)
 		case "apiVersion":
-			err = s.scalar(&r.apiVersion)
+			err = scalar(s, &r.apiVersion)
 		case "recipientAccountId":
-			err = s.scalar(&r.recipientAccountID)
+			err = scalar(s, &r.recipientAccountID)
 		case "sharedEventID", "sharedEventId":
-			err = s.scalar(&r.sharedEventID)
+			err = scalar(s, &r.sharedEventID)
 		case "vpcEndpointId":
-			err = s.scalar(&r.vpcEndpointID)
+			err = scalar(s, &r.vpcEndpointID)
 		case "eventCategory":
-			err = s.scalar(&r.eventCategory)
+			err = scalar(s, &r.eventCategory)
 		case "sessionCredentialFromConsole":
-			err = s.scalar(&r.fromConsole)
+			err = scalar(s, &r.fromConsole)
 		case "managementEvent":
-			err = s.scalar(&r.managementEvent)
+			err = scalar(s, &r.managementEvent)
 		case "readOnly":
-			err = s.scalar(&r.readOnly)
+			err = scalar(s, &r.readOnly)
 		case "userIdentity":
 			err = p.collectIdentity(s)
 		case "requestParameters":
 			err = p.collectNested(s, &r.requestParameters, func(k []byte) error {
 				switch string(k) {
 				case "userName":
-					return s.scalar(&r.rpUserName)
+					return scalar(s, &r.rpUserName)
 				case "newUserName":
-					return s.scalar(&r.rpNewUserName)
+					return scalar(s, &r.rpNewUserName)
 				case "groupName":
-					return s.scalar(&r.rpGroupName)
+					return scalar(s, &r.rpGroupName)
 				}
-				return s.skip(3)
+				return s.Skip(3)
 			})
 		case "responseElements":
 			err = p.collectNested(s, &r.responseElements, func(k []byte) error {
 				switch string(k) {
 				case "ConsoleLogin":
-					return s.scalar(&r.reConsoleLogin)
+					return scalar(s, &r.reConsoleLogin)
 				case "user":
-					return s.members(3, func(k []byte) error {
+					return s.Members(3, func(k []byte) error {
 						if string(k) == "userId" {
-							return s.scalar(&r.reUserID)
+							return scalar(s, &r.reUserID)
 						}
-						return s.skip(4)
+						return s.Skip(4)
 					})
 				case "group":
-					return s.members(3, func(k []byte) error {
+					return s.Members(3, func(k []byte) error {
 						if string(k) == "groupId" {
-							return s.scalar(&r.reGroupID)
+							return scalar(s, &r.reGroupID)
 						}
-						return s.skip(4)
+						return s.Skip(4)
 					})
 				}
-				return s.skip(3)
+				return s.Skip(3)
 			})
 		case "additionalEventData":
 			err = p.collectNested(s, &r.additionalEventData, func(k []byte) error {
 				switch string(k) {
 				case "MobileVersion":
-					return s.scalar(&r.aeMobileVersion)
+					return scalar(s, &r.aeMobileVersion)
 				case "LoginTo":
-					return s.scalar(&r.aeLoginTo)
+					return scalar(s, &r.aeLoginTo)
 				case "MFAUsed":
-					return s.scalar(&r.aeMFAUsed)
+					return scalar(s, &r.aeMFAUsed)
 				}
-				return s.skip(3)
+				return s.Skip(3)
 			})
 		case "serviceEventDetails":
-			err = s.extent(&r.serviceEventDetails)
+			err = extent(s, &r.serviceEventDetails)
 		case "insightDetails":
-			err = s.extent(&r.insightDetails)
+			err = extent(s, &r.insightDetails)
 		case "resources":
-			err = s.extent(&r.resources)
+			err = extent(s, &r.resources)
 		case "tlsDetails":
-			err = s.members(2, func(k []byte) error {
+			err = s.Members(2, func(k []byte) error {
 				switch string(k) {
 				case "tlsVersion":
-					return s.scalar(&r.tlsVersion)
+					return scalar(s, &r.tlsVersion)
 				case "cipherSuite":
-					return s.scalar(&r.tlsCipher)
+					return scalar(s, &r.tlsCipher)
 				case "clientProvidedHostHeader":
-					return s.scalar(&r.tlsHost)
+					return scalar(s, &r.tlsHost)
 				}
-				return s.skip(3)
+				return s.Skip(3)
 			})
 		case "Records":
 			if stopAtRecords {
 				return true, nil
 			}
-			err = s.skip(1)
+			err = s.Skip(1)
 		case "digestStartTime", "digestEndTime", "digestPublicKeyFingerprint", "digestSignatureAlgorithm", "digestS3Object":
 			r.digest = true
-			err = s.skip(1)
+			err = s.Skip(1)
 		default:
-			err = s.skip(1)
+			err = s.Skip(1)
 		}
 		if err != nil {
 			return false, err
@@ -478,82 +450,82 @@ func (p *Parser) collect(s *scanner, stopAtRecords bool) (atRecords bool, err er
 
 // collectNested keeps the extent of an object-valued member and lets fn pick members
 // out of it on the way.
-func (p *Parser) collectNested(s *scanner, dst *[]byte, fn func(key []byte) error) error {
-	if s.peek() != '{' {
-		return s.extent(dst)
+func (p *Parser) collectNested(s *jsonscan.Scanner, dst *[]byte, fn func(key []byte) error) error {
+	if s.Peek() != '{' {
+		return extent(s, dst)
 	}
-	start := s.pos
-	if err := s.members(2, fn); err != nil {
+	start := s.Pos
+	if err := s.Members(2, fn); err != nil {
 		return err
 	}
-	*dst = s.data[start:s.pos]
+	*dst = s.Data[start:s.Pos]
 	return nil
 }
 
-func (p *Parser) collectIdentity(s *scanner) error {
+func (p *Parser) collectIdentity(s *jsonscan.Scanner) error {
 	r := &p.rec
-	return s.members(1, func(k []byte) error {
+	return s.Members(1, func(k []byte) error {
 		switch string(k) {
 		case "type":
-			return s.scalar(&r.uiType)
+			return scalar(s, &r.uiType)
 		case "principalId":
-			return s.scalar(&r.uiPrincipalID)
+			return scalar(s, &r.uiPrincipalID)
 		case "arn":
-			return s.scalar(&r.uiARN)
+			return scalar(s, &r.uiARN)
 		case "accountId":
-			return s.scalar(&r.uiAccountID)
+			return scalar(s, &r.uiAccountID)
 		case "accessKeyId":
-			return s.scalar(&r.uiAccessKeyID)
+			return scalar(s, &r.uiAccessKeyID)
 		case "userName":
-			return s.scalar(&r.uiUserName)
+			return scalar(s, &r.uiUserName)
 		case "invokedBy":
-			return s.scalar(&r.uiInvokedBy)
+			return scalar(s, &r.uiInvokedBy)
 		case "identityProvider":
-			return s.scalar(&r.uiIdentityProvider)
+			return scalar(s, &r.uiIdentityProvider)
 		case "userId":
-			return s.scalar(&r.uiUserID)
+			return scalar(s, &r.uiUserID)
 		case "identityStoreArn":
-			return s.scalar(&r.uiIdentityStoreARN)
+			return scalar(s, &r.uiIdentityStoreARN)
 		case "sessionContext":
-			return s.members(2, func(k []byte) error {
+			return s.Members(2, func(k []byte) error {
 				switch string(k) {
 				case "attributes":
-					return s.members(3, func(k []byte) error {
+					return s.Members(3, func(k []byte) error {
 						switch string(k) {
 						case "mfaAuthenticated":
-							return s.scalar(&r.mfaAuthenticated)
+							return scalar(s, &r.mfaAuthenticated)
 						case "creationDate":
-							return s.scalar(&r.creationDate)
+							return scalar(s, &r.creationDate)
 						}
-						return s.skip(4)
+						return s.Skip(4)
 					})
 				case "sessionIssuer":
-					return s.members(3, func(k []byte) error {
+					return s.Members(3, func(k []byte) error {
 						switch string(k) {
 						case "type":
-							return s.scalar(&r.siType)
+							return scalar(s, &r.siType)
 						case "principalId":
-							return s.scalar(&r.siPrincipalID)
+							return scalar(s, &r.siPrincipalID)
 						case "arn":
-							return s.scalar(&r.siARN)
+							return scalar(s, &r.siARN)
 						case "accountId":
-							return s.scalar(&r.siAccountID)
+							return scalar(s, &r.siAccountID)
 						case "userName":
-							return s.scalar(&r.siUserName)
+							return scalar(s, &r.siUserName)
 						}
-						return s.skip(4)
+						return s.Skip(4)
 					})
 				case "webIdFederationData":
-					return s.members(3, func(k []byte) error {
+					return s.Members(3, func(k []byte) error {
 						if string(k) == "federatedProvider" {
-							return s.scalar(&r.federatedProvider)
+							return scalar(s, &r.federatedProvider)
 						}
-						return s.skip(4)
+						return s.Skip(4)
 					})
 				}
-				return s.skip(3)
+				return s.Skip(3)
 			})
 		}
-		return s.skip(2)
+		return s.Skip(2)
 	})
 }

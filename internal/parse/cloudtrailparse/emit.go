@@ -8,6 +8,7 @@ import (
 
 	"github.com/vigil-sec/vigil/internal/event"
 	"github.com/vigil-sec/vigil/internal/parse"
+	"github.com/vigil-sec/vigil/internal/parse/jsonscan"
 )
 
 var rawKindEvent = []byte(`"event"`)
@@ -18,7 +19,7 @@ func (p *Parser) text(v jstr) []byte {
 		return v.b
 	}
 	start := len(p.arena)
-	p.arena = appendUnescaped(p.arena, v.b)
+	p.arena = jsonscan.AppendUnescaped(p.arena, v.b)
 	return p.arena[start:len(p.arena):len(p.arena)]
 }
 
@@ -245,7 +246,7 @@ func (p *Parser) compact(v []byte) []byte {
 		return nil
 	}
 	start := len(p.arena)
-	p.arena = appendCompact(p.arena, v)
+	p.arena = jsonscan.AppendCompact(p.arena, v)
 	c := p.arena[start:len(p.arena):len(p.arena)]
 	if len(c) <= 2 && (c[0] == '{' || c[0] == '[') {
 		return nil
@@ -302,27 +303,27 @@ func (p *Parser) resources() {
 	if len(v) == 0 || v[0] != '[' {
 		return
 	}
-	s := scanner{data: v, pos: 1}
+	s := jsonscan.Scanner{Data: v, Pos: 1}
 	start := len(p.arena)
 	p.arena = append(p.arena, '[')
 	n := 0
 	first := true
 	for {
-		ok, err := s.nextElement(&first)
+		ok, err := s.NextElement(&first)
 		if err != nil || !ok {
 			break
 		}
 		var arn, account, typ jstr
-		err = s.members(1, func(k []byte) error {
+		err = s.Members(1, func(k []byte) error {
 			switch string(k) {
 			case "ARN", "arn":
-				return s.scalar(&arn)
+				return scalar(&s, &arn)
 			case "accountId":
-				return s.scalar(&account)
+				return scalar(&s, &account)
 			case "type":
-				return s.scalar(&typ)
+				return scalar(&s, &typ)
 			}
-			return s.skip(2)
+			return s.Skip(2)
 		})
 		if err != nil {
 			break

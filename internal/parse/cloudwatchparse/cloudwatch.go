@@ -27,6 +27,7 @@ import (
 
 	"github.com/vigil-sec/vigil/internal/event"
 	"github.com/vigil-sec/vigil/internal/parse"
+	"github.com/vigil-sec/vigil/internal/parse/jsonscan"
 )
 
 const (
@@ -127,7 +128,7 @@ func (p *Parser) Parse(rec []byte, out parse.Emitter) error {
 	if err != nil {
 		return fmt.Errorf("%s: %w", Name, err)
 	}
-	s := scanner{data: data}
+	s := jsonscan.Scanner{Data: data}
 	if err := p.collect(&s, true); err != nil {
 		return fmt.Errorf("%s: %w", Name, err)
 	}
@@ -149,7 +150,7 @@ func (p *Parser) Parse(rec []byte, out parse.Emitter) error {
 
 // nested parses a payload carried inside an envelope.
 func (p *Parser) nested(payload []byte, out parse.Emitter, where string) error {
-	s := scanner{data: payload}
+	s := jsonscan.Scanner{Data: payload}
 	if err := p.collect(&s, false); err != nil {
 		return fmt.Errorf("%s: %s: %w", Name, where, err)
 	}
@@ -162,30 +163,30 @@ func (p *Parser) nested(payload []byte, out parse.Emitter, where string) error {
 // kinesis walks a Kinesis event's Records, each carrying one payload; a record that
 // cannot be decoded is rejected alone.
 func (p *Parser) kinesis(records []byte, out parse.Emitter) error {
-	s := scanner{data: records, pos: 1} // records was validated and starts with '['
+	s := jsonscan.Scanner{Data: records, Pos: 1} // records was validated and starts with '['
 	first := true
 	for i := 0; ; i++ {
-		ok, err := s.nextElement(&first)
+		ok, err := s.NextElement(&first)
 		if err != nil || !ok {
 			return err
 		}
-		start := s.pos
+		start := s.Pos
 		var data jstr
-		err = s.members(1, func(k []byte) error {
+		err = s.Members(1, func(k []byte) error {
 			if string(k) != "kinesis" {
-				return s.skip(2)
+				return s.Skip(2)
 			}
-			return s.members(2, func(k []byte) error {
+			return s.Members(2, func(k []byte) error {
 				if string(k) == "data" {
-					return s.scalar(&data)
+					return scalar(&s, &data)
 				}
-				return s.skip(3)
+				return s.Skip(3)
 			})
 		})
 		if err != nil {
 			return err
 		}
-		entry := s.data[start:s.pos]
+		entry := s.Data[start:s.Pos]
 		where := "Records[" + strconv.Itoa(i) + "].kinesis.data"
 		if entry[0] != '{' {
 			out.Reject(entry, fmt.Errorf("%s: Records[%d]: not a JSON object", Name, i))
@@ -218,7 +219,7 @@ func (p *Parser) text(v jstr) []byte {
 		return v.b
 	}
 	start := len(p.arena)
-	p.arena = appendUnescaped(p.arena, v.b)
+	p.arena = jsonscan.AppendUnescaped(p.arena, v.b)
 	return p.arena[start:len(p.arena):len(p.arena)]
 }
 
@@ -324,19 +325,19 @@ func (p *Parser) inflate(b []byte, lvl int) ([]byte, error) {
 
 // collect reads the top-level object of a payload or envelope into p.hdr, validating
 // all of it. Envelope keys count only with envelope set.
-func (p *Parser) collect(s *scanner, envelope bool) error {
+func (p *Parser) collect(s *jsonscan.Scanner, envelope bool) error {
 	h := &p.hdr
 	*h = header{}
-	if c := s.peek(); c != '{' {
+	if c := s.Peek(); c != '{' {
 		if c == 0 {
-			return s.errorf("expected a JSON object, got end of input")
+			return s.Errorf("expected a JSON object, got end of input")
 		}
-		return s.errorf("expected a JSON object, got %q", c)
+		return s.Errorf("expected a JSON object, got %q", c)
 	}
-	s.pos++
+	s.Pos++
 	first := true
 	for {
-		key, ok, err := s.nextMember(&first)
+		key, ok, err := s.NextMember(&first)
 		if err != nil {
 			return err
 		}
@@ -346,46 +347,46 @@ func (p *Parser) collect(s *scanner, envelope bool) error {
 		switch string(key) {
 		case "messageType":
 			h.payload = true
-			err = s.scalar(&h.messageType)
+			err = scalar(s, &h.messageType)
 		case "owner":
-			err = s.scalar(&h.owner)
+			err = scalar(s, &h.owner)
 		case "logGroup":
-			err = s.scalar(&h.logGroup)
+			err = scalar(s, &h.logGroup)
 		case "logStream":
-			err = s.scalar(&h.logStream)
+			err = scalar(s, &h.logStream)
 		case "policyLevel":
-			err = s.scalar(&h.policyLevel)
+			err = scalar(s, &h.policyLevel)
 		case "subscriptionFilters":
-			err = s.extent(&h.filters)
+			err = extent(s, &h.filters)
 		case "logEvents":
 			h.payload = true
-			err = s.extent(&h.logEvents)
+			err = extent(s, &h.logEvents)
 		case "awslogs":
 			if !envelope {
-				err = s.skip(1)
+				err = s.Skip(1)
 				break
 			}
-			err = s.members(1, func(k []byte) error {
+			err = s.Members(1, func(k []byte) error {
 				if string(k) == "data" {
-					return s.scalar(&h.awslogsData)
+					return scalar(s, &h.awslogsData)
 				}
-				return s.skip(2)
+				return s.Skip(2)
 			})
 		case "Records":
-			if envelope && s.peek() == '[' {
-				err = s.extent(&h.records)
+			if envelope && s.Peek() == '[' {
+				err = extent(s, &h.records)
 			} else {
-				err = s.skip(1)
+				err = s.Skip(1)
 			}
 		default:
-			err = s.skip(1)
+			err = s.Skip(1)
 		}
 		if err != nil {
 			return err
 		}
 	}
-	if c := s.peek(); c != 0 {
-		return s.errorf("unexpected %q after the JSON object", c)
+	if c := s.Peek(); c != 0 {
+		return s.Errorf("unexpected %q after the JSON object", c)
 	}
 	return nil
 }
@@ -417,30 +418,30 @@ func (p *Parser) payload(out parse.Emitter) error {
 	}
 	p.buildFilters()
 
-	s := scanner{data: h.logEvents, pos: 1}
+	s := jsonscan.Scanner{Data: h.logEvents, Pos: 1}
 	first := true
 	for i := 0; ; i++ {
-		ok, err := s.nextElement(&first)
+		ok, err := s.NextElement(&first)
 		if err != nil || !ok {
 			return err // logEvents was validated: err is nil
 		}
-		start := s.pos
+		start := s.Pos
 		var id, ts, msg jstr
-		err = s.members(1, func(k []byte) error {
+		err = s.Members(1, func(k []byte) error {
 			switch string(k) {
 			case "id":
-				return s.scalar(&id)
+				return scalar(&s, &id)
 			case "timestamp":
-				return s.scalar(&ts)
+				return scalar(&s, &ts)
 			case "message":
-				return s.scalar(&msg)
+				return scalar(&s, &msg)
 			}
-			return s.skip(2)
+			return s.Skip(2)
 		})
 		if err != nil {
 			return err
 		}
-		entry := s.data[start:s.pos]
+		entry := s.Data[start:s.Pos]
 		if entry[0] != '{' {
 			out.Reject(entry, fmt.Errorf("%s: logEvents[%d]: not a JSON object", Name, i))
 			continue
@@ -480,16 +481,16 @@ func (p *Parser) buildFilters() {
 	if len(v) == 0 || v[0] != '[' {
 		return
 	}
-	s := scanner{data: v, pos: 1}
+	s := jsonscan.Scanner{Data: v, Pos: 1}
 	p.filters = append(p.filters, '[')
 	first, n := true, 0
 	for {
-		ok, err := s.nextElement(&first)
+		ok, err := s.NextElement(&first)
 		if err != nil || !ok {
 			break
 		}
 		var f jstr
-		if err := s.scalar(&f); err != nil {
+		if err := scalar(&s, &f); err != nil {
 			break
 		}
 		if len(f.b) == 0 {
@@ -605,55 +606,30 @@ func (w *innerEmitter) Skip(reason string)                   { w.out.Skip(reason
 
 // scalar reads a scalar: strings keep their body, numbers and booleans their text;
 // null and nested values leave dst unset.
-func (s *scanner) scalar(dst *jstr) error {
-	switch s.peek() {
+func scalar(s *jsonscan.Scanner, dst *jstr) error {
+	switch s.Peek() {
 	case '"':
-		b, esc, err := s.readString()
+		b, esc, err := s.ReadString()
 		if err == nil {
 			*dst = jstr{b: b, esc: esc, set: true}
 		}
 		return err
 	case 'n', '{', '[':
-		_, _, err := s.skipValue(1)
+		_, _, err := s.SkipValue(1)
 		return err
 	}
-	start, end, err := s.skipValue(1)
+	start, end, err := s.SkipValue(1)
 	if err == nil {
-		*dst = jstr{b: s.data[start:end], set: true}
+		*dst = jstr{b: s.Data[start:end], set: true}
 	}
-	return err
-}
-
-// members calls fn for each member of the object at the scanner, with the scanner at
-// the member's value; fn must consume it. A value that is not an object is skipped.
-func (s *scanner) members(depth int, fn func(key []byte) error) error {
-	if s.peek() != '{' {
-		_, _, err := s.skipValue(depth)
-		return err
-	}
-	s.pos++
-	first := true
-	for {
-		key, ok, err := s.nextMember(&first)
-		if err != nil || !ok {
-			return err
-		}
-		if err := fn(key); err != nil {
-			return err
-		}
-	}
-}
-
-func (s *scanner) skip(depth int) error {
-	_, _, err := s.skipValue(depth)
 	return err
 }
 
 // extent consumes a value and stores its bytes in dst unless it is null.
-func (s *scanner) extent(dst *[]byte) error {
-	start, end, err := s.skipValue(1)
-	if err == nil && !(end-start == 4 && s.data[start] == 'n') {
-		*dst = s.data[start:end]
+func extent(s *jsonscan.Scanner, dst *[]byte) error {
+	start, end, err := s.SkipValue(1)
+	if err == nil && !(end-start == 4 && s.Data[start] == 'n') {
+		*dst = s.Data[start:end]
 	}
 	return err
 }

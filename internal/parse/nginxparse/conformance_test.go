@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/vigil-sec/vigil/internal/parse/accesslog"
+	"github.com/vigil-sec/vigil/internal/parse/conformancetest"
 )
 
 // Peer field → Vigil ECS path. "@time" means e.Time; "" means the peer field has no
@@ -54,24 +55,24 @@ func allowReason(peer, key string, want any) string {
 }
 
 func TestConformance(t *testing.T) {
-	dir := filepath.Join(conformanceDir(t), "nginx")
-	total := &tally{}
-	run := func(name string, fn func(*tally)) {
-		tl := &tally{}
+	dir := filepath.Join(conformancetest.Root(t), "nginx")
+	total := &conformancetest.Tally{}
+	run := func(name string, fn func(*conformancetest.Tally)) {
+		tl := &conformancetest.Tally{}
 		fn(tl)
 		t.Logf("nginx / %s: equal %d, different %d, missing %d, allowed %d, rejects matched %d, rejects missed %d",
-			name, tl.equal, tl.different, tl.missing, tl.allowed, tl.rejectsOK, tl.rejectsMissed)
-		for _, n := range tl.notes {
+			name, tl.Equal, tl.Different, tl.Missing, tl.Allowed, tl.RejectsOK, tl.RejectsMissed)
+		for _, n := range tl.Notes {
 			t.Logf("  %s", n)
 		}
-		total.equal += tl.equal
-		total.different += tl.different
-		total.missing += tl.missing
-		total.rejectsMissed += tl.rejectsMissed
+		total.Equal += tl.Equal
+		total.Different += tl.Different
+		total.Missing += tl.Missing
+		total.RejectsMissed += tl.RejectsMissed
 	}
 
-	run("elastic/beats", func(tl *tally) {
-		f := readJSON(t, filepath.Join(dir, "elastic_beats_test.elastic-beats.expected.json"))
+	run("elastic/beats", func(tl *conformancetest.Tally) {
+		f := conformancetest.ReadObject(t, filepath.Join(dir, "elastic_beats_test.elastic-beats.expected.json"))
 		input, err := os.ReadFile(filepath.Join(dir, "elastic_beats_test.log"))
 		if err != nil {
 			t.Fatal(err)
@@ -87,30 +88,30 @@ func TestConformance(t *testing.T) {
 			// event.original is written by the pipeline from the record; check it
 			// is the line itself rather than looking for it in the parser's output.
 			if orig, ok := want["event.original"].(string); ok {
-				check(tl, "beats", lines[i], "event.original", orig == string(lines[i]), orig, string(lines[i]))
+				tl.Check("beats", lines[i], "event.original", orig == string(lines[i]), orig, string(lines[i]))
 				delete(want, "event.original")
 			}
 			compare(tl, "beats", lines[i], want, ecsMap, ign)
 		}
 	})
 
-	run("fluent/fluentd", func(tl *tally) {
-		f := readJSON(t, filepath.Join(dir, "fluentd_parser_nginx.fluentd.expected.json"))
+	run("fluent/fluentd", func(tl *conformancetest.Tally) {
+		f := conformancetest.ReadObject(t, filepath.Join(dir, "fluentd_parser_nginx.fluentd.expected.json"))
 		for _, c := range f["cases"].([]any) {
 			c := c.(map[string]any)
 			want := c["expected_record"].(map[string]any)
 			if ts, ok := c["expected_time"].(string); ok && !strings.Contains(ts, "local") {
 				want["@expected_time"] = ts
 			}
-			compare(tl, "fluentd", caseInput(t, c), want, fluentdMap, nil)
+			compare(tl, "fluentd", conformancetest.CaseInput(t, c), want, fluentdMap, nil)
 		}
 	})
 
-	run("vectordotdev/vrl", func(tl *tally) {
-		f := readJSON(t, filepath.Join(dir, "vrl_parse_nginx_log.vector.expected.json"))
+	run("vectordotdev/vrl", func(tl *conformancetest.Tally) {
+		f := conformancetest.ReadObject(t, filepath.Join(dir, "vrl_parse_nginx_log.vector.expected.json"))
 		for _, c := range f["cases"].([]any) {
 			c := c.(map[string]any)
-			in := caseInput(t, c)
+			in := conformancetest.CaseInput(t, c)
 			if _, bad := c["expected_error"]; bad {
 				expectReject(tl, in)
 				continue
@@ -124,91 +125,75 @@ func TestConformance(t *testing.T) {
 	})
 
 	pct := 100.0
-	if n := total.comparable(); n > 0 {
-		pct = 100 * float64(total.equal) / float64(n)
+	if n := total.Comparable(); n > 0 {
+		pct = 100 * float64(total.Equal) / float64(n)
 	}
-	t.Logf("nginx total: %.1f%% of %d comparable fields equal", pct, total.comparable())
+	t.Logf("nginx total: %.1f%% of %d comparable fields equal", pct, total.Comparable())
 	if pct < 95 {
 		t.Errorf("conformance %.1f%% < 95%%", pct)
 	}
-	if total.rejectsMissed > 0 {
-		t.Errorf("%d inputs rejected by a peer were accepted", total.rejectsMissed)
+	if total.RejectsMissed > 0 {
+		t.Errorf("%d inputs rejected by a peer were accepted", total.RejectsMissed)
 	}
 }
 
-func expectReject(tl *tally, in []byte) {
-	o := runOne(New(), in)
-	if o.err != nil {
-		tl.rejectsOK++
+func expectReject(tl *conformancetest.Tally, in []byte) {
+	o := conformancetest.RunOne(New(), in)
+	if o.Err != nil {
+		tl.RejectsOK++
 		return
 	}
-	tl.rejectsMissed++
-	tl.note("peer rejects %q, we accepted it", in)
+	tl.RejectsMissed++
+	tl.Note("peer rejects %q, we accepted it", in)
 }
 
 // compare runs one input and checks every expected peer field.
-func compare(tl *tally, peer string, in []byte, want map[string]any, mapping map[string]string, ign []any) {
-	o := runOne(New(), in)
-	if o.err != nil {
-		tl.missing += len(want)
-		tl.note("%s: %q rejected: %v", peer, in, o.err)
+func compare(tl *conformancetest.Tally, peer string, in []byte, want map[string]any, mapping map[string]string, ign []any) {
+	o := conformancetest.RunOne(New(), in)
+	if o.Err != nil {
+		tl.Missing += len(want)
+		tl.Note("%s: %q rejected: %v", peer, in, o.Err)
 		return
 	}
 	for key, wv := range want {
-		if ignored(key, ign) {
+		if conformancetest.Ignored(key, ign) {
 			continue
 		}
 		if key == "@expected_time" {
-			check(tl, peer, in, key, sameTime(wv.(string), o.time), wv, o.time)
+			tl.Check(peer, in, key, conformancetest.SameInstant(wv.(string), o.Time), wv, o.Time)
 			continue
 		}
-		target := mapped(mapping, key)
+		target := conformancetest.Mapped(mapping, key)
 		if r := allowReason(peer, key, wv); r != "" {
-			if gv, ok := o.fields[target]; ok && norm(gv) == norm(wv) {
-				tl.equal++
+			if gv, ok := o.Fields[target]; ok && conformancetest.Norm(gv) == conformancetest.Norm(wv) {
+				tl.Equal++
 			} else {
-				tl.allowed++
+				tl.Allowed++
 			}
 			continue
 		}
 		switch target {
 		case "":
-			tl.allowed++
+			tl.Allowed++
 			continue
 		case "@time":
 			s, _ := wv.(string)
 			if t, ok := accesslog.ParseTime([]byte(s)); ok {
-				check(tl, peer, in, key, t.Equal(o.time), wv, o.time)
+				tl.Check(peer, in, key, t.Equal(o.Time), wv, o.Time)
 			} else {
-				check(tl, peer, in, key, sameTime(s, o.time), wv, o.time)
+				tl.Check(peer, in, key, conformancetest.SameInstant(s, o.Time), wv, o.Time)
 			}
 			continue
 		}
-		gv, ok := o.fields[target]
+		gv, ok := o.Fields[target]
 		switch {
 		case wv == nil && !ok:
-			tl.equal++
+			tl.Equal++
 		case !ok:
-			tl.missing++
-			tl.note("%s: %q: %s (%s) missing, want %v", peer, in, key, target, wv)
+			tl.Missing++
+			tl.Note("%s: %q: %s (%s) missing, want %v", peer, in, key, target, wv)
 		default:
-			check(tl, peer, in, key, norm(gv) == norm(wv), wv, gv)
+			tl.Check(peer, in, key, conformancetest.Norm(gv) == conformancetest.Norm(wv), wv, gv)
 		}
 	}
-}
-
-func mapped(m map[string]string, key string) string {
-	if t, ok := m[key]; ok {
-		return t
-	}
-	return key
-}
-
-func check(tl *tally, peer string, in []byte, key string, ok bool, want, got any) {
-	if ok {
-		tl.equal++
-		return
-	}
-	tl.different++
-	tl.note("%s: %q: %s: want %v, got %v", peer, in, key, want, got)
 }

@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"unicode/utf8"
+
+	"github.com/vigil-sec/vigil/internal/parse/conformancetest"
 )
 
 // Peer field → Vigil ECS path. "@time" means e.Time; "" means the peer field has no
@@ -62,38 +64,38 @@ func allowReason(peer, key string, want, got any, in []byte) string {
 }
 
 func TestConformance(t *testing.T) {
-	root := conformanceDir(t)
-	total := &tally{}
-	run := func(folder, name string, fn func(*tally)) {
-		tl := &tally{}
+	root := conformancetest.Root(t)
+	total := &conformancetest.Tally{}
+	run := func(folder, name string, fn func(*conformancetest.Tally)) {
+		tl := &conformancetest.Tally{}
 		fn(tl)
 		t.Logf("%s / %s: equal %d, different %d, missing %d, allowed %d, rejects matched %d, rejects missed %d",
-			folder, name, tl.equal, tl.different, tl.missing, tl.allowed, tl.rejectsOK, tl.rejectsMissed)
-		for _, n := range tl.notes {
+			folder, name, tl.Equal, tl.Different, tl.Missing, tl.Allowed, tl.RejectsOK, tl.RejectsMissed)
+		for _, n := range tl.Notes {
 			t.Logf("  %s", n)
 		}
-		total.equal += tl.equal
-		total.different += tl.different
-		total.missing += tl.missing
-		total.rejectsMissed += tl.rejectsMissed
+		total.Equal += tl.Equal
+		total.Different += tl.Different
+		total.Missing += tl.Missing
+		total.RejectsMissed += tl.RejectsMissed
 	}
 	for _, folder := range []string{"syslog_rfc3164", "syslog_rfc5424"} {
 		dir := filepath.Join(root, folder)
 
-		run(folder, "influxdata/go-syslog", func(tl *tally) {
+		run(folder, "influxdata/go-syslog", func(tl *conformancetest.Tally) {
 			name := "gosyslog_rfc3164_machine.go-syslog.expected.json"
 			if folder == "syslog_rfc5424" {
 				name = "gosyslog_rfc5424_machine.go-syslog.expected.json"
 			}
-			f := readJSON(t, filepath.Join(dir, name))
+			f := conformancetest.ReadObject(t, filepath.Join(dir, name))
 			for _, c := range f["cases"].([]any) {
 				c := c.(map[string]any)
-				in := caseInput(t, c)
+				in := conformancetest.CaseInput(t, c)
 				if c["valid"] != true {
 					if opts, _ := c["options"].([]any); len(opts) > 0 {
 						// Rejected only under WithCompliantMsg (MSG must be UTF-8 after a
 						// BOM); the default peer accepts these, and so do we.
-						tl.allowed++
+						tl.Allowed++
 						continue
 					}
 					expectReject(t, tl, in)
@@ -105,7 +107,7 @@ func TestConformance(t *testing.T) {
 						if v == nil {
 							want["log.syslog.structured_data"] = nil
 						} else {
-							flatten("log.syslog.structured_data", v, want)
+							conformancetest.FlattenKeepEmpty("log.syslog.structured_data", v, want)
 						}
 						continue
 					}
@@ -115,11 +117,11 @@ func TestConformance(t *testing.T) {
 			}
 		})
 
-		run(folder, "fluent/fluentd", func(tl *tally) {
-			f := readJSON(t, filepath.Join(dir, "fluentd_parser_syslog.fluentd.expected.json"))
+		run(folder, "fluent/fluentd", func(tl *conformancetest.Tally) {
+			f := conformancetest.ReadObject(t, filepath.Join(dir, "fluentd_parser_syslog.fluentd.expected.json"))
 			for _, c := range f["cases"].([]any) {
 				c := c.(map[string]any)
-				in := caseInput(t, c)
+				in := conformancetest.CaseInput(t, c)
 				if c["expected_rejected"] == true || c["expected_error"] != nil {
 					expectReject(t, tl, in)
 					continue
@@ -133,23 +135,23 @@ func TestConformance(t *testing.T) {
 				if c["name"] == "test_parse_with_rfc5424_multiple_structured_message" {
 					// Two elements with the same SD-ID: RFC 5424 §6.3.2 forbids it and
 					// go-syslog rejects it; Fluentd keeps SD as unparsed text.
-					tl.allowed += len(want)
+					tl.Allowed += len(want)
 					expectReject(t, tl, in)
-					tl.rejectsOK--
+					tl.RejectsOK--
 					continue
 				}
 				if _, ok := want["ident"]; ok && cfg["support_colonless_ident"] == nil {
-					o := runOne(newTestParser(t), in)
-					if _, has := o.fields["log.syslog.appname"]; !has {
+					o := conformancetest.RunOne(newTestParser(t), in)
+					if _, has := o.Fields["log.syslog.appname"]; !has {
 						// Fluentd's default takes the first word as ident even without
 						// "tag:"; go-syslog and logstash (and Fluentd's own test calling it
 						// a "wrong result") do not.
 						delete(want, "ident")
-						tl.allowed++
+						tl.Allowed++
 						msg, _ := want["message"].(string)
-						if om, ok := o.fields["message"].(string); ok && strings.HasSuffix(om, msg) {
+						if om, ok := o.Fields["message"].(string); ok && strings.HasSuffix(om, msg) {
 							delete(want, "message")
-							tl.allowed++
+							tl.Allowed++
 						}
 					}
 				}
@@ -160,23 +162,23 @@ func TestConformance(t *testing.T) {
 			}
 		})
 
-		run(folder, "logstash-patterns-core", func(tl *tally) {
+		run(folder, "logstash-patterns-core", func(tl *conformancetest.Tally) {
 			name := "logstash_SYSLOGLINE.logstash-patterns-core.expected.json"
 			if folder == "syslog_rfc5424" {
 				name = "logstash_SYSLOG5424LINE.logstash-patterns-core.expected.json"
 			}
-			f := readJSON(t, filepath.Join(dir, name))
+			f := conformancetest.ReadObject(t, filepath.Join(dir, name))
 			for _, c := range f["cases"].([]any) {
 				c := c.(map[string]any)
-				in := caseInput(t, c)
+				in := conformancetest.CaseInput(t, c)
 				want := map[string]any{}
-				flatten("", c["expected"], want)
+				conformancetest.FlattenKeepEmpty("", c["expected"], want)
 				if m, ok := want["message"].([]any); ok && len(m) > 0 {
 					want["message"] = m[len(m)-1] // grok appends the extracted MSG
 				}
 				if ts, ok := want["timestamp"].(string); ok && !strings.Contains(ts, "T") {
 					delete(want, "timestamp") // "May 11 15:40:51": no year to compare
-					tl.allowed++
+					tl.Allowed++
 				}
 				absent, _ := c["expected_absent_keys"].([]any)
 				for _, k := range absent {
@@ -185,21 +187,21 @@ func TestConformance(t *testing.T) {
 				if bytes.Contains(in, []byte("[meta sequenceId=10]")) || bytes.Contains(in, []byte("prg00000[1234] - -  info")) {
 					// Not RFC 5424: an unquoted SD-PARAM value, and a header missing one
 					// field. go-syslog rejects both shapes; grok's loose pattern accepts them.
-					tl.allowed += len(want)
-					tl.note("allowed: %q rejected as invalid RFC 5424 (strict, like go-syslog)", in)
+					tl.Allowed += len(want)
+					tl.Note("allowed: %q rejected as invalid RFC 5424 (strict, like go-syslog)", in)
 					expectReject(t, tl, in)
-					tl.rejectsOK--
+					tl.RejectsOK--
 					continue
 				}
 				compare(t, tl, "logstash", in, want, logstashMap)
 			}
 		})
 
-		run(folder, "vectordotdev/vrl", func(tl *tally) {
-			f := readJSON(t, filepath.Join(dir, "vrl_parse_syslog.vector.expected.json"))
+		run(folder, "vectordotdev/vrl", func(tl *conformancetest.Tally) {
+			f := conformancetest.ReadObject(t, filepath.Join(dir, "vrl_parse_syslog.vector.expected.json"))
 			for _, c := range f["cases"].([]any) {
 				c := c.(map[string]any)
-				in := caseInput(t, c)
+				in := conformancetest.CaseInput(t, c)
 				if c["expected_error"] != nil {
 					expectReject(t, tl, in)
 					continue
@@ -213,14 +215,14 @@ func TestConformance(t *testing.T) {
 					if m, ok := v.(map[string]any); ok && len(m) == 0 {
 						want["log.syslog.structured_data."+k] = m
 					} else {
-						flatten("log.syslog.structured_data."+k, v, want)
+						conformancetest.FlattenKeepEmpty("log.syslog.structured_data."+k, v, want)
 					}
 				}
 				if bytes.Contains(in, []byte("master apache_error [")) {
 					// Colonless tag: VRL takes "apache_error" as appname; go-syslog,
 					// logstash and we need "tag:" (or "tag[pid]") to call a word a tag.
 					delete(want, "appname")
-					tl.allowed++
+					tl.Allowed++
 					if m, ok := want["message"].(string); ok {
 						want["message"] = "apache_error " + m
 					}
@@ -231,15 +233,15 @@ func TestConformance(t *testing.T) {
 	}
 
 	pct := 100.0
-	if n := total.comparable(); n > 0 {
-		pct = 100 * float64(total.equal) / float64(n)
+	if n := total.Comparable(); n > 0 {
+		pct = 100 * float64(total.Equal) / float64(n)
 	}
-	t.Logf("syslog total: %.1f%% of %d comparable fields equal", pct, total.comparable())
+	t.Logf("syslog total: %.1f%% of %d comparable fields equal", pct, total.Comparable())
 	if pct < 95 {
 		t.Errorf("conformance %.1f%% < 95%%", pct)
 	}
-	if total.rejectsMissed > 0 {
-		t.Errorf("%d inputs rejected by a peer were accepted", total.rejectsMissed)
+	if total.RejectsMissed > 0 {
+		t.Errorf("%d inputs rejected by a peer were accepted", total.RejectsMissed)
 	}
 }
 
@@ -252,75 +254,59 @@ func containsAny(list []any, s string) bool {
 	return false
 }
 
-func expectReject(t *testing.T, tl *tally, in []byte) {
-	o := runOne(newTestParser(t), in)
-	if o.err != nil {
-		tl.rejectsOK++
+func expectReject(t *testing.T, tl *conformancetest.Tally, in []byte) {
+	o := conformancetest.RunOne(newTestParser(t), in)
+	if o.Err != nil {
+		tl.RejectsOK++
 		return
 	}
-	tl.rejectsMissed++
-	tl.note("peer rejects %q, we accepted it", in)
+	tl.RejectsMissed++
+	tl.Note("peer rejects %q, we accepted it", in)
 }
 
 // compare runs one input and checks every expected peer field.
-func compare(t *testing.T, tl *tally, peer string, in []byte, want map[string]any, mapping map[string]string) {
-	o := runOne(newTestParser(t), in)
-	if o.err != nil {
-		tl.missing += len(want)
-		tl.note("%s: %q rejected: %v", peer, in, o.err)
+func compare(t *testing.T, tl *conformancetest.Tally, peer string, in []byte, want map[string]any, mapping map[string]string) {
+	o := conformancetest.RunOne(newTestParser(t), in)
+	if o.Err != nil {
+		tl.Missing += len(want)
+		tl.Note("%s: %q rejected: %v", peer, in, o.Err)
 		return
 	}
 	for key, wv := range want {
 		if key == "@expected_time" {
-			check(tl, peer, in, key, sameTime(wv.(string), o.time), wv, o.time)
+			tl.Check(peer, in, key, conformancetest.SameInstant(wv.(string), o.Time), wv, o.Time)
 			continue
 		}
-		target := mapped(mapping, key)
-		gv, has := o.fields[target]
+		target := conformancetest.Mapped(mapping, key)
+		gv, has := o.Fields[target]
 		if r := allowReason(peer, key, wv, gv, in); r != "" {
-			if has && norm(gv) == norm(wv) {
-				tl.equal++
+			if has && conformancetest.Norm(gv) == conformancetest.Norm(wv) {
+				tl.Equal++
 			} else {
-				tl.allowed++
+				tl.Allowed++
 			}
 			continue
 		}
 		switch target {
 		case "":
-			tl.allowed++
+			tl.Allowed++
 			continue
 		case "@time":
 			if wv == nil {
-				check(tl, peer, in, key, o.time.IsZero(), wv, o.time)
+				tl.Check(peer, in, key, o.Time.IsZero(), wv, o.Time)
 			} else {
-				check(tl, peer, in, key, sameTime(wv.(string), o.time), wv, o.time)
+				tl.Check(peer, in, key, conformancetest.SameInstant(wv.(string), o.Time), wv, o.Time)
 			}
 			continue
 		}
 		switch {
 		case wv == nil && !has:
-			tl.equal++
+			tl.Equal++
 		case !has:
-			tl.missing++
-			tl.note("%s: %q: %s (%s) missing, want %v", peer, in, key, target, wv)
+			tl.Missing++
+			tl.Note("%s: %q: %s (%s) missing, want %v", peer, in, key, target, wv)
 		default:
-			check(tl, peer, in, key, norm(gv) == norm(wv), wv, gv)
+			tl.Check(peer, in, key, conformancetest.Norm(gv) == conformancetest.Norm(wv), wv, gv)
 		}
 	}
-}
-
-func mapped(m map[string]string, key string) string {
-	if t, ok := m[key]; ok {
-		return t
-	}
-	return key
-}
-
-func check(tl *tally, peer string, in []byte, key string, ok bool, want, got any) {
-	if ok {
-		tl.equal++
-		return
-	}
-	tl.different++
-	tl.note("%s: %q: %s: want %v, got %v", peer, in, key, want, got)
 }

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/vigil-sec/vigil/internal/parse"
+	"github.com/vigil-sec/vigil/internal/parse/conformancetest"
 	"github.com/vigil-sec/vigil/internal/parse/parsetest"
 )
 
@@ -66,12 +67,12 @@ func TestInferYear(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			var c captureEmitter
+			var c conformancetest.Capture
 			if err := p.Parse([]byte(tt.give), &c); err != nil {
 				t.Fatal(err)
 			}
-			if len(c.times) != 1 || !c.times[0].Equal(tt.want) {
-				t.Fatalf("got %v, want %v", c.times, tt.want)
+			if len(c.Times) != 1 || !c.Times[0].Equal(tt.want) {
+				t.Fatalf("got %v, want %v", c.Times, tt.want)
 			}
 		})
 	}
@@ -91,12 +92,12 @@ func TestTimestampPrecision(t *testing.T) {
 		{"<189>123: *Feb 28 18:48:50.483 UTC: %SYS-5-CONFIG_I: x", time.Date(2024, 2, 28, 18, 48, 50, 483000000, time.UTC)},
 	}
 	for _, tt := range tests {
-		var c captureEmitter
+		var c conformancetest.Capture
 		if err := newTestParser(t).Parse([]byte(tt.give), &c); err != nil {
 			t.Fatalf("%q: %v", tt.give, err)
 		}
-		if !c.times[0].Equal(tt.want) {
-			t.Errorf("%q: got %v, want %v", tt.give, c.times[0], tt.want)
+		if !c.Times[0].Equal(tt.want) {
+			t.Errorf("%q: got %v, want %v", tt.give, c.Times[0], tt.want)
 		}
 	}
 }

@@ -6,13 +6,15 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/vigil-sec/vigil/internal/parse/conformancetest"
 )
 
 // TestConformance compares our events with other projects' expectations for the same
 // records in /work/shared/conformance/vpcflow, read at test time (the
 // elastic_integrations_* files are Elastic-licensed and never copied here).
 func TestConformance(t *testing.T) {
-	dir := conformanceDir(t, "vpcflow")
+	dir := conformancetest.FormatDir(t, "vpcflow")
 	t.Run("elastic_integrations", func(t *testing.T) { elasticVPC(t, dir) })
 	t.Run("vrl", func(t *testing.T) { vrlVPC(t, dir) })
 	t.Run("otel", func(t *testing.T) { otelVPC(t, dir) })
@@ -34,14 +36,14 @@ var elasticAllow = map[string]string{
 var elasticOldECS = map[string]bool{"event.type": true, "event.category": true, "event.outcome": true}
 
 func elasticVPC(t *testing.T, dir string) {
-	var s score
+	var s conformancetest.Score
 	for _, name := range []string{"test-extra-samples", "test-v5-all-fields"} {
 		var exp struct {
 			IgnoreFields []string         `json:"ignore_fields"`
 			Expected     []map[string]any `json:"expected"`
 		}
-		readJSON(t, filepath.Join(dir, "elastic_integrations_"+name+".elastic-integrations.expected.json"), &exp)
-		lines := readLines(t, filepath.Join(dir, "elastic_integrations_"+name+".log"))
+		conformancetest.ReadJSON(t, filepath.Join(dir, "elastic_integrations_"+name+".elastic-integrations.expected.json"), &exp)
+		lines := conformancetest.ReadLines(t, filepath.Join(dir, "elastic_integrations_"+name+".log"))
 		if len(lines) != len(exp.Expected) {
 			t.Fatalf("elastic %s: %d lines but %d expectations", name, len(lines), len(exp.Expected))
 		}
@@ -54,29 +56,29 @@ func elasticVPC(t *testing.T, dir string) {
 			return false
 		}
 		for i, line := range lines {
-			res := runLine(New(Config{}), line)
+			res := conformancetest.RunLine(New(Config{}), line)
 			where := fmt.Sprintf("%s line %d", name, i+1)
 			want := map[string]any{}
-			flatten("", exp.Expected[i], want)
-			if len(res.docs) != 1 {
-				s.missing += len(want)
-				s.note("%s: no event: %v", where, res.errs)
+			conformancetest.Flatten("", exp.Expected[i], want)
+			if len(res.Docs) != 1 {
+				s.Missing += len(want)
+				s.Note("%s: no event: %v", where, res.Errs)
 				continue
 			}
-			for _, k := range sortedKeys(want) {
+			for _, k := range conformancetest.SortedKeys(want) {
 				if ignored(k) {
 					continue
 				}
 				if _, ok := elasticAllow[k]; ok || (name == "test-extra-samples" && elasticOldECS[k]) {
-					s.allowed++
+					s.Allowed++
 					continue
 				}
-				g, ok := res.docs[0][k]
-				s.compare(where, k, want[k], g, ok)
+				g, ok := res.Docs[0][k]
+				s.Compare(where, k, want[k], g, ok)
 			}
 		}
 	}
-	s.report(t, "vpcflow", "elastic_integrations")
+	s.Report(t, "vpcflow", "elastic_integrations")
 }
 
 // vrlMap maps parse_aws_vpc_flow_log's names (AWS's, with "_") to ours.
@@ -112,25 +114,25 @@ func vrlVPC(t *testing.T, dir string) {
 			OKOnly   bool           `json:"expected_ok_only"`
 		} `json:"cases"`
 	}
-	readJSON(t, filepath.Join(dir, "vrl_parse_aws_vpc_flow_log.vector.expected.json"), &exp)
-	lines := readLines(t, filepath.Join(dir, "vrl_parse_aws_vpc_flow_log.log"))
-	var s score
+	conformancetest.ReadJSON(t, filepath.Join(dir, "vrl_parse_aws_vpc_flow_log.vector.expected.json"), &exp)
+	lines := conformancetest.ReadLines(t, filepath.Join(dir, "vrl_parse_aws_vpc_flow_log.log"))
+	var s conformancetest.Score
 	for _, c := range exp.Cases {
 		var cfg Config
 		if f, ok := c.Args["format"].(string); ok {
 			cfg.Fields = strings.Fields(f)
 		}
-		res := runLine(New(cfg), lines[c.Line-1])
-		if len(res.docs) != 1 {
-			s.missing += max(1, len(c.Expected))
-			s.note("%s: no event: %v", c.Name, res.errs)
+		res := conformancetest.RunLine(New(cfg), lines[c.Line-1])
+		if len(res.Docs) != 1 {
+			s.Missing += max(1, len(c.Expected))
+			s.Note("%s: no event: %v", c.Name, res.Errs)
 			continue
 		}
 		if c.OKOnly {
-			s.equal++ // the peer only asserts that the line parses
+			s.Equal++ // the peer only asserts that the line parses
 			continue
 		}
-		for _, k := range sortedKeys(c.Expected) {
+		for _, k := range conformancetest.SortedKeys(c.Expected) {
 			ours, ok := vrlMap[k]
 			if !ok {
 				t.Errorf("vrl: no mapping for %q", k)
@@ -140,11 +142,11 @@ func vrlVPC(t *testing.T, dir string) {
 			if (k == "start" || k == "end") && w != nil {
 				w = time.Unix(int64(w.(float64)), 0).UTC() // VRL keeps Unix seconds
 			}
-			g, present := res.docs[0][ours]
-			s.compare(c.Name, k, w, g, present)
+			g, present := res.Docs[0][ours]
+			s.Compare(c.Name, k, w, g, present)
 		}
 	}
-	s.report(t, "vpcflow", "vrl")
+	s.Report(t, "vpcflow", "vrl")
 }
 
 // otelMap maps OTel attribute names (both the older and the renamed ones) to ours.
@@ -162,22 +164,22 @@ var otelMap = map[string]string{
 }
 
 func otelVPC(t *testing.T, dir string) {
-	var s score
+	var s conformancetest.Score
 	for _, name := range []string{"otel_valid_vpc_flow_log", "otel_valid_vpc_flow_log_multi", "otel_vpc_flow_log_too_few_fields"} {
 		var exp struct {
 			Expected map[string]any `json:"expected"`
 		}
-		readJSON(t, filepath.Join(dir, name+".otel.expected.json"), &exp)
+		conformancetest.ReadJSON(t, filepath.Join(dir, name+".otel.expected.json"), &exp)
 		recs := otelRecords(exp.Expected)
 		// The input is an S3 object: a header line, then records. One parser reads
 		// the whole file, as a source would.
 		p := New(Config{})
 		var docs []map[string]any
 		var errs []string
-		for _, line := range readLines(t, filepath.Join(dir, name+".log")) {
-			res := runLine(p, line)
-			docs = append(docs, res.docs...)
-			errs = append(errs, res.errs...)
+		for _, line := range conformancetest.ReadLines(t, filepath.Join(dir, name+".log")) {
+			res := conformancetest.RunLine(p, line)
+			docs = append(docs, res.Docs...)
+			errs = append(errs, res.Errs...)
 		}
 		if name == "otel_vpc_flow_log_too_few_fields" {
 			// OTel emits what it can map from a record shorter than its header; we
@@ -186,7 +188,7 @@ func otelVPC(t *testing.T, dir string) {
 				t.Errorf("%s: want the short record rejected, got %d events, errors %v", name, len(docs), errs)
 			}
 			for _, r := range recs {
-				s.allowed += len(r)
+				s.Allowed += len(r)
 			}
 			continue
 		}
@@ -195,7 +197,7 @@ func otelVPC(t *testing.T, dir string) {
 			continue
 		}
 		for i, r := range recs {
-			for _, k := range sortedKeys(r) {
+			for _, k := range conformancetest.SortedKeys(r) {
 				ours, ok := otelMap[k]
 				if !ok {
 					t.Errorf("otel: no mapping for %q", k)
@@ -208,11 +210,11 @@ func otelVPC(t *testing.T, dir string) {
 					w = time.Unix(n, 0).UTC()
 				}
 				g, present := docs[i][ours]
-				s.compare(fmt.Sprintf("%s #%d", name, i+1), k, w, g, present)
+				s.Compare(fmt.Sprintf("%s #%d", name, i+1), k, w, g, present)
 			}
 		}
 	}
-	s.report(t, "vpcflow", "otel")
+	s.Report(t, "vpcflow", "otel")
 }
 func otelRecords(doc map[string]any) []map[string]any {
 	var out []map[string]any

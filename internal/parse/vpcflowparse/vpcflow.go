@@ -12,6 +12,7 @@ import (
 
 	"github.com/vigil-sec/vigil/internal/event"
 	"github.com/vigil-sec/vigil/internal/parse"
+	"github.com/vigil-sec/vigil/internal/parse/fieldscan"
 )
 
 // Dataset is the event.dataset of the events.
@@ -238,7 +239,7 @@ func (p *Parser) intField(f fid) (int64, bool, error) {
 	if b == nil {
 		return 0, false, nil
 	}
-	v, ok := parseInt(b)
+	v, ok := fieldscan.ParseInt(b)
 	if !ok || v < 0 {
 		return 0, false, fmt.Errorf("vpcflow: field %s: not a non-negative integer: %q", names[f], clip(b))
 	}
@@ -304,7 +305,7 @@ func (p *Parser) build(e *event.Event) error {
 	srcV, dstV := 0, 0
 	if src != nil {
 		e.Add("source.address", event.Bytes(src))
-		if srcV = ipVersion(src); srcV != 0 {
+		if srcV = fieldscan.IPVersion(src); srcV != 0 {
 			e.Add("source.ip", event.Bytes(src))
 		}
 	}
@@ -313,7 +314,7 @@ func (p *Parser) build(e *event.Event) error {
 	}
 	if dst != nil {
 		e.Add("destination.address", event.Bytes(dst))
-		if dstV = ipVersion(dst); dstV != 0 {
+		if dstV = fieldscan.IPVersion(dst); dstV != 0 {
 			e.Add("destination.ip", event.Bytes(dst))
 		}
 	}

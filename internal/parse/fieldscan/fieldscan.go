@@ -1,4 +1,10 @@
-package cloudfrontparse
+// Package fieldscan holds the allocation-free helpers the parsers of AWS's
+// space-separated access and flow logs (ALB/ELB/NLB, CloudFront, VPC flow logs) are
+// built on: a record is only ever sliced, never copied, and numbers, times and
+// addresses are decoded by hand because strconv, time.Parse and net/netip take strings
+// and would make the hot path allocate. How a line splits into fields is left to each
+// format's package.
+package fieldscan
 
 import (
 	"time"
@@ -6,13 +12,8 @@ import (
 	"github.com/vigil-sec/vigil/internal/event"
 )
 
-// This file holds the allocation-free scanning helpers the parser is built on (the
-// same as albparse's: each parser package stays self-contained): the record is only
-// ever sliced, never copied, and numbers and times are decoded by hand because
-// strconv and time.Parse take strings and would make the hot path allocate.
-
-// parseInt parses an optionally signed decimal integer of at most 18 digits.
-func parseInt(b []byte) (int64, bool) {
+// ParseInt parses an optionally signed decimal integer of at most 18 digits.
+func ParseInt(b []byte) (int64, bool) {
 	neg := false
 	if len(b) > 0 && (b[0] == '-' || b[0] == '+') {
 		neg = b[0] == '-'
@@ -34,12 +35,13 @@ func parseInt(b []byte) (int64, bool) {
 	return n, true
 }
 
+// pow10 holds the powers of ten that are exact doubles.
 var pow10 = [...]float64{1, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22}
 
-// parseDecimal parses a plain decimal such as "0.000086" or "-1". With at most 15
+// ParseDecimal parses a plain decimal such as "0.000086" or "-1". With at most 15
 // significant digits the mantissa and the power of ten are exact doubles, so the one
 // division is correctly rounded, the same result strconv.ParseFloat gives.
-func parseDecimal(b []byte) (float64, bool) {
+func ParseDecimal(b []byte) (float64, bool) {
 	neg := false
 	if len(b) > 0 && (b[0] == '-' || b[0] == '+') {
 		neg = b[0] == '-'
@@ -82,6 +84,7 @@ func parseDecimal(b []byte) (float64, bool) {
 	return f, true
 }
 
+// digits2 parses the two decimal digits at b[i:i+2].
 func digits2(b []byte, i int) (int, bool) {
 	c0, c1 := b[i], b[i+1]
 	if c0 < '0' || c0 > '9' || c1 < '0' || c1 > '9' {
@@ -90,10 +93,10 @@ func digits2(b []byte, i int) (int, bool) {
 	return int(c0-'0')*10 + int(c1-'0'), true
 }
 
-// parseTime parses the ISO 8601 forms AWS writes: "2006-01-02T15:04:05" with an
+// ParseTime parses the ISO 8601 forms AWS writes: "2006-01-02T15:04:05" with an
 // optional fraction of up to 9 digits and an optional "Z". A time without zone is UTC,
 // which is what the NLB logs mean.
-func parseTime(b []byte) (time.Time, bool) {
+func ParseTime(b []byte) (time.Time, bool) {
 	if len(b) < 19 || b[4] != '-' || b[7] != '-' || (b[10] != 'T' && b[10] != ' ') || b[13] != ':' || b[16] != ':' {
 		return time.Time{}, false
 	}
@@ -138,6 +141,7 @@ func parseTime(b []byte) (time.Time, bool) {
 	return time.Date(y1*100+y2, time.Month(mo), d, h, mi, s, ns, time.UTC), true
 }
 
+// daysIn returns the number of days in month m of year y.
 func daysIn(m, y int) int {
 	switch m {
 	case 2:
@@ -151,9 +155,9 @@ func daysIn(m, y int) int {
 	return 31
 }
 
-// splitHostPort splits "ip:port", "[ipv6]:port" and the unbracketed "ipv6:port" ALB
+// SplitHostPort splits "ip:port", "[ipv6]:port" and the unbracketed "ipv6:port" ALB
 // writes, where the port is whatever follows the last colon.
-func splitHostPort(b []byte) (host, port []byte, ok bool) {
+func SplitHostPort(b []byte) (host, port []byte, ok bool) {
 	if len(b) > 0 && b[0] == '[' {
 		for i := 1; i < len(b); i++ {
 			if b[i] == ']' {
@@ -173,19 +177,19 @@ func splitHostPort(b []byte) (host, port []byte, ok bool) {
 	return b, nil, len(b) > 0
 }
 
-// parsePort parses a TCP port number.
-func parsePort(b []byte) (int64, bool) {
+// ParsePort parses a TCP port number.
+func ParsePort(b []byte) (int64, bool) {
 	if len(b) == 0 || len(b) > 5 {
 		return 0, false
 	}
-	n, ok := parseInt(b)
+	n, ok := ParseInt(b)
 	return n, ok && n >= 0 && n <= 65535 && b[0] != '-' && b[0] != '+'
 }
 
-// ipVersion returns 4 or 6 when b is an IPv4 or IPv6 address (no zone), 0 otherwise.
+// IPVersion returns 4 or 6 when b is an IPv4 or IPv6 address (no zone), 0 otherwise.
 // It is hand-written because net/netip takes a string, and converting the borrowed
 // bytes would allocate on every record.
-func ipVersion(b []byte) int {
+func IPVersion(b []byte) int {
 	if isIPv4(b) {
 		return 4
 	}
@@ -195,6 +199,7 @@ func ipVersion(b []byte) int {
 	return 0
 }
 
+// isIPv4 reports whether b is a dotted-quad IPv4 address without leading zeros.
 func isIPv4(b []byte) bool {
 	parts, val, digits := 0, 0, 0
 	for i := 0; i <= len(b); i++ {
@@ -216,6 +221,8 @@ func isIPv4(b []byte) bool {
 	return parts == 4
 }
 
+// isIPv6 reports whether b is an IPv6 address (without zone), possibly with an
+// embedded IPv4 address in its last 32 bits.
 func isIPv6(b []byte) bool {
 	if len(b) < 2 || len(b) > 45 {
 		return false
@@ -234,7 +241,7 @@ func isIPv6(b []byte) bool {
 	}
 	for i < len(b) {
 		j, hex := i, 0
-		for j < len(b) && isHex(b[j]) {
+		for j < len(b) && IsHex(b[j]) {
 			j++
 			hex++
 		}
@@ -277,14 +284,15 @@ func isIPv6(b []byte) bool {
 	return groups == 8
 }
 
-func isHex(c byte) bool {
+// IsHex reports whether c is a hexadecimal digit.
+func IsHex(c byte) bool {
 	return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F')
 }
 
-// appendJSONList appends a JSON array of the parts of b split at sep, skipping empty
+// AppendJSONList appends a JSON array of the parts of b split at sep, skipping empty
 // parts, to dst. The event borrows the result through event.Raw, which is why the
 // parser builds lists in a scratch buffer instead of allocating []string per record.
-func appendJSONList(dst, b []byte, sep byte) []byte {
+func AppendJSONList(dst, b []byte, sep byte) []byte {
 	dst = append(dst, '[')
 	first := true
 	for len(b) > 0 {
