@@ -335,3 +335,37 @@ func TestValidationToDLQ(t *testing.T) {
 		t.Errorf("archived: %v", docs[0])
 	}
 }
+
+// TestOversizedEventDeadLettered posts one record whose ECS document (message plus
+// event.original) exceeds the embedded stream's 8 MiB max payload: the intake message
+// must go to vigil.dlq.process instead of being retried forever, and the pipeline
+// must go on with the next records.
+func TestOversizedEventDeadLettered(t *testing.T) {
+	dir := t.TempDir()
+	cfg := testConfig(t, dir, func(_ *config.Config, h *httpsource.Config, _ *archivesink.Config) { h.MaxBodyBytes = 16 << 20 })
+	p, base := start(t, cfg)
+	rnd := make([]byte, 2<<20)
+	_, _ = rand.Read(rnd)
+	big := fmt.Sprintf(`{"message":"%x"}`, rnd) // 4 MiB of hex, twice in the document
+	if code, out := post(t, base+"/v1/events/big", "application/json", big); code != 200 {
+		t.Fatalf("%d %v", code, out)
+	}
+	if code, out := post(t, base+"/v1/events/small", "application/json", `{"message":"after"}`); code != 200 {
+		t.Fatalf("%d %v", code, out)
+	}
+	testutil.Eventually(t, 30*time.Second, "the small event archived", func() bool {
+		return len(testutil.ArchiveDocs(t, filepath.Join(dir, "archive"))) == 1
+	})
+	s, err := p.Stream().JetStream().Stream(context.Background(), stream.DLQStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var msg *jetstream.RawStreamMsg
+	testutil.Eventually(t, 30*time.Second, "a process dead letter", func() bool {
+		msg, err = s.GetLastMsgForSubject(context.Background(), stream.DLQSubject("process"))
+		return err == nil
+	})
+	if !strings.Contains(msg.Header.Get(event.HeaderReason), "max payload") || msg.Header.Get(event.HeaderDataset) != "big" {
+		t.Errorf("letter headers: %v", msg.Header)
+	}
+}

@@ -179,6 +179,15 @@ func (w *worker) run(ctx context.Context) {
 		for _, m := range msgs {
 			fs, err := w.process(m)
 			futures = append(futures, fs...)
+			if errors.Is(err, stream.ErrTooLarge) {
+				// An event batch too large for the stream fails the same way on every
+				// retry: dead-letter the intake message whole instead of looping.
+				f, lerr := w.deadLetterMessage(m, "an event is larger than the stream's max payload: "+err.Error())
+				if lerr == nil {
+					futures = append(futures, f)
+					err = nil
+				}
+			}
 			failed = append(failed, err != nil)
 			if err != nil {
 				w.p.log.Warn("processing: message will be retried", "seq", seqOf(m), "err", err)
@@ -232,6 +241,22 @@ func waitAll(fs []jetstream.PubAckFuture, timeout time.Duration) error {
 		}
 	}
 	return first
+}
+
+// deadLetterMessage publishes a whole intake message (its compressed body, as `vigil
+// dlq replay` expects for IDs ending in ":msg") to vigil.dlq.process.
+func (w *worker) deadLetterMessage(m jetstream.Msg, reason string) (jetstream.PubAckFuture, error) {
+	seq := seqOf(m)
+	h := m.Headers()
+	l := component.Letter{Stage: "process", Reason: reason, Source: stream.SourceOf(m.Subject()),
+		Dataset: h.Get(event.HeaderDataset), Format: h.Get(event.HeaderFormat), Time: time.Now(),
+		Original: m.Data(), ID: fmt.Sprintf("%d:%d:msg", w.p.st.Epoch(), seq)}
+	f, err := w.p.st.PublishAsync(LetterMsg(l), l.ID)
+	if err != nil {
+		return nil, err
+	}
+	w.p.counters.DeadLettered("process", 1)
+	return f, nil
 }
 
 // process turns one intake message into published event batches and dead letters,
