@@ -1,0 +1,74 @@
+package stream
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"testing"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/vigil-sec/vigil/internal/config"
+)
+
+func TestClassify(t *testing.T) {
+	tests := []struct {
+		give error
+		want error
+	}{
+		{errors.New("nats: maximum bytes exceeded"), ErrFull},
+		{errors.New("nats: maximum messages exceeded"), ErrFull},
+		{errors.New("nats: resource limits exceeded for account"), ErrFull},
+		{nats.ErrMaxPayload, ErrTooLarge},
+		{nats.ErrTimeout, ErrUnavailable},
+		{nats.ErrNoResponders, ErrUnavailable},
+		{nats.ErrConnectionClosed, ErrUnavailable},
+	}
+	for _, tt := range tests {
+		if got := Classify(tt.give); !errors.Is(got, tt.want) {
+			t.Errorf("Classify(%v) = %v, want %v", tt.give, got, tt.want)
+		}
+	}
+	if Classify(nil) != nil {
+		t.Error("Classify(nil) must be nil")
+	}
+}
+
+// TestOpenEmbedded declares the three streams with the configured limits on an
+// embedded server, and refuses a message over the payload limit before sending it.
+func TestOpenEmbedded(t *testing.T) {
+	cfg := config.Defaults().Buffer
+	cfg.Intake.MaxBytes = 32 << 20
+	ctx := context.Background()
+	st, err := Open(ctx, cfg, t.TempDir(), slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	if !st.Embedded() || !st.Ready() || st.Epoch() == 0 {
+		t.Fatalf("embedded=%v ready=%v epoch=%d", st.Embedded(), st.Ready(), st.Epoch())
+	}
+	usages, err := st.Usages(ctx)
+	if err != nil || len(usages) != 3 {
+		t.Fatalf("usages %v %v", usages, err)
+	}
+	if usages[0].Name != IntakeStream || usages[0].MaxBytes != 32<<20 {
+		t.Errorf("intake: %+v", usages[0])
+	}
+	msg := nats.NewMsg(IntakeSubject("s"))
+	msg.Data = make([]byte, st.MaxPayload())
+	if _, err := st.Publish(ctx, msg, ""); !errors.Is(err, ErrTooLarge) {
+		t.Errorf("oversized publish: %v", err)
+	}
+	msg.Data = []byte("x")
+	if _, err := st.Publish(ctx, msg, "id-1"); err != nil {
+		t.Fatal(err)
+	}
+	ack, err := st.Publish(ctx, msg, "id-1")
+	if err != nil || !ack.Duplicate {
+		t.Errorf("re-publish with the same ID: ack %+v err %v, want a duplicate", ack, err)
+	}
+	st.Close()
+	st.Close() // idempotent
+}
