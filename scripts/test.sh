@@ -23,6 +23,10 @@ fi
 echo "test.sh: go vet"
 go vet ./...
 echo "test.sh: building the pinned Go tools"
-go build -o /dev/null tool 2>/dev/null || go tool -n nats-server >/dev/null
+# Build them once up front (versitygw takes minutes on a new machine) so no test
+# spends its own time limit on it; `go tool` reuses the build cache afterwards.
+tooldir="$(mktemp -d)"
+go build -o "$tooldir/" tool
+rm -rf "$tooldir"
 echo "test.sh: go test"
 go test -count=1 -timeout 25m "$@" ./...
