@@ -5,19 +5,15 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/subtle"
-	"crypto/tls"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"strconv"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/klauspost/compress/gzip"
@@ -39,11 +35,7 @@ type Source struct {
 	basic    int                 // creds[:basic] are basic credentials
 	slots    chan struct{}
 
-	srv     *http.Server
-	ln      net.Listener
-	closing atomic.Bool
-	ready   atomic.Bool
-	wg      sync.WaitGroup
+	listener httpsource.Listener
 }
 
 var _ component.Source = (*Source)(nil)
@@ -75,70 +67,21 @@ func (s *Source) Describe() string {
 }
 
 // Addr is the address the source listens on (the real port when configured with 0).
-func (s *Source) Addr() string {
-	if s.ln != nil {
-		return s.ln.Addr().String()
-	}
-	return s.cfg.Address
-}
+func (s *Source) Addr() string { return s.listener.Addr(s.cfg.Address) }
 
 // Ready implements component.Source.
-func (s *Source) Ready() bool { return s.ready.Load() && !s.closing.Load() }
+func (s *Source) Ready() bool { return s.listener.Ready() }
 
 // Start implements component.Source.
 func (s *Source) Start(context.Context) error {
-	ln, err := net.Listen("tcp", s.cfg.Address)
-	if err != nil {
-		return fmt.Errorf("elasticsearch_bulk source %s: %w", s.name, err)
-	}
-	if s.cfg.TLS.CertFile != "" {
-		tc, err := httpsource.ServerTLSConfig(s.cfg.TLS)
-		if err != nil {
-			ln.Close()
-			return fmt.Errorf("elasticsearch_bulk source %s: %w", s.name, err)
-		}
-		ln = tls.NewListener(ln, tc)
-	}
-	s.ln = ln
-	s.srv = &http.Server{
-		Handler:           s.routes(),
-		ReadHeaderTimeout: 10 * time.Second,
-		ReadTimeout:       s.cfg.ReadTimeout,
-		IdleTimeout:       2 * time.Minute,
-		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
-		ConnState: func(_ net.Conn, st http.ConnState) {
-			switch st {
-			case http.StateNew:
-				s.counters.Connections().Inc()
-			case http.StateClosed, http.StateHijacked:
-				s.counters.Connections().Dec()
-			}
-		},
-	}
-	s.ready.Store(true)
-	s.wg.Go(func() {
-		if err := s.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			s.ready.Store(false)
-			s.log.Error("elasticsearch_bulk source stopped serving", "source", s.name, "err", err)
-		}
-	})
-	return nil
+	return s.listener.Start(httpsource.ListenerConfig{What: "elasticsearch_bulk source " + s.name, Address: s.cfg.Address, TLS: s.cfg.TLS,
+		ReadTimeout: s.cfg.ReadTimeout, Log: s.log, Counters: s.counters}, s.routes())
 }
 
 // Stop implements component.Source: new requests get 503, requests in flight finish
 // with their true outcome.
 func (s *Source) Stop(ctx context.Context) error {
-	s.closing.Store(true)
-	if s.srv == nil {
-		return nil
-	}
-	err := s.srv.Shutdown(ctx)
-	if err != nil {
-		_ = s.srv.Close()
-	}
-	s.wg.Wait()
-	s.ready.Store(false)
-	return err
+	return s.listener.Stop(ctx)
 }
 
 func (s *Source) routes() http.Handler {
@@ -170,7 +113,7 @@ func (s *Source) routes() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		// The official clients refuse a server without this header.
 		w.Header().Set("X-Elastic-Product", "Elasticsearch")
-		if s.closing.Load() {
+		if s.listener.Closing() {
 			w.Header().Set("Connection", "close")
 			s.retryLater(w, http.StatusServiceUnavailable, "shutting_down", "node_closed_exception", "this node is shutting down; retry later")
 			return

@@ -24,18 +24,14 @@ import (
 	"context"
 	"crypto/sha256"
 	"crypto/subtle"
-	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"strconv"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/klauspost/compress/gzip"
@@ -65,11 +61,7 @@ type Source struct {
 	keys     [][sha256.Size]byte
 	slots    chan struct{}
 
-	srv     *http.Server
-	ln      net.Listener
-	closing atomic.Bool
-	ready   atomic.Bool
-	wg      sync.WaitGroup
+	listener httpsource.Listener
 }
 
 var _ component.Source = (*Source)(nil)
@@ -95,72 +87,22 @@ func (s *Source) Describe() string {
 }
 
 // Addr is the address the source listens on (the real port when configured with 0).
-func (s *Source) Addr() string {
-	if s.ln != nil {
-		return s.ln.Addr().String()
-	}
-	return s.cfg.Address
-}
+func (s *Source) Addr() string { return s.listener.Addr(s.cfg.Address) }
 
 // Ready implements component.Source.
-func (s *Source) Ready() bool { return s.ready.Load() && !s.closing.Load() }
+func (s *Source) Ready() bool { return s.listener.Ready() }
 
 // Start implements component.Source.
 func (s *Source) Start(context.Context) error {
-	ln, err := net.Listen("tcp", s.cfg.Address)
-	if err != nil {
-		return fmt.Errorf("firehose source %s: %w", s.name, err)
-	}
-	if s.cfg.TLS.CertFile != "" {
-		tc, err := httpsource.ServerTLSConfig(s.cfg.TLS)
-		if err != nil {
-			ln.Close()
-			return fmt.Errorf("firehose source %s: %w", s.name, err)
-		}
-		ln = tls.NewListener(ln, tc)
-	}
-	s.ln = ln
-	s.srv = &http.Server{
-		Handler:           s,
-		ReadHeaderTimeout: 10 * time.Second,
-		ReadTimeout:       s.cfg.ReadTimeout,
-		// The answer may wait for the stream up to response_timeout.
-		WriteTimeout: s.cfg.ResponseTimeout + 10*time.Second,
-		IdleTimeout:  2 * time.Minute,
-		ErrorLog:     slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
-		ConnState: func(_ net.Conn, st http.ConnState) {
-			switch st {
-			case http.StateNew:
-				s.counters.Connections().Inc()
-			case http.StateClosed, http.StateHijacked:
-				s.counters.Connections().Dec()
-			}
-		},
-	}
-	s.ready.Store(true)
-	s.wg.Go(func() {
-		if err := s.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			s.ready.Store(false)
-			s.log.Error("firehose source stopped serving", "source", s.name, "err", err)
-		}
-	})
-	return nil
+	// The answer may wait for the stream up to response_timeout.
+	return s.listener.Start(httpsource.ListenerConfig{What: "firehose source " + s.name, Address: s.cfg.Address, TLS: s.cfg.TLS,
+		ReadTimeout: s.cfg.ReadTimeout, WriteTimeout: s.cfg.ResponseTimeout + 10*time.Second, Log: s.log, Counters: s.counters}, s)
 }
 
 // Stop implements component.Source: new requests get 503, requests in flight finish
 // with their true outcome.
 func (s *Source) Stop(ctx context.Context) error {
-	s.closing.Store(true)
-	if s.srv == nil {
-		return nil
-	}
-	err := s.srv.Shutdown(ctx)
-	if err != nil {
-		_ = s.srv.Close()
-	}
-	s.wg.Wait()
-	s.ready.Store(false)
-	return err
+	return s.listener.Stop(ctx)
 }
 
 // response is the answer body of the specification.
@@ -213,7 +155,7 @@ func (x *exchange) retryLater(code int, reason, msg string) {
 func (s *Source) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	x := &exchange{s: s, w: w, r: r, requestID: r.Header.Get(HeaderRequestID)}
-	if s.closing.Load() {
+	if s.listener.Closing() {
 		w.Header().Set("Connection", "close")
 		x.retryLater(http.StatusServiceUnavailable, "shutting_down", "shutting down; retry later")
 		return

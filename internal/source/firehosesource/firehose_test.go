@@ -575,7 +575,7 @@ func TestClosing(t *testing.T) {
 	if !ts.src.Ready() {
 		t.Error("not ready after Start")
 	}
-	ts.src.closing.Store(true)
+	ts.src.listener.StartClosing()
 	if ts.src.Ready() {
 		t.Error("ready while closing")
 	}

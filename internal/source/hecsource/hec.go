@@ -4,19 +4,15 @@ import (
 	"context"
 	"crypto/sha256"
 	"crypto/subtle"
-	"crypto/tls"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"strconv"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/klauspost/compress/gzip"
@@ -44,11 +40,7 @@ type Source struct {
 	acks     *acks
 	slots    chan struct{}
 
-	srv     *http.Server
-	ln      net.Listener
-	closing atomic.Bool
-	ready   atomic.Bool
-	wg      sync.WaitGroup
+	listener httpsource.Listener
 }
 
 var _ component.Source = (*Source)(nil)
@@ -81,31 +73,13 @@ func (s *Source) Describe() string {
 }
 
 // Addr is the address the source listens on (the real port when configured with 0).
-func (s *Source) Addr() string {
-	if s.ln != nil {
-		return s.ln.Addr().String()
-	}
-	return s.cfg.Address
-}
+func (s *Source) Addr() string { return s.listener.Addr(s.cfg.Address) }
 
 // Ready implements component.Source.
-func (s *Source) Ready() bool { return s.ready.Load() && !s.closing.Load() }
+func (s *Source) Ready() bool { return s.listener.Ready() }
 
 // Start implements component.Source.
 func (s *Source) Start(context.Context) error {
-	ln, err := net.Listen("tcp", s.cfg.Address)
-	if err != nil {
-		return fmt.Errorf("hec source %s: %w", s.name, err)
-	}
-	if s.cfg.TLS.CertFile != "" {
-		tc, err := httpsource.ServerTLSConfig(s.cfg.TLS)
-		if err != nil {
-			ln.Close()
-			return fmt.Errorf("hec source %s: %w", s.name, err)
-		}
-		ln = tls.NewListener(ln, tc)
-	}
-	s.ln = ln
 	mux := http.NewServeMux()
 	for _, p := range []string{"/services/collector", "/services/collector/event", "/services/collector/event/1.0"} {
 		mux.HandleFunc("POST "+p, s.handleEvents)
@@ -124,45 +98,14 @@ func (s *Source) Start(context.Context) error {
 		_, _ = io.WriteString(w, `{"text":"The requested URL was not found on this server.","code":404}`)
 		s.counters.Request("404")
 	})
-	s.srv = &http.Server{
-		Handler:           mux,
-		ReadHeaderTimeout: 10 * time.Second,
-		ReadTimeout:       s.cfg.ReadTimeout,
-		IdleTimeout:       2 * time.Minute,
-		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
-		ConnState: func(_ net.Conn, st http.ConnState) {
-			switch st {
-			case http.StateNew:
-				s.counters.Connections().Inc()
-			case http.StateClosed, http.StateHijacked:
-				s.counters.Connections().Dec()
-			}
-		},
-	}
-	s.ready.Store(true)
-	s.wg.Go(func() {
-		if err := s.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			s.ready.Store(false)
-			s.log.Error("hec source stopped serving", "source", s.name, "err", err)
-		}
-	})
-	return nil
+	return s.listener.Start(httpsource.ListenerConfig{What: "hec source " + s.name, Address: s.cfg.Address, TLS: s.cfg.TLS,
+		ReadTimeout: s.cfg.ReadTimeout, Log: s.log, Counters: s.counters}, mux)
 }
 
 // Stop implements component.Source: new requests get 503 code 9, requests in flight
 // finish with their true outcome.
 func (s *Source) Stop(ctx context.Context) error {
-	s.closing.Store(true)
-	if s.srv == nil {
-		return nil
-	}
-	err := s.srv.Shutdown(ctx)
-	if err != nil {
-		_ = s.srv.Close()
-	}
-	s.wg.Wait()
-	s.ready.Store(false)
-	return err
+	return s.listener.Stop(ctx)
 }
 
 // answer is Splunk's answer body.
@@ -241,7 +184,7 @@ func (s *Source) handleHealth(w http.ResponseWriter, r *http.Request) {
 // token and the channel, and take an in-flight slot. It answers itself when it
 // returns ok false; otherwise release must be called.
 func (s *Source) intro(w http.ResponseWriter, r *http.Request) (channel string, release func(), ok bool) {
-	if s.closing.Load() {
+	if s.listener.Closing() {
 		w.Header().Set("Connection", "close")
 		s.fail(w, codeServerBusy, "shutting_down")
 		return "", nil, false
@@ -366,7 +309,7 @@ type ackQuery struct {
 }
 
 func (s *Source) handleAck(w http.ResponseWriter, r *http.Request) {
-	if s.closing.Load() {
+	if s.listener.Closing() {
 		w.Header().Set("Connection", "close")
 		s.fail(w, codeServerBusy, "shutting_down")
 		return

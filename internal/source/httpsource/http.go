@@ -12,13 +12,10 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"os"
 	"strconv"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/klauspost/compress/gzip"
@@ -40,12 +37,7 @@ type Source struct {
 	signer   *signer   // nil without hmac
 	limiters *limiters // nil without rate_limit
 
-	srv      *http.Server
-	ln       net.Listener
-	closing  atomic.Bool
-	ready    atomic.Bool
-	serveErr chan error
-	wg       sync.WaitGroup
+	listener Listener
 }
 
 var _ component.Source = (*Source)(nil)
@@ -76,62 +68,21 @@ func (s *Source) Describe() string {
 }
 
 // Addr is the address the source listens on (the real port when configured with 0).
-func (s *Source) Addr() string {
-	if s.ln != nil {
-		return s.ln.Addr().String()
-	}
-	return s.cfg.Address
-}
+func (s *Source) Addr() string { return s.listener.Addr(s.cfg.Address) }
 
 // Ready implements component.Source.
-func (s *Source) Ready() bool { return s.ready.Load() && !s.closing.Load() }
+func (s *Source) Ready() bool { return s.listener.Ready() }
 
 // Start implements component.Source.
 func (s *Source) Start(context.Context) error {
-	ln, err := net.Listen("tcp", s.cfg.Address)
-	if err != nil {
-		return fmt.Errorf("http source %s: %w", s.name, err)
-	}
-	if s.cfg.TLS.CertFile != "" {
-		tc, err := ServerTLSConfig(s.cfg.TLS)
-		if err != nil {
-			ln.Close()
-			return fmt.Errorf("http source %s: %w", s.name, err)
-		}
-		ln = tls.NewListener(ln, tc)
-	}
-	s.ln = ln
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /v1/events/{name}", s.handleEvents)
 	mux.HandleFunc("/v1/events/{name}", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Allow", "POST")
 		s.reply(w, http.StatusMethodNotAllowed, map[string]any{"error": "use POST"})
 	})
-	s.srv = &http.Server{
-		Handler:           mux,
-		ReadHeaderTimeout: 10 * time.Second,
-		ReadTimeout:       s.cfg.ReadTimeout,
-		IdleTimeout:       2 * time.Minute,
-		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
-		ConnState: func(_ net.Conn, st http.ConnState) {
-			switch st {
-			case http.StateNew:
-				s.counters.Connections().Inc()
-			case http.StateClosed, http.StateHijacked:
-				s.counters.Connections().Dec()
-			}
-		},
-	}
-	s.serveErr = make(chan error, 1)
-	s.ready.Store(true)
-	s.wg.Go(func() {
-		if err := s.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			s.ready.Store(false)
-			s.log.Error("http source stopped serving", "source", s.name, "err", err)
-			s.serveErr <- err
-		}
-	})
-	return nil
+	return s.listener.Start(ListenerConfig{What: "http source " + s.name, Address: s.cfg.Address, TLS: s.cfg.TLS,
+		ReadTimeout: s.cfg.ReadTimeout, Log: s.log, Counters: s.counters}, mux)
 }
 
 // ServerTLSConfig builds the TLS config of a listener: TLS 1.2 or later, and client
@@ -161,17 +112,7 @@ func ServerTLSConfig(c ServerTLS) (*tls.Config, error) {
 // Stop implements component.Source: new requests get 503, requests in flight finish
 // with their true outcome.
 func (s *Source) Stop(ctx context.Context) error {
-	s.closing.Store(true)
-	if s.srv == nil {
-		return nil
-	}
-	err := s.srv.Shutdown(ctx)
-	if err != nil {
-		_ = s.srv.Close()
-	}
-	s.wg.Wait()
-	s.ready.Store(false)
-	return err
+	return s.listener.Stop(ctx)
 }
 
 // result is the JSON answer to a request.
@@ -194,7 +135,7 @@ func (s *Source) fail(w http.ResponseWriter, code int, reason, msg string) {
 }
 
 func (s *Source) handleEvents(w http.ResponseWriter, r *http.Request) {
-	if s.closing.Load() {
+	if s.listener.Closing() {
 		w.Header().Set("Retry-After", s.retryAfter())
 		w.Header().Set("Connection", "close")
 		s.fail(w, http.StatusServiceUnavailable, "shutting_down", "shutting down; retry on another node or later")

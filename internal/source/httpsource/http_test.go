@@ -450,7 +450,7 @@ func TestClosing(t *testing.T) {
 	}
 	// A request that arrives once Stop has begun gets 503; handleEvents is called
 	// directly because the listener is closed by then.
-	ts.src.closing.Store(true)
+	ts.src.listener.StartClosing()
 	if ts.src.Ready() {
 		t.Error("ready while closing")
 	}
