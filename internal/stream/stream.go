@@ -6,8 +6,6 @@ package stream
 
 import (
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -177,9 +175,9 @@ func (s *Stream) connectExternal() error {
 		opts = append(opts, nats.Token(s.cfg.Token))
 	}
 	if s.cfg.TLS.Enabled() {
-		tc, err := clientTLS(s.cfg.TLS)
+		tc, err := s.cfg.TLS.TLSConfig()
 		if err != nil {
-			return err
+			return fmt.Errorf("buffer.%w", err)
 		}
 		opts = append(opts, nats.Secure(tc))
 	}
@@ -198,29 +196,6 @@ func (s *Stream) connectExternal() error {
 		time.Sleep(50 * time.Millisecond)
 	}
 	return nil
-}
-
-func clientTLS(c config.ClientTLS) (*tls.Config, error) {
-	tc := &tls.Config{MinVersion: tls.VersionTLS12, InsecureSkipVerify: c.InsecureSkipVerify} //nolint:gosec // operator's explicit choice
-	if c.CAFile != "" {
-		pem, err := os.ReadFile(c.CAFile)
-		if err != nil {
-			return nil, fmt.Errorf("buffer.tls.ca_file: %w", err)
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("buffer.tls.ca_file: no certificates in %s", c.CAFile)
-		}
-		tc.RootCAs = pool
-	}
-	if c.CertFile != "" || c.KeyFile != "" {
-		cert, err := tls.LoadX509KeyPair(c.CertFile, c.KeyFile)
-		if err != nil {
-			return nil, fmt.Errorf("buffer.tls: client certificate: %w", err)
-		}
-		tc.Certificates = []tls.Certificate{cert}
-	}
-	return tc, nil
 }
 
 func (s *Stream) declare(ctx context.Context) error {

@@ -4,8 +4,6 @@ import (
 	"github.com/vigil-sec/vigil/internal/sink/docscan"
 
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"encoding/base64"
 	"errors"
 	"fmt"
@@ -13,7 +11,6 @@ import (
 	"net"
 	"net/http"
 	"net/url"
-	"os"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -169,7 +166,7 @@ func (s *Sink) Start(context.Context) error {
 	tr.ResponseHeaderTimeout = s.cfg.RequestTimeout
 	tr.DialContext = (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}).DialContext
 	if s.cfg.TLS.Enabled() {
-		tc, err := clientTLS(s)
+		tc, err := s.cfg.TLS.TLSConfig()
 		if err != nil {
 			return err
 		}
@@ -193,30 +190,6 @@ func (s *Sink) Start(context.Context) error {
 	s.flusher.Go(s.flushLoop)
 	s.started = true
 	return nil
-}
-
-func clientTLS(s *Sink) (*tls.Config, error) {
-	c := s.cfg.TLS
-	tc := &tls.Config{MinVersion: tls.VersionTLS12, InsecureSkipVerify: c.InsecureSkipVerify} //nolint:gosec // operator's explicit choice
-	if c.CAFile != "" {
-		pem, err := os.ReadFile(c.CAFile)
-		if err != nil {
-			return nil, fmt.Errorf("tls.ca_file: %w", err)
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("tls.ca_file: no PEM certificates in %s", c.CAFile)
-		}
-		tc.RootCAs = pool
-	}
-	if c.CertFile != "" {
-		cert, err := tls.LoadX509KeyPair(c.CertFile, c.KeyFile)
-		if err != nil {
-			return nil, fmt.Errorf("tls: client certificate %s: %w", c.CertFile, err)
-		}
-		tc.Certificates = []tls.Certificate{cert}
-	}
-	return tc, nil
 }
 
 // tracker counts the unresolved documents of one batch.

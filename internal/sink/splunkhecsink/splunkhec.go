@@ -5,14 +5,11 @@ import (
 
 	"context"
 	"crypto/rand"
-	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
-	"os"
 	"path"
 	"sort"
 	"sync"
@@ -164,7 +161,7 @@ func (s *Sink) Start(context.Context) error {
 	tr.ResponseHeaderTimeout = s.cfg.RequestTimeout
 	tr.DialContext = (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}).DialContext
 	if s.cfg.TLS.Enabled() {
-		tc, err := s.clientTLS()
+		tc, err := s.cfg.TLS.TLSConfig()
 		if err != nil {
 			return err
 		}
@@ -185,30 +182,6 @@ func (s *Sink) Start(context.Context) error {
 	}
 	s.started = true
 	return nil
-}
-
-func (s *Sink) clientTLS() (*tls.Config, error) {
-	c := s.cfg.TLS
-	tc := &tls.Config{MinVersion: tls.VersionTLS12, InsecureSkipVerify: c.InsecureSkipVerify} //nolint:gosec // operator's explicit choice
-	if c.CAFile != "" {
-		pem, err := os.ReadFile(c.CAFile)
-		if err != nil {
-			return nil, fmt.Errorf("tls.ca_file: %w", err)
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("tls.ca_file: no PEM certificates in %s", c.CAFile)
-		}
-		tc.RootCAs = pool
-	}
-	if c.CertFile != "" {
-		cert, err := tls.LoadX509KeyPair(c.CertFile, c.KeyFile)
-		if err != nil {
-			return nil, fmt.Errorf("tls: client certificate %s: %w", c.CertFile, err)
-		}
-		tc.Certificates = []tls.Certificate{cert}
-	}
-	return tc, nil
 }
 
 // tracker counts the unresolved events of one batch.
