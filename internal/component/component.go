@@ -66,7 +66,7 @@ type Letter struct {
 type Intake interface {
 	// Store writes the records to the source's intake subject, in batches, and returns
 	// nil only when the stream has acknowledged all of them. Errors wrap
-	// stream.ErrFull (answer 429), stream.ErrUnavailable (503) or stream.ErrTooLarge
+	// component.ErrFull (answer 429), component.ErrUnavailable (503) or component.ErrTooLarge
 	// (413); on error none, some or all records may be stored, so the sender must retry
 	// the whole unit (the pipeline's event IDs do not dedupe such a retry).
 	Store(ctx context.Context, recs Records) error

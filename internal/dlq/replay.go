@@ -14,6 +14,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/vigil-sec/vigil/internal/component"
 	"github.com/vigil-sec/vigil/internal/event"
 	"github.com/vigil-sec/vigil/internal/stream"
 )
@@ -142,7 +143,7 @@ func Replay(ctx context.Context, st *stream.Stream, f Filter, opts ReplayOptions
 			continue
 		}
 		fut, err := st.PublishAsync(msg, ReplayID(epoch, l.seq))
-		if errors.Is(err, stream.ErrTooLarge) {
+		if errors.Is(err, component.ErrTooLarge) {
 			skip(l, err.Error())
 			continue
 		}
@@ -167,9 +168,9 @@ func Replay(ctx context.Context, st *stream.Stream, f Filter, opts ReplayOptions
 		case err := <-p.fut.Err():
 			pubErr = cmpOr(pubErr, stream.Classify(err))
 		case <-deadline.C:
-			pubErr = cmpOr(pubErr, fmt.Errorf("%w: no acknowledgement within %s", stream.ErrUnavailable, st.PublishTimeout()))
+			pubErr = cmpOr(pubErr, fmt.Errorf("%w: no acknowledgement within %s", component.ErrUnavailable, st.PublishTimeout()))
 		case <-ctx.Done():
-			pubErr = cmpOr(pubErr, fmt.Errorf("%w: %v", stream.ErrUnavailable, ctx.Err()))
+			pubErr = cmpOr(pubErr, fmt.Errorf("%w: %v", component.ErrUnavailable, ctx.Err()))
 		}
 		if ack == nil {
 			continue

@@ -93,7 +93,7 @@ func (in *intake) Store(ctx context.Context, recs component.Records) error {
 		case err := <-f.Err():
 			return in.fail(stream.Classify(err))
 		case <-ctx.Done():
-			return in.fail(fmt.Errorf("%w: %v", stream.ErrUnavailable, ctx.Err()))
+			return in.fail(fmt.Errorf("%w: %v", component.ErrUnavailable, ctx.Err()))
 		}
 	}
 	in.counters.Sent(len(recs.Records), bytes)
@@ -102,9 +102,9 @@ func (in *intake) Store(ctx context.Context, recs component.Records) error {
 
 func (in *intake) fail(err error) error {
 	switch {
-	case errors.Is(err, stream.ErrFull):
+	case errors.Is(err, component.ErrFull):
 		in.counters.Error("stream_full")
-	case errors.Is(err, stream.ErrTooLarge):
+	case errors.Is(err, component.ErrTooLarge):
 		in.counters.Error("too_large")
 	default:
 		in.counters.Error("stream_unavailable")
@@ -150,7 +150,7 @@ func publishLetters(ctx context.Context, st *stream.Stream, letters []component.
 		case err := <-f.Err():
 			return stream.Classify(err)
 		case <-ctx.Done():
-			return fmt.Errorf("%w: %v", stream.ErrUnavailable, ctx.Err())
+			return fmt.Errorf("%w: %v", component.ErrUnavailable, ctx.Err())
 		}
 	}
 	return nil

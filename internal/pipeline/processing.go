@@ -179,7 +179,7 @@ func (w *worker) run(ctx context.Context) {
 		for _, m := range msgs {
 			fs, err := w.process(m)
 			futures = append(futures, fs...)
-			if errors.Is(err, stream.ErrTooLarge) {
+			if errors.Is(err, component.ErrTooLarge) {
 				// An event batch too large for the stream fails the same way on every
 				// retry: dead-letter the intake message whole instead of looping.
 				f, lerr := w.deadLetterMessage(m, "an event is larger than the stream's max payload: "+err.Error())
@@ -237,7 +237,7 @@ func waitAll(fs []jetstream.PubAckFuture, timeout time.Duration) error {
 				first = stream.Classify(err)
 			}
 		case <-deadline.C:
-			return fmt.Errorf("%w: no acknowledgement within %s", stream.ErrUnavailable, timeout)
+			return fmt.Errorf("%w: no acknowledgement within %s", component.ErrUnavailable, timeout)
 		}
 	}
 	return first

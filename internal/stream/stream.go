@@ -20,6 +20,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/vigil-sec/vigil/internal/component"
 	"github.com/vigil-sec/vigil/internal/config"
 )
 
@@ -51,19 +52,6 @@ func SourceOf(subject string) string { return strings.TrimPrefix(subject, intake
 
 // StageOf returns the stage of a DLQ subject.
 func StageOf(subject string) string { return strings.TrimPrefix(subject, dlqPrefix) }
-
-// Errors a publish can end in. Sources map them to wire statuses: ErrFull to 429 and
-// ErrUnavailable to 503, both with Retry-After.
-var (
-	// ErrFull means the stream is at its limit and refuses new data until consumers
-	// catch up; nothing old was discarded to make room.
-	ErrFull = errors.New("stream full")
-	// ErrUnavailable means the stream could not confirm the write (server down,
-	// timeout, no quorum). The data may or may not be stored; the sender must retry.
-	ErrUnavailable = errors.New("stream unavailable")
-	// ErrTooLarge means one message exceeds the server's max payload.
-	ErrTooLarge = errors.New("message larger than the stream's max payload")
-)
 
 // Stream is an open connection to the spine with its streams declared.
 type Stream struct {
@@ -276,10 +264,10 @@ func (s *Stream) Ready() bool { return s.nc != nil && s.nc.IsConnected() }
 
 // Publish stores one message and waits for JetStream's acknowledgement. msgID, when
 // set, lets the stream drop a re-publish of the same message within the duplicate
-// window. The error is ErrFull, ErrUnavailable or ErrTooLarge wrapped with detail.
+// window. The error is component.ErrFull, component.ErrUnavailable or component.ErrTooLarge wrapped with detail.
 func (s *Stream) Publish(ctx context.Context, msg *nats.Msg, msgID string) (*jetstream.PubAck, error) {
 	if len(msg.Data) > s.maxPay-4096 {
-		return nil, fmt.Errorf("%w: %d bytes, limit %d", ErrTooLarge, len(msg.Data), s.maxPay)
+		return nil, fmt.Errorf("%w: %d bytes, limit %d", component.ErrTooLarge, len(msg.Data), s.maxPay)
 	}
 	var opts []jetstream.PublishOpt
 	if msgID != "" {
@@ -295,7 +283,7 @@ func (s *Stream) Publish(ctx context.Context, msg *nats.Msg, msgID string) (*jet
 // PublishAsync starts a publish and returns its future; Classify the error it ends in.
 func (s *Stream) PublishAsync(msg *nats.Msg, msgID string) (jetstream.PubAckFuture, error) {
 	if len(msg.Data) > s.maxPay-4096 {
-		return nil, fmt.Errorf("%w: %d bytes, limit %d", ErrTooLarge, len(msg.Data), s.maxPay)
+		return nil, fmt.Errorf("%w: %d bytes, limit %d", component.ErrTooLarge, len(msg.Data), s.maxPay)
 	}
 	var opts []jetstream.PublishOpt
 	if msgID != "" {
@@ -308,21 +296,21 @@ func (s *Stream) PublishAsync(msg *nats.Msg, msgID string) (jetstream.PubAckFutu
 	return f, nil
 }
 
-// Classify maps a publish error to ErrFull or ErrUnavailable, keeping the detail.
+// Classify maps a publish error to component.ErrFull or component.ErrUnavailable, keeping the detail.
 func Classify(err error) error {
-	if err == nil || errors.Is(err, ErrFull) || errors.Is(err, ErrUnavailable) || errors.Is(err, ErrTooLarge) {
+	if err == nil || errors.Is(err, component.ErrFull) || errors.Is(err, component.ErrUnavailable) || errors.Is(err, component.ErrTooLarge) {
 		return err
 	}
 	msg := err.Error()
 	for _, full := range []string{"maximum bytes exceeded", "maximum messages exceeded", "resource limits exceeded", "insufficient resources"} {
 		if strings.Contains(msg, full) {
-			return fmt.Errorf("%w: %v", ErrFull, err)
+			return fmt.Errorf("%w: %v", component.ErrFull, err)
 		}
 	}
 	if strings.Contains(msg, "maximum payload exceeded") || errors.Is(err, nats.ErrMaxPayload) {
-		return fmt.Errorf("%w: %v", ErrTooLarge, err)
+		return fmt.Errorf("%w: %v", component.ErrTooLarge, err)
 	}
-	return fmt.Errorf("%w: %v", ErrUnavailable, err)
+	return fmt.Errorf("%w: %v", component.ErrUnavailable, err)
 }
 
 // Close drains the connection and shuts the embedded server down. Safe to call more

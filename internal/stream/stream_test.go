@@ -9,6 +9,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 
+	"github.com/vigil-sec/vigil/internal/component"
 	"github.com/vigil-sec/vigil/internal/config"
 )
 
@@ -17,13 +18,13 @@ func TestClassify(t *testing.T) {
 		give error
 		want error
 	}{
-		{errors.New("nats: maximum bytes exceeded"), ErrFull},
-		{errors.New("nats: maximum messages exceeded"), ErrFull},
-		{errors.New("nats: resource limits exceeded for account"), ErrFull},
-		{nats.ErrMaxPayload, ErrTooLarge},
-		{nats.ErrTimeout, ErrUnavailable},
-		{nats.ErrNoResponders, ErrUnavailable},
-		{nats.ErrConnectionClosed, ErrUnavailable},
+		{errors.New("nats: maximum bytes exceeded"), component.ErrFull},
+		{errors.New("nats: maximum messages exceeded"), component.ErrFull},
+		{errors.New("nats: resource limits exceeded for account"), component.ErrFull},
+		{nats.ErrMaxPayload, component.ErrTooLarge},
+		{nats.ErrTimeout, component.ErrUnavailable},
+		{nats.ErrNoResponders, component.ErrUnavailable},
+		{nats.ErrConnectionClosed, component.ErrUnavailable},
 	}
 	for _, tt := range tests {
 		if got := Classify(tt.give); !errors.Is(got, tt.want) {
@@ -58,7 +59,7 @@ func TestOpenEmbedded(t *testing.T) {
 	}
 	msg := nats.NewMsg(IntakeSubject("s"))
 	msg.Data = make([]byte, st.MaxPayload())
-	if _, err := st.Publish(ctx, msg, ""); !errors.Is(err, ErrTooLarge) {
+	if _, err := st.Publish(ctx, msg, ""); !errors.Is(err, component.ErrTooLarge) {
 		t.Errorf("oversized publish: %v", err)
 	}
 	msg.Data = []byte("x")

@@ -21,7 +21,6 @@ import (
 	"github.com/vigil-sec/vigil/internal/component"
 	"github.com/vigil-sec/vigil/internal/event"
 	"github.com/vigil-sec/vigil/internal/source/httpsource"
-	"github.com/vigil-sec/vigil/internal/stream"
 )
 
 // Source is the elasticsearch_bulk source.
@@ -321,9 +320,9 @@ func (s *Source) handleBulk(w http.ResponseWriter, r *http.Request) {
 
 func (s *Source) storeFailed(w http.ResponseWriter, err error) {
 	switch {
-	case errors.Is(err, stream.ErrFull):
+	case errors.Is(err, component.ErrFull):
 		s.retryLater(w, http.StatusTooManyRequests, "stream_full", "es_rejected_execution_exception", "the intake stream is full; retry later")
-	case errors.Is(err, stream.ErrTooLarge):
+	case errors.Is(err, component.ErrTooLarge):
 		s.fail(w, http.StatusRequestEntityTooLarge, "too_large", "illegal_argument_exception", "a document is larger than the intake stream accepts")
 	default:
 		s.log.Warn("elasticsearch_bulk source: store failed", "source", s.name, "err", err)

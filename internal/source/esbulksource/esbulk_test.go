@@ -17,7 +17,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/vigil-sec/vigil/internal/component"
-	"github.com/vigil-sec/vigil/internal/stream"
 )
 
 // fakeIntake records what the source stores and dead-letters, copying as the real
@@ -190,8 +189,8 @@ func TestStoreFailures(t *testing.T) {
 		status int
 		typ    string
 	}{
-		{stream.ErrFull, 429, "es_rejected_execution_exception"},
-		{fmt.Errorf("publish: %w", stream.ErrUnavailable), 503, "unavailable_shards_exception"},
+		{component.ErrFull, 429, "es_rejected_execution_exception"},
+		{fmt.Errorf("publish: %w", component.ErrUnavailable), 503, "unavailable_shards_exception"},
 	}
 	for _, tt := range tests {
 		in.setErr(tt.err)

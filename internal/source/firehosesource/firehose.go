@@ -38,7 +38,6 @@ import (
 
 	"github.com/vigil-sec/vigil/internal/component"
 	"github.com/vigil-sec/vigil/internal/source/httpsource"
-	"github.com/vigil-sec/vigil/internal/stream"
 )
 
 // Header names of the specification.
@@ -219,9 +218,9 @@ func (s *Source) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 func (s *Source) storeFailed(x *exchange, err error) {
 	switch {
-	case errors.Is(err, stream.ErrFull):
+	case errors.Is(err, component.ErrFull):
 		x.retryLater(http.StatusTooManyRequests, "stream_full", "the intake stream is full; retry later")
-	case errors.Is(err, stream.ErrTooLarge):
+	case errors.Is(err, component.ErrTooLarge):
 		// Not 413: Firehose would drop the batch without a copy. A 500 makes it retry
 		// and, when its retry duration runs out, keep the batch in its S3 error bucket.
 		x.fail(http.StatusInternalServerError, "too_large", "a record is larger than the intake stream accepts; raise the stream's message size limit")

@@ -20,7 +20,6 @@ import (
 	dto "github.com/prometheus/client_model/go"
 
 	"github.com/vigil-sec/vigil/internal/component"
-	"github.com/vigil-sec/vigil/internal/stream"
 	"github.com/vigil-sec/vigil/internal/testutil"
 )
 
@@ -41,7 +40,7 @@ func (f *fakeIntake) Store(ctx context.Context, recs component.Records) error {
 		select {
 		case <-f.block:
 		case <-ctx.Done():
-			return fmt.Errorf("%w: %v", stream.ErrUnavailable, ctx.Err())
+			return fmt.Errorf("%w: %v", component.ErrUnavailable, ctx.Err())
 		}
 	}
 	f.mu.Lock()
@@ -459,7 +458,7 @@ func TestRetriedRequestID(t *testing.T) {
 	ts := startSource(t, func(c *Config) { c.RetryAfter = 3 * time.Second })
 	d := delivery{id: "retry-me", key: testKey, records: [][]byte{[]byte("one"), []byte("two")}}
 	ts.intake.mu.Lock()
-	ts.intake.storeErr = fmt.Errorf("publish: %w", stream.ErrUnavailable)
+	ts.intake.storeErr = fmt.Errorf("publish: %w", component.ErrUnavailable)
 	ts.intake.mu.Unlock()
 	r := ts.deliver(t, d)
 	if r.code != http.StatusServiceUnavailable || r.header.Get("Retry-After") != "3" || r.body.RequestID != "retry-me" || r.body.ErrorMessage == "" {
@@ -488,11 +487,11 @@ func TestStoreErrors(t *testing.T) {
 		want       int
 		retryAfter string
 	}{
-		{"full", fmt.Errorf("publish: %w", stream.ErrFull), http.StatusTooManyRequests, "7"},
-		{"unavailable", fmt.Errorf("publish: %w", stream.ErrUnavailable), http.StatusServiceUnavailable, "7"},
+		{"full", fmt.Errorf("publish: %w", component.ErrFull), http.StatusTooManyRequests, "7"},
+		{"unavailable", fmt.Errorf("publish: %w", component.ErrUnavailable), http.StatusServiceUnavailable, "7"},
 		{"other", io.ErrUnexpectedEOF, http.StatusServiceUnavailable, "7"},
 		// Never 413 here: Firehose drops a 413 batch without keeping a copy.
-		{"too large", fmt.Errorf("publish: %w", stream.ErrTooLarge), http.StatusInternalServerError, ""},
+		{"too large", fmt.Errorf("publish: %w", component.ErrTooLarge), http.StatusInternalServerError, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

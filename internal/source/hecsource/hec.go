@@ -19,7 +19,6 @@ import (
 
 	"github.com/vigil-sec/vigil/internal/component"
 	"github.com/vigil-sec/vigil/internal/source/httpsource"
-	"github.com/vigil-sec/vigil/internal/stream"
 )
 
 // HeaderChannel carries the channel of indexer acknowledgement.
@@ -279,9 +278,9 @@ func (s *Source) store(w http.ResponseWriter, r *http.Request, channel string, r
 	err := s.intake.Store(r.Context(), component.Records{Received: time.Now(), Records: recs})
 	if err != nil {
 		switch {
-		case errors.Is(err, stream.ErrFull):
+		case errors.Is(err, component.ErrFull):
 			s.fail(w, codeServerBusy, "stream_full")
-		case errors.Is(err, stream.ErrTooLarge):
+		case errors.Is(err, component.ErrTooLarge):
 			s.counters.Error("too_large")
 			s.reply(w, http.StatusRequestEntityTooLarge, answer{Text: "An event is larger than the intake stream accepts", Code: codeInvalidDataFormat})
 		default:

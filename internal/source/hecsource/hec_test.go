@@ -17,7 +17,6 @@ import (
 	dto "github.com/prometheus/client_model/go"
 
 	"github.com/vigil-sec/vigil/internal/component"
-	"github.com/vigil-sec/vigil/internal/stream"
 	"github.com/vigil-sec/vigil/internal/testutil"
 )
 
@@ -37,7 +36,7 @@ func (f *fakeIntake) Store(ctx context.Context, recs component.Records) error {
 		select {
 		case <-f.block:
 		case <-ctx.Done():
-			return fmt.Errorf("%w: %v", stream.ErrUnavailable, ctx.Err())
+			return fmt.Errorf("%w: %v", component.ErrUnavailable, ctx.Err())
 		}
 	}
 	f.mu.Lock()
@@ -230,14 +229,14 @@ func TestBadEvents(t *testing.T) {
 func TestStoreFailures(t *testing.T) {
 	ts := startSource(t, nil)
 	url := ts.base + "/services/collector/event"
-	for _, err := range []error{stream.ErrFull, stream.ErrUnavailable, fmt.Errorf("publish: %w", stream.ErrUnavailable)} {
+	for _, err := range []error{component.ErrFull, component.ErrUnavailable, fmt.Errorf("publish: %w", component.ErrUnavailable)} {
 		ts.intake.setErr(err)
 		status, body, h := do(t, "POST", url, `{"event":"a"}`, "Authorization", auth)
 		if status != 503 || body != `{"text":"Server is busy","code":9}` || h.Get("Retry-After") != "5" {
 			t.Errorf("%v: got %d %s Retry-After %q", err, status, body, h.Get("Retry-After"))
 		}
 	}
-	ts.intake.setErr(stream.ErrTooLarge)
+	ts.intake.setErr(component.ErrTooLarge)
 	if status, _, _ := do(t, "POST", url, `{"event":"a"}`, "Authorization", auth); status != 413 {
 		t.Errorf("too large: %d", status)
 	}

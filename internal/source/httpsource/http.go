@@ -23,7 +23,6 @@ import (
 	"github.com/vigil-sec/vigil/internal/component"
 	"github.com/vigil-sec/vigil/internal/config"
 	"github.com/vigil-sec/vigil/internal/parse/jsonparse"
-	"github.com/vigil-sec/vigil/internal/stream"
 )
 
 // Source is the http source.
@@ -237,9 +236,9 @@ func (s *Source) retryAfter() string {
 func (s *Source) storeFailed(w http.ResponseWriter, err error) {
 	w.Header().Set("Retry-After", s.retryAfter())
 	switch {
-	case errors.Is(err, stream.ErrFull):
+	case errors.Is(err, component.ErrFull):
 		s.reply(w, http.StatusTooManyRequests, result{Error: "the intake stream is full; retry later"})
-	case errors.Is(err, stream.ErrTooLarge):
+	case errors.Is(err, component.ErrTooLarge):
 		w.Header().Del("Retry-After")
 		s.reply(w, http.StatusRequestEntityTooLarge, result{Error: "a single record is larger than the stream accepts"})
 	default:

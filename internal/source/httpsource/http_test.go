@@ -18,7 +18,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/vigil-sec/vigil/internal/component"
-	"github.com/vigil-sec/vigil/internal/stream"
 )
 
 // fakeIntake records what the source stores, copying the records as the real intake
@@ -419,11 +418,11 @@ func TestStoreErrors(t *testing.T) {
 		want       int
 		retryAfter string
 	}{
-		{"full", fmt.Errorf("publish: %w", stream.ErrFull), nil, http.StatusTooManyRequests, "7"},
-		{"unavailable", fmt.Errorf("publish: %w", stream.ErrUnavailable), nil, http.StatusServiceUnavailable, "7"},
+		{"full", fmt.Errorf("publish: %w", component.ErrFull), nil, http.StatusTooManyRequests, "7"},
+		{"unavailable", fmt.Errorf("publish: %w", component.ErrUnavailable), nil, http.StatusServiceUnavailable, "7"},
 		{"other error", io.ErrUnexpectedEOF, nil, http.StatusServiceUnavailable, "7"},
-		{"too large", fmt.Errorf("publish: %w", stream.ErrTooLarge), nil, http.StatusRequestEntityTooLarge, ""},
-		{"dlq full", nil, fmt.Errorf("dlq: %w", stream.ErrFull), http.StatusTooManyRequests, "7"},
+		{"too large", fmt.Errorf("publish: %w", component.ErrTooLarge), nil, http.StatusRequestEntityTooLarge, ""},
+		{"dlq full", nil, fmt.Errorf("dlq: %w", component.ErrFull), http.StatusTooManyRequests, "7"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

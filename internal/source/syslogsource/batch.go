@@ -8,7 +8,6 @@ import (
 
 	"github.com/vigil-sec/vigil/internal/component"
 	"github.com/vigil-sec/vigil/internal/event"
-	"github.com/vigil-sec/vigil/internal/stream"
 )
 
 // batch collects framed messages for one Intake.Store call. Messages are copied into
@@ -87,7 +86,7 @@ func (s *Source) storeOnce(ctx context.Context, b *batch) error {
 }
 
 func classify(err error) error {
-	if err != nil && errors.Is(err, stream.ErrTooLarge) {
+	if err != nil && errors.Is(err, component.ErrTooLarge) {
 		return fmt.Errorf("%w: %w", errPermanent, err)
 	}
 	return err
