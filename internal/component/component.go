@@ -58,6 +58,9 @@ type Letter struct {
 	Original []byte
 	// Origin, when known ("epoch:seq:index"), lets a replay keep the record's event IDs.
 	Origin string
+	// Processor, for a rejection by a processor, is its "index:type" in
+	// processing.processors.
+	Processor string
 	// ID, when set, makes a re-publish of the same letter a duplicate JetStream drops.
 	ID string
 }

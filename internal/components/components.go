@@ -1,5 +1,5 @@
-// Package components is the one explicit list of Vigil's built-in sources, sinks and
-// formats. Adding a component is one new package plus one line here.
+// Package components is the one explicit list of Vigil's built-in sources, sinks,
+// formats and processors. Adding a component is one new package plus one line here.
 package components
 
 import (
@@ -19,6 +19,8 @@ import (
 	"github.com/vigil-sec/vigil/internal/parse/nginxparse"
 	"github.com/vigil-sec/vigil/internal/parse/syslogparse"
 	"github.com/vigil-sec/vigil/internal/parse/vpcflowparse"
+	"github.com/vigil-sec/vigil/internal/process"
+	"github.com/vigil-sec/vigil/internal/process/processors"
 	"github.com/vigil-sec/vigil/internal/sink/archivesink"
 	"github.com/vigil-sec/vigil/internal/sink/elasticsearchsink"
 	"github.com/vigil-sec/vigil/internal/sink/s3sink"
@@ -47,6 +49,8 @@ type Registry struct {
 	Sources map[string]SourceFactory
 	Sinks   map[string]SinkFactory
 	Formats map[string]parse.Format
+	// Processors are the processor types, by `type:`.
+	Processors map[string]process.Type
 }
 
 var _ config.Registry = (*Registry)(nil)
@@ -118,7 +122,11 @@ func Builtin() *Registry {
 				},
 			},
 		},
-		Formats: map[string]parse.Format{},
+		Formats:    map[string]parse.Format{},
+		Processors: map[string]process.Type{},
+	}
+	for _, t := range processors.Types() {
+		r.Processors[t.Name] = t
 	}
 	for _, f := range []parse.Format{
 		jsonparse.Format(),
@@ -179,6 +187,24 @@ func (r *Registry) FormatConfig(name string) (parse.Config, bool) {
 	}
 	return f.NewConfig(), true
 }
+
+// ProcessorConfig implements config.Registry.
+func (r *Registry) ProcessorConfig(typ string) (config.Component, bool) {
+	t, ok := r.Processors[typ]
+	if !ok {
+		return nil, false
+	}
+	return t.NewConfig(), true
+}
+
+// Processor looks a processor type up; it is a process.Types.
+func (r *Registry) Processor(name string) (process.Type, bool) {
+	t, ok := r.Processors[name]
+	return t, ok
+}
+
+// ProcessorTypes implements config.Registry.
+func (r *Registry) ProcessorTypes() []string { return sortedKeys(r.Processors) }
 
 // SourceTypes implements config.Registry.
 func (r *Registry) SourceTypes() []string { return sortedKeys(r.Sources) }

@@ -44,6 +44,8 @@ type Config struct {
 	File string `yaml:"-"`
 	// Embedded is true for the built-in default used when no file is given.
 	Embedded bool `yaml:"-"`
+	// Warnings are what Load found questionable but accepted (deprecated settings).
+	Warnings Problems `yaml:"-"`
 }
 
 // Buffer configures the JetStream spine.
@@ -122,9 +124,24 @@ type Processing struct {
 	Workers int `yaml:"workers"`
 	// Fetch is how many intake messages a worker takes at a time.
 	Fetch int `yaml:"fetch"`
-	// Validate checks events against JSON Schemas per dataset (docs/validation.md);
-	// failures go to vigil.dlq.validate with the raw record.
+	// Processors shape each event after it is parsed, in order (docs/processors.md).
+	Processors []*Processor `yaml:"-"`
+	// Validate is deprecated: use a processor of type validate. When enabled it runs
+	// as one more validate step after the configured processors.
 	Validate validate.Config `yaml:"validate"`
+}
+
+// Processor is one configured processor.
+type Processor struct {
+	// Type selects the processor (drop, set, rename, remove, redact, route, validate).
+	Type string `yaml:"type"`
+	// Name labels the processor in metrics and dead letters; default: its index.
+	Name string `yaml:"name"`
+	// If is an expr condition over the event's fields; the processor runs only on
+	// events for which it is true. Empty: every event.
+	If string `yaml:"if"`
+	// Settings is the processor's typed config.
+	Settings Component `yaml:"-"`
 }
 
 // Source is one configured source.
@@ -169,10 +186,14 @@ type Registry interface {
 	SinkConfig(typ string) (Component, bool)
 	// FormatConfig returns a fresh options struct for a format.
 	FormatConfig(name string) (parse.Config, bool)
-	// SourceTypes, SinkTypes and Formats list the names, for error messages.
+	// ProcessorConfig returns a fresh config with defaults for a processor type.
+	ProcessorConfig(typ string) (Component, bool)
+	// SourceTypes, SinkTypes, FormatNames and ProcessorTypes list the names, for
+	// error messages.
 	SourceTypes() []string
 	SinkTypes() []string
 	FormatNames() []string
+	ProcessorTypes() []string
 }
 
 // Defaults returns a Config with every top-level default filled in and no

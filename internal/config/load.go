@@ -12,6 +12,8 @@ import (
 	"github.com/goccy/go-yaml"
 	"github.com/goccy/go-yaml/ast"
 	"github.com/goccy/go-yaml/parser"
+
+	"github.com/vigil-sec/vigil/internal/process/cond"
 )
 
 // Problem is one thing wrong with a config file.
@@ -86,6 +88,14 @@ func Parse(data []byte, file string, reg Registry) (*Config, error) {
 	l.check(cfg)
 	if len(l.problems) > 0 {
 		return nil, l.problems
+	}
+	if cfg.Processing.Validate.Enabled {
+		p := Problem{File: file, Path: "processing.validate",
+			Message: "deprecated: write it as a processor, `processing.processors: [{type: validate, datasets: …}]`; it runs after the configured processors"}
+		if n, ok := l.pos["processing.validate"]; ok && n.GetToken() != nil {
+			p.Line, p.Column = n.GetToken().Position.Line, n.GetToken().Position.Column
+		}
+		cfg.Warnings = append(cfg.Warnings, p)
 	}
 	return cfg, nil
 }
@@ -246,8 +256,7 @@ func (l *loader) parse(data []byte, cfg *Config) {
 			l.decode(mv.Value, key, &cfg.Admin)
 			l.remember(mv.Value, key)
 		case "processing":
-			l.decode(mv.Value, key, &cfg.Processing)
-			l.remember(mv.Value, key)
+			l.parseProcessing(mv.Value, cfg)
 		case "shutdown_timeout":
 			l.decode(mv.Value, key, &cfg.ShutdownTimeout)
 		case "sources":
@@ -317,10 +326,13 @@ func validName(s string) bool {
 
 // splitComponent separates the common keys (handled by fn) from the component's own,
 // which it returns as a mapping node to decode into the typed config.
-func (l *loader) splitComponent(mv *ast.MappingValueNode, path string, common func(key string, v *ast.MappingValueNode) bool) (typ string, typeNode ast.Node, rest *ast.MappingNode, ok bool) {
-	mvs, isMap := mappingValues(mv.Value)
+//
+// at is the node that names the component (its key, or the list item), value its
+// settings.
+func (l *loader) splitComponent(at, value ast.Node, path string, common func(key string, v *ast.MappingValueNode) bool) (typ string, typeNode ast.Node, rest *ast.MappingNode, ok bool) {
+	mvs, isMap := mappingValues(value)
 	if !isMap {
-		l.add(mv.Value, path, "must be a mapping with at least a type")
+		l.add(value, path, "must be a mapping with at least a type")
 		return "", nil, nil, false
 	}
 	var own []*ast.MappingValueNode
@@ -341,10 +353,10 @@ func (l *loader) splitComponent(mv *ast.MappingValueNode, path string, common fu
 		l.remember(kv.Value, path+"."+key)
 	}
 	if typeNode == nil {
-		l.add(mv.Key, path+".type", "missing: every component needs a type")
+		l.add(at, path+".type", "missing: every component needs a type")
 		return "", nil, nil, false
 	}
-	return typ, typeNode, ast.Mapping(mv.Value.GetToken(), false, own...), true
+	return typ, typeNode, ast.Mapping(value.GetToken(), false, own...), true
 }
 
 func (l *loader) parseSources(node ast.Node, cfg *Config) {
@@ -352,7 +364,7 @@ func (l *loader) parseSources(node ast.Node, cfg *Config) {
 		src := &Source{Name: keyString(mv), KeepOriginal: true}
 		path := "sources." + src.Name
 		var formatOpts ast.Node
-		typ, typeNode, rest, ok := l.splitComponent(mv, path, func(key string, kv *ast.MappingValueNode) bool {
+		typ, typeNode, rest, ok := l.splitComponent(mv.Key, mv.Value, path, func(key string, kv *ast.MappingValueNode) bool {
 			switch key {
 			case "format":
 				l.decode(kv.Value, path+".format", &src.Format)
@@ -413,7 +425,7 @@ func (l *loader) parseSinks(node ast.Node, cfg *Config) {
 	for _, mv := range l.componentEntries(node, "sinks") {
 		snk := &Sink{Name: keyString(mv)}
 		path := "sinks." + snk.Name
-		typ, typeNode, rest, ok := l.splitComponent(mv, path, func(key string, kv *ast.MappingValueNode) bool {
+		typ, typeNode, rest, ok := l.splitComponent(mv.Key, mv.Value, path, func(key string, kv *ast.MappingValueNode) bool {
 			if key == "inputs" {
 				l.decode(kv.Value, path+".inputs", &snk.Inputs)
 				return true
@@ -433,6 +445,75 @@ func (l *loader) parseSinks(node ast.Node, cfg *Config) {
 			snk.Settings = settings
 		}
 		cfg.Sinks = append(cfg.Sinks, snk)
+	}
+}
+
+// parseProcessing decodes the processing section; its processors list is parsed
+// entry by entry like the components.
+func (l *loader) parseProcessing(node ast.Node, cfg *Config) {
+	l.remember(node, "processing")
+	mvs, ok := mappingValues(node)
+	if !ok {
+		l.decode(node, "processing", &cfg.Processing)
+		return
+	}
+	var rest []*ast.MappingValueNode
+	for _, mv := range mvs {
+		if keyString(mv) == "processors" {
+			l.parseProcessors(mv.Value, cfg)
+			continue
+		}
+		rest = append(rest, mv)
+	}
+	if len(rest) > 0 {
+		l.decode(ast.Mapping(node.GetToken(), false, rest...), "processing", &cfg.Processing)
+	}
+}
+
+func (l *loader) parseProcessors(node ast.Node, cfg *Config) {
+	if isNull(node) {
+		return
+	}
+	seq, ok := node.(*ast.SequenceNode)
+	if !ok {
+		l.add(node, "processing.processors", "must be a list of processors, each with a type")
+		return
+	}
+	names := map[string]bool{}
+	for i, item := range seq.Values {
+		path := fmt.Sprintf("processing.processors[%d]", i)
+		l.pos[path] = item
+		pc := &Processor{}
+		typ, typeNode, rest, ok := l.splitComponent(item, item, path, func(key string, kv *ast.MappingValueNode) bool {
+			switch key {
+			case "name":
+				l.decode(kv.Value, path+".name", &pc.Name)
+			case "if":
+				l.decode(kv.Value, path+".if", &pc.If)
+			default:
+				return false
+			}
+			return true
+		})
+		if !ok {
+			continue
+		}
+		pc.Type = typ
+		if pc.Name != "" {
+			if names[pc.Name] {
+				l.addAt(path+".name", "%q is the name of an earlier processor; names must be unique", pc.Name)
+			}
+			names[pc.Name] = true
+		}
+		settings, known := l.reg.ProcessorConfig(typ)
+		if !known {
+			l.add(typeNode, path+".type", "unknown processor type %q; known types: %s", typ, strings.Join(l.reg.ProcessorTypes(), ", "))
+			continue
+		}
+		if l.decode(rest, path, settings) {
+			pc.Settings = settings
+		}
+		cfg.Processing.Processors = append(cfg.Processing.Processors, pc)
 	}
 }
 
@@ -459,7 +540,7 @@ func (l *loader) check(cfg *Config) {
 // first segment.
 func componentOf(path string) string {
 	parts := strings.SplitN(path, ".", 3)
-	if len(parts) >= 2 && (parts[0] == "sources" || parts[0] == "sinks") {
+	if len(parts) >= 2 && (parts[0] == "sources" || parts[0] == "sinks" || parts[0] == "processing" && strings.HasPrefix(parts[1], "processors[")) {
 		return parts[0] + "." + parts[1]
 	}
 	return parts[0]
@@ -538,6 +619,17 @@ func (c *Config) validate() Problems {
 		add("processing.fetch", "want 1 to 4096, got %d", c.Processing.Fetch)
 	}
 	ps = append(ps, componentProblems("processing.validate", c.Processing.Validate.Validate())...)
+	for i, pc := range c.Processing.Processors {
+		at := fmt.Sprintf("processing.processors[%d]", i)
+		if pc.If != "" {
+			if _, err := cond.CompileBool(pc.If); err != nil {
+				add(at+".if", "%v", err)
+			}
+		}
+		if pc.Settings != nil {
+			ps = append(ps, componentProblems(at, pc.Settings.Validate())...)
+		}
+	}
 	if c.ShutdownTimeout <= 0 {
 		add("shutdown_timeout", "must be positive")
 	}

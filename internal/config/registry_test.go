@@ -92,3 +92,24 @@ func (testRegistry) SinkTypes() []string   { return []string{"fakesink"} }
 func (testRegistry) FormatNames() []string {
 	return slices.Sorted(slices.Values([]string{"lines", "json"}))
 }
+
+func (testRegistry) ProcessorConfig(typ string) (Component, bool) {
+	if typ == "fakeproc" {
+		return &fakeProcessor{}, true
+	}
+	return nil, false
+}
+
+func (testRegistry) ProcessorTypes() []string { return []string{"fakeproc"} }
+
+type fakeProcessor struct {
+	Field string `yaml:"field"`
+	Key   string `yaml:"key" secret:"true"`
+}
+
+func (p *fakeProcessor) Validate() error {
+	if p.Field == "" {
+		return errors.New("field: missing")
+	}
+	return nil
+}

@@ -24,6 +24,11 @@ func (l *loader) substitute(cfg *Config) {
 		s.Dataset = l.expand(s.Dataset, p+".dataset")
 		s.Format = l.expand(s.Format, p+".format")
 	}
+	for i, pc := range cfg.Processing.Processors {
+		if pc.Settings != nil {
+			l.walk(reflect.ValueOf(pc.Settings), fmt.Sprintf("processing.processors[%d]", i))
+		}
+	}
 	for _, s := range cfg.Sinks {
 		p := "sinks." + s.Name
 		if s.Settings != nil {

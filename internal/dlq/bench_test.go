@@ -9,7 +9,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/vigil-sec/vigil/internal/component"
-	"github.com/vigil-sec/vigil/internal/pipeline"
+	"github.com/vigil-sec/vigil/internal/wire"
 )
 
 // BenchmarkReplay measures replaying letters of 200 bytes in chunks of 500 on the
@@ -29,7 +29,7 @@ func BenchmarkReplay(b *testing.B) {
 		for i := range letters {
 			l := component.Letter{Stage: "decode", Reason: fmt.Sprintf("line %d: bad", i), Source: "bench", Format: "lines",
 				Time: time.Now(), Original: rec}
-			f, err := n.st.PublishAsync(pipeline.LetterMsg(l), "")
+			f, err := n.st.PublishAsync(wire.LetterMsg(l), "")
 			if err != nil {
 				b.Fatal(err)
 			}

@@ -17,8 +17,8 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/vigil-sec/vigil/internal/event"
 	"github.com/vigil-sec/vigil/internal/stream"
+	"github.com/vigil-sec/vigil/internal/wire"
 )
 
 // Filter selects dead letters. The zero value selects all of them.
@@ -142,7 +142,7 @@ func scan(ctx context.Context, st *stream.Stream, f Filter, headersOnly bool, fn
 		DeliverPolicy:     jetstream.DeliverAllPolicy,
 	}
 	if f.Stage != "" {
-		cc.FilterSubject = stream.DLQSubject(f.Stage)
+		cc.FilterSubject = wire.DLQSubject(f.Stage)
 	}
 	switch {
 	case f.From > 0:
@@ -225,9 +225,9 @@ func readLetter(m jetstream.Msg, headersOnly bool) (*letter, error) {
 	h := m.Headers()
 	l := &letter{
 		seq: md.Sequence.Stream, stored: md.Timestamp,
-		stage:  stream.StageOf(m.Subject()),
-		reason: h.Get(event.HeaderReason), source: h.Get(event.HeaderSource), dataset: h.Get(event.HeaderDataset),
-		format: h.Get(event.HeaderFormat), received: h.Get(event.HeaderReceived), origin: h.Get(event.HeaderOrigin),
+		stage:  wire.StageOf(m.Subject()),
+		reason: h.Get(wire.HeaderReason), source: h.Get(wire.HeaderSource), dataset: h.Get(wire.HeaderDataset),
+		format: h.Get(wire.HeaderFormat), received: h.Get(wire.HeaderReceived), origin: h.Get(wire.HeaderOrigin),
 		msgID: h.Get(jetstream.MsgIDHeader),
 	}
 	if headersOnly {

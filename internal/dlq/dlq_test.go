@@ -26,6 +26,7 @@ import (
 	"github.com/vigil-sec/vigil/internal/source/httpsource"
 	"github.com/vigil-sec/vigil/internal/stream"
 	vtest "github.com/vigil-sec/vigil/internal/testutil"
+	"github.com/vigil-sec/vigil/internal/wire"
 )
 
 // node is a running embedded pipeline: one http source "web" (format json,
@@ -90,14 +91,14 @@ func (n *node) storeRaw(t *testing.T, source, format, dataset string, recs ...st
 	for _, r := range recs {
 		b.Add([]byte(r))
 	}
-	msg := nats.NewMsg(stream.IntakeSubject(source))
-	msg.Header.Set(event.HeaderEncoding, event.EncodingS2)
-	msg.Header.Set(event.HeaderFormat, format)
+	msg := nats.NewMsg(wire.IntakeSubject(source))
+	msg.Header.Set(wire.HeaderEncoding, wire.EncodingS2)
+	msg.Header.Set(wire.HeaderFormat, format)
 	if dataset != "" {
-		msg.Header.Set(event.HeaderDataset, dataset)
+		msg.Header.Set(wire.HeaderDataset, dataset)
 	}
-	msg.Header.Set(event.HeaderReceived, strconv.FormatInt(time.Now().UnixNano(), 10))
-	msg.Header.Set(event.HeaderCount, strconv.Itoa(len(recs)))
+	msg.Header.Set(wire.HeaderReceived, strconv.FormatInt(time.Now().UnixNano(), 10))
+	msg.Header.Set(wire.HeaderCount, strconv.Itoa(len(recs)))
 	msg.Data = b.Encode()
 	ack, err := n.st.Publish(context.Background(), msg, "")
 	if err != nil {
@@ -343,7 +344,7 @@ func TestReplaySinkLetters(t *testing.T) {
 		{Stage: "sink", Reason: "mapper_parsing_exception", Source: "web", Dataset: "app", Original: []byte(doc)},
 		{Stage: "sink", Reason: "corrupt event batch: s2: corrupt input", Source: "web", Dataset: "app", Original: []byte{0xff, 0x00, 0x12}},
 	} {
-		if _, err := n.st.Publish(ctx, pipeline.LetterMsg(l), ""); err != nil {
+		if _, err := n.st.Publish(ctx, wire.LetterMsg(l), ""); err != nil {
 			t.Fatal(err)
 		}
 	}

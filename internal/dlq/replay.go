@@ -17,6 +17,7 @@ import (
 	"github.com/vigil-sec/vigil/internal/component"
 	"github.com/vigil-sec/vigil/internal/event"
 	"github.com/vigil-sec/vigil/internal/stream"
+	"github.com/vigil-sec/vigil/internal/wire"
 )
 
 // Metrics count what replays did. A nil *Metrics counts nothing.
@@ -166,7 +167,7 @@ func Replay(ctx context.Context, st *stream.Stream, f Filter, opts ReplayOptions
 		select {
 		case ack = <-p.fut.Ok():
 		case err := <-p.fut.Err():
-			pubErr = cmpOr(pubErr, stream.Classify(err))
+			pubErr = cmpOr(pubErr, wire.Classify(err))
 		case <-deadline.C:
 			pubErr = cmpOr(pubErr, fmt.Errorf("%w: no acknowledgement within %s", component.ErrUnavailable, st.PublishTimeout()))
 		case <-ctx.Done():
@@ -227,8 +228,7 @@ func replayMsg(l *letter, format string) (*nats.Msg, error) {
 	if l.source == "" || !validToken(l.source) {
 		return nil, fmt.Errorf("no valid source on the letter (%q): cannot tell which intake subject to use", l.source)
 	}
-	msg := nats.NewMsg(stream.IntakeSubject(l.source))
-	count := 1
+	raw := wire.Raw{Source: l.source, Dataset: l.dataset, Origin: l.origin, Count: 1}
 	if strings.HasSuffix(l.msgID, ":msg") {
 		// Processing dead-letters a whole intake message it cannot handle (unknown
 		// format, corrupt batch) as its compressed body; replay it as it is.
@@ -236,37 +236,25 @@ func replayMsg(l *letter, format string) (*nats.Msg, error) {
 		if _, err := event.DecodeRaw(nil, l.data, func(int, []byte) error { n++; return nil }); err != nil {
 			return nil, fmt.Errorf("the stored intake batch is corrupt (%v); replaying it would fail the same way", err)
 		}
-		msg.Data, count = l.data, n
+		raw.Body, raw.Count = l.data, n
 	} else {
 		var b event.RawBatch
 		b.Add(l.data)
-		msg.Data = b.Encode()
+		raw.Body = b.Encode()
 	}
-	msg.Header.Set(event.HeaderEncoding, event.EncodingS2)
 	if format != "" {
 		// An explicit --format wins over the source's configured format.
-		msg.Header.Set(event.HeaderFormatOverride, "1")
+		raw.Format, raw.FormatOverride = format, true
 	} else {
 		// Otherwise the source's current config decides (the usual fix is a config
 		// change); the letter's format only serves a source no longer configured.
-		format = l.format
+		raw.Format = l.format
 	}
-	if format != "" {
-		msg.Header.Set(event.HeaderFormat, format)
+	raw.Received = l.stored
+	if ns, err := strconv.ParseInt(l.received, 10, 64); err == nil {
+		raw.Received = time.Unix(0, ns)
 	}
-	if l.dataset != "" {
-		msg.Header.Set(event.HeaderDataset, l.dataset)
-	}
-	received := l.received
-	if _, err := strconv.ParseInt(received, 10, 64); err != nil {
-		received = strconv.FormatInt(l.stored.UnixNano(), 10)
-	}
-	msg.Header.Set(event.HeaderReceived, received)
-	msg.Header.Set(event.HeaderCount, strconv.Itoa(count))
-	if l.origin != "" {
-		msg.Header.Set(event.HeaderOrigin, l.origin)
-	}
-	return msg, nil
+	return wire.RawMsg(raw), nil
 }
 
 // sinkReplayMsg puts an ECS document a destination rejected back into the events
@@ -287,14 +275,7 @@ func sinkReplayMsg(l *letter) (*nats.Msg, error) {
 		return nil, fmt.Errorf("the letter's document: %w", err)
 	}
 	line.WriteByte('\n')
-	msg := nats.NewMsg(stream.EventsSubject(l.dataset))
-	msg.Header.Set(event.HeaderEncoding, event.EncodingS2)
-	msg.Header.Set(event.HeaderDataset, l.dataset)
-	msg.Header.Set(event.HeaderCount, "1")
-	if l.source != "" {
-		msg.Header.Set(event.HeaderSource, l.source)
-	}
-	msg.Data = event.Compress(line.Bytes())
+	msg := wire.EventsMsg(wire.Events{Dataset: l.dataset, Source: l.source, Count: 1, Docs: line.Bytes()})
 	return msg, nil
 }
 

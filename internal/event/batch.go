@@ -12,23 +12,6 @@ import (
 // of records, each preceded by its length as a uvarint; an event batch is NDJSON: one
 // ECS document per line, ready for sinks to frame without decoding.
 
-// Header names carried on stream messages.
-const (
-	HeaderEncoding = "Vigil-Encoding" // "s2"
-	HeaderSource   = "Vigil-Source"   // name of the source that received the records
-	HeaderFormat   = "Vigil-Format"   // format of the records
-	// HeaderFormatOverride, when "1", makes HeaderFormat win over the source's
-	// configured format (text lines posted to a JSON source, a replay with --format).
-	HeaderFormatOverride = "Vigil-Format-Override"
-	HeaderDataset        = "Vigil-Dataset"  // dataset of the records or events
-	HeaderReceived       = "Vigil-Received" // receive time, Unix nanoseconds
-	HeaderCount          = "Vigil-Count"    // number of records or events in the batch
-	HeaderOrigin         = "Vigil-Origin"   // origin of a replayed record: "epoch:seq:index"
-	HeaderStage          = "Vigil-Stage"    // DLQ: the stage that rejected the record
-	HeaderReason         = "Vigil-Reason"   // DLQ: why
-	EncodingS2           = "s2"
-)
-
 // MaxBatchBytes is the uncompressed size a producer aims a batch at. Messages stay under
 // JetStream's default 1 MiB max_payload once compressed, and with room for headers even
 // when the data does not compress.

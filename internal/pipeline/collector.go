@@ -6,6 +6,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/vigil-sec/vigil/internal/process"
 	"github.com/vigil-sec/vigil/internal/stream"
 )
 
@@ -53,7 +54,7 @@ func (c *streamCollector) Collect(ch chan<- prometheus.Metric) {
 	type cons struct{ stream, name string }
 	var list []cons
 	if c.p.proc != nil {
-		list = append(list, cons{stream.IntakeStream, processingConsumer})
+		list = append(list, cons{stream.IntakeStream, process.ProcessingConsumer})
 	}
 	for _, r := range c.p.sinks {
 		list = append(list, cons{stream.EventsStream, ConsumerName(r.cfg.Name)})

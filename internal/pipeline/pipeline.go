@@ -18,6 +18,8 @@ import (
 	"github.com/vigil-sec/vigil/internal/component"
 	"github.com/vigil-sec/vigil/internal/components"
 	"github.com/vigil-sec/vigil/internal/config"
+	"github.com/vigil-sec/vigil/internal/process"
+	"github.com/vigil-sec/vigil/internal/process/processors"
 	"github.com/vigil-sec/vigil/internal/stream"
 )
 
@@ -41,7 +43,7 @@ type Pipeline struct {
 	st      *stream.Stream
 	sources []sourceEntry
 	sinks   []*sinkRunner
-	proc    *processing
+	proc    *process.Stage
 
 	mu      sync.Mutex
 	started bool
@@ -137,9 +139,10 @@ func (p *Pipeline) Start(ctx context.Context) (err error) {
 		}
 	}
 	if p.cfg.RunsProcessing() {
-		p.proc = &processing{st: st, cfg: p.cfg, formats: reg.Format, log: p.log,
-			counters: p.metrics.For("processing", "processing"), version: p.opts.Version, hostname: hostname}
-		if err := p.proc.start(ctx); err != nil {
+		p.proc = process.NewStage(p.cfg, process.StageDeps{Stream: st, Formats: reg.Format, Types: reg.Processor,
+			Processors: processors.Configured(p.cfg), Log: p.log, Counters: p.metrics.For("processing", "processing"),
+			Version: p.opts.Version, Hostname: hostname})
+		if err := p.proc.Start(ctx); err != nil {
 			return err
 		}
 	}
@@ -185,7 +188,7 @@ func (p *Pipeline) stopLocked(ctx context.Context) error {
 		}
 	}
 	if p.proc != nil {
-		if err := p.proc.stop(ctx); err != nil {
+		if err := p.proc.Stop(ctx); err != nil {
 			errs = append(errs, err)
 		}
 	}

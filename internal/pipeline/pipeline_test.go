@@ -24,6 +24,7 @@ import (
 	"github.com/vigil-sec/vigil/internal/source/httpsource"
 	"github.com/vigil-sec/vigil/internal/stream"
 	"github.com/vigil-sec/vigil/internal/testutil"
+	"github.com/vigil-sec/vigil/internal/wire"
 )
 
 // testConfig is a one-source, one-archive config on a random port under dir.
@@ -281,15 +282,15 @@ func TestMalformedToDLQ(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	msg, err := s.GetLastMsgForSubject(ctx, stream.DLQSubject("decode"))
+	msg, err := s.GetLastMsgForSubject(ctx, wire.DLQSubject("decode"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if string(msg.Data) != `{"bad":` {
 		t.Errorf("original bytes: %q", msg.Data)
 	}
-	if !strings.Contains(msg.Header.Get(event.HeaderReason), "line 2") || msg.Header.Get(event.HeaderSource) != "web" ||
-		msg.Header.Get(event.HeaderDataset) != "mixed" {
+	if !strings.Contains(msg.Header.Get(wire.HeaderReason), "line 2") || msg.Header.Get(wire.HeaderSource) != "web" ||
+		msg.Header.Get(wire.HeaderDataset) != "mixed" {
 		t.Errorf("headers: %v", msg.Header)
 	}
 	testutil.Eventually(t, 20*time.Second, "2 documents", func() bool {
@@ -322,13 +323,13 @@ func TestValidationToDLQ(t *testing.T) {
 	}
 	var msg *jetstream.RawStreamMsg
 	testutil.Eventually(t, 10*time.Second, "a validate dead letter", func() bool {
-		msg, err = s.GetLastMsgForSubject(ctx, stream.DLQSubject("validate"))
+		msg, err = s.GetLastMsgForSubject(ctx, wire.DLQSubject("validate"))
 		return err == nil
 	})
 	if string(msg.Data) != `{"n":"one"}` {
 		t.Errorf("original: %q", msg.Data)
 	}
-	if r := msg.Header.Get(event.HeaderReason); !strings.Contains(r, "/n") {
+	if r := msg.Header.Get(wire.HeaderReason); !strings.Contains(r, "/n") {
 		t.Errorf("reason should name the field: %q", r)
 	}
 	if docs := testutil.ArchiveDocs(t, filepath.Join(dir, "archive")); docs[0]["n"] != 1.0 {
@@ -362,10 +363,10 @@ func TestOversizedEventDeadLettered(t *testing.T) {
 	}
 	var msg *jetstream.RawStreamMsg
 	testutil.Eventually(t, 30*time.Second, "a process dead letter", func() bool {
-		msg, err = s.GetLastMsgForSubject(context.Background(), stream.DLQSubject("process"))
+		msg, err = s.GetLastMsgForSubject(context.Background(), wire.DLQSubject("process"))
 		return err == nil
 	})
-	if !strings.Contains(msg.Header.Get(event.HeaderReason), "max payload") || msg.Header.Get(event.HeaderDataset) != "big" {
+	if !strings.Contains(msg.Header.Get(wire.HeaderReason), "max payload") || msg.Header.Get(wire.HeaderDataset) != "big" {
 		t.Errorf("letter headers: %v", msg.Header)
 	}
 }

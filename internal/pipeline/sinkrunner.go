@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"path"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -16,8 +15,8 @@ import (
 
 	"github.com/vigil-sec/vigil/internal/component"
 	"github.com/vigil-sec/vigil/internal/config"
-	"github.com/vigil-sec/vigil/internal/event"
 	"github.com/vigil-sec/vigil/internal/stream"
+	"github.com/vigil-sec/vigil/internal/wire"
 )
 
 // sinkRunner feeds one sink from its own durable consumer of the events stream, so a
@@ -61,11 +60,11 @@ func filterSubjects(inputs []string) []string {
 	for _, in := range inputs {
 		switch {
 		case !strings.ContainsAny(in, "*?[\\"):
-			subs = append(subs, stream.EventsSubject(in))
+			subs = append(subs, wire.EventsSubject(in))
 		case strings.HasSuffix(in, ".*") && !strings.ContainsAny(strings.TrimSuffix(in, ".*"), "*?[\\"):
-			subs = append(subs, stream.EventsSubject(strings.TrimSuffix(in, ".*")+".>"))
+			subs = append(subs, wire.EventsSubject(strings.TrimSuffix(in, ".*")+".>"))
 		default:
-			return []string{stream.EventsSubject(">")}
+			return []string{wire.EventsSubject(">")}
 		}
 	}
 	return subs
@@ -223,7 +222,7 @@ func (r *sinkRunner) run(ctx context.Context) {
 			sleep(ctx, time.Second)
 			continue
 		}
-		dataset := stream.DatasetOf(msg.Subject())
+		dataset := wire.DatasetOf(msg.Subject())
 		if !r.matches(dataset) {
 			_ = msg.Ack()
 			continue
@@ -250,14 +249,14 @@ func (r *sinkRunner) run(ctx context.Context) {
 			_ = msg.Ack()
 			continue
 		}
-		// The sink owns the batch's bytes, so decode into a fresh buffer.
-		docs, err := event.Decompress(nil, msg.Data())
+		// The sink owns the batch's bytes: ReadEvents decodes into a fresh buffer.
+		evs, err := wire.ReadEvents(msg.Subject(), msg.Headers(), msg.Data())
 		if err != nil {
 			// A batch we wrote ourselves and cannot read is a bug or corruption: keep it
 			// for inspection in the DLQ instead of retrying forever.
 			r.counters.Error("corrupt_batch")
 			r.log.Error("sink: corrupt event batch, dead-lettering it", "sink", r.cfg.Name, "seq", md.Sequence.Stream, "err", err)
-			letter := component.Letter{Stage: "sink", Reason: "corrupt event batch: " + err.Error(), Source: msg.Headers().Get(event.HeaderSource),
+			letter := component.Letter{Stage: "sink", Reason: "corrupt event batch: " + err.Error(), Source: evs.Source,
 				Dataset: dataset, Original: msg.Data(), ID: fmt.Sprintf("sink:%s:%d", r.cfg.Name, md.Sequence.Stream)}
 			if err := publishLetters(ctx, r.st, []component.Letter{letter}); err != nil {
 				_ = msg.NakWithDelay(5 * time.Second)
@@ -266,7 +265,7 @@ func (r *sinkRunner) run(ctx context.Context) {
 			_ = msg.Ack()
 			continue
 		}
-		count, _ := strconv.Atoi(msg.Headers().Get(event.HeaderCount))
+		docs, count := evs.Docs, evs.Count
 		m := msg
 		attempts := md.NumDelivered
 		seq := md.Sequence.Stream
@@ -336,4 +335,13 @@ func (r *sinkRunner) stop(ctx context.Context) error {
 		_ = r.delivered.Close()
 	}
 	return err
+}
+
+func sleep(ctx context.Context, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-t.C:
+	}
 }

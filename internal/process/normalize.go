@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/vigil-sec/vigil/internal/config"
 	"github.com/vigil-sec/vigil/internal/event"
 	"github.com/vigil-sec/vigil/internal/parse"
 )
@@ -42,9 +43,10 @@ type Normalizer struct {
 	KeepOriginal bool
 	// Parser parses the source's records.
 	Parser parse.Parser
-	// Validate, when set, checks each encoded document; a failure rejects the record
-	// (the caller dead-letters the raw record under the stage "validate").
-	Validate func(dataset string, doc []byte) error
+	// Chain, when set, runs the configured processors on each event before it is
+	// encoded; a rejection rejects the record (the caller dead-letters the raw record
+	// under Stage(err)).
+	Chain *Chain
 	// AgentName and AgentVersion fill agent.*.
 	AgentName    string
 	AgentVersion string
@@ -52,6 +54,8 @@ type Normalizer struct {
 	enc  event.Encoder
 	buf  []byte
 	emit emitter
+	item Item
+	side []byte
 }
 
 // Record is one raw record and where it came from.
@@ -82,18 +86,6 @@ func (n *Normalizer) Process(rec Record, out Output) (events int, err error) {
 		return events, n.emit.outErr
 	}
 	return events, err
-}
-
-// ValidationError marks a rejection by the validate processor (stage "validate").
-type ValidationError struct{ Err error }
-
-func (e *ValidationError) Error() string { return "validation: " + e.Err.Error() }
-func (e *ValidationError) Unwrap() error { return e.Err }
-
-// IsValidationError reports whether a rejection came from schema validation.
-func IsValidationError(err error) bool {
-	var ve *ValidationError
-	return errors.As(err, &ve)
 }
 
 // IsDecodeError reports whether a parser error is about the record's container
@@ -155,17 +147,44 @@ func (em *emitter) Emit(e *event.Event) error {
 		e.Set("agent.version", event.String(n.AgentVersion))
 	}
 	e.Set("ecs.version", event.String(ECSVersion))
-	n.buf = n.enc.Append(n.buf[:0], e)
-	if n.Validate != nil {
-		if err := n.Validate(dataset, n.buf); err != nil {
+	it := &n.item
+	*it = Item{Event: e, Record: rec.Data, Source: n.Source, enc: &n.enc, doc: n.buf[:0], emit: em.side}
+	if n.Chain != nil {
+		v, reason, err := n.Chain.Run(it)
+		n.buf = it.doc[:0] // keep the grown buffer
+		switch {
+		case err != nil:
 			// The parser goes on with the record's other events; this one is rejected
-			// with the whole raw record, so a replay after fixing the schema re-parses it.
-			em.out.Reject(em.parts, rec.Data, &ValidationError{Err: err})
+			// with the whole raw record, so a replay after fixing the config re-parses it.
+			em.out.Reject(em.parts, rec.Data, err)
 			em.parts++
 			return nil
+		case v == Drop:
+			em.out.Skip(reason)
+			return nil
 		}
+		dataset = it.Dataset()
 	}
-	if err := em.out.Event(dataset, n.buf); err != nil {
+	doc := it.Doc()
+	n.buf = doc[:0]
+	if err := em.out.Event(dataset, doc); err != nil {
+		em.outErr = err
+		return err
+	}
+	return nil
+}
+
+// side publishes an event a processor emitted (an alert) under its own dataset.
+func (em *emitter) side(e *event.Event) error {
+	if em.outErr != nil {
+		return em.outErr
+	}
+	ds, _ := e.Get("event.dataset")
+	if ds.Str() == "" || !config.ValidDataset(ds.Str()) {
+		return fmt.Errorf("an emitted event needs a valid event.dataset, got %q", ds.Str())
+	}
+	em.n.side = em.n.enc.Append(em.n.side[:0], e)
+	if err := em.out.Event(ds.Str(), em.n.side); err != nil {
 		em.outErr = err
 		return err
 	}

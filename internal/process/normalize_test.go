@@ -26,6 +26,7 @@ type collect struct {
 	docs     []string
 	datasets []string
 	rejects  []error
+	skips    []string
 }
 
 func (c *collect) Event(ds string, doc []byte) error {
@@ -34,7 +35,7 @@ func (c *collect) Event(ds string, doc []byte) error {
 	return nil
 }
 func (c *collect) Reject(_ int, _ []byte, err error) { c.rejects = append(c.rejects, err) }
-func (c *collect) Skip(string)                       {}
+func (c *collect) Skip(reason string)                { c.skips = append(c.skips, reason) }
 
 func TestPanickingParserIsAnError(t *testing.T) {
 	n := &Normalizer{Source: "s", Parser: panicParser{}}
@@ -85,11 +86,14 @@ func TestPipelineFields(t *testing.T) {
 
 func TestValidateRejectsWithRecord(t *testing.T) {
 	c := &collect{}
-	n := &Normalizer{Source: "s", Parser: &oneEvent{}, Validate: func(string, []byte) error { return errors.New("/x: bad") }}
+	chain := testChain(t, procFunc(func(*Item) (Verdict, error) {
+		return Pass, &ValidationError{Err: errors.New("/x: bad")}
+	}))
+	n := &Normalizer{Source: "s", Parser: &oneEvent{}, Chain: chain}
 	if _, err := n.Process(Record{Data: []byte("r"), Received: time.Now()}, c); err != nil {
 		t.Fatal(err)
 	}
-	if len(c.docs) != 0 || len(c.rejects) != 1 || !IsValidationError(c.rejects[0]) {
+	if len(c.docs) != 0 || len(c.rejects) != 1 || !IsValidationError(c.rejects[0]) || DLQStage(c.rejects[0]) != "validate" {
 		t.Fatalf("docs %v rejects %v", c.docs, c.rejects)
 	}
 }

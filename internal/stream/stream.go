@@ -22,6 +22,7 @@ import (
 
 	"github.com/vigil-sec/vigil/internal/component"
 	"github.com/vigil-sec/vigil/internal/config"
+	"github.com/vigil-sec/vigil/internal/wire"
 )
 
 // Stream and subject names.
@@ -29,29 +30,7 @@ const (
 	IntakeStream = "VIGIL_RAW"
 	EventsStream = "VIGIL_EVENTS"
 	DLQStream    = "VIGIL_DLQ"
-
-	intakePrefix = "vigil.raw."
-	eventsPrefix = "vigil.events."
-	dlqPrefix    = "vigil.dlq."
 )
-
-// IntakeSubject is the subject of a source's raw batches.
-func IntakeSubject(source string) string { return intakePrefix + source }
-
-// EventsSubject is the subject of a dataset's event batches.
-func EventsSubject(dataset string) string { return eventsPrefix + dataset }
-
-// DLQSubject is the subject of a stage's dead letters.
-func DLQSubject(stage string) string { return dlqPrefix + stage }
-
-// DatasetOf returns the dataset of an events subject.
-func DatasetOf(subject string) string { return strings.TrimPrefix(subject, eventsPrefix) }
-
-// SourceOf returns the source of an intake subject.
-func SourceOf(subject string) string { return strings.TrimPrefix(subject, intakePrefix) }
-
-// StageOf returns the stage of a DLQ subject.
-func StageOf(subject string) string { return strings.TrimPrefix(subject, dlqPrefix) }
 
 // Stream is an open connection to the spine with its streams declared.
 type Stream struct {
@@ -194,7 +173,7 @@ func (s *Stream) declare(ctx context.Context) error {
 		{
 			Name:        IntakeStream,
 			Description: "Vigil intake: raw record batches as sources stored them",
-			Subjects:    []string{intakePrefix + ">"},
+			Subjects:    []string{wire.IntakeSubjects},
 			Retention:   jetstream.LimitsPolicy,
 			// Refuse new data when full rather than discard what is not yet processed;
 			// the processing stage reclaims processed messages (see Reclaim).
@@ -206,7 +185,7 @@ func (s *Stream) declare(ctx context.Context) error {
 		{
 			Name:        EventsStream,
 			Description: "Vigil events: ECS JSON event batches by dataset, one durable consumer per sink",
-			Subjects:    []string{eventsPrefix + ">"},
+			Subjects:    []string{wire.EventsSubjects},
 			Retention:   jetstream.LimitsPolicy,
 			// A dead sink must not stop the others: the oldest events age out, and
 			// each sink's lag and time left are on /metrics.
@@ -218,7 +197,7 @@ func (s *Stream) declare(ctx context.Context) error {
 		{
 			Name:        DLQStream,
 			Description: "Vigil dead letters: records a stage rejected, with stage, reason and original bytes",
-			Subjects:    []string{dlqPrefix + ">"},
+			Subjects:    []string{wire.DLQSubjects},
 			Retention:   jetstream.LimitsPolicy,
 			Discard:     jetstream.DiscardNew,
 			MaxAge:      s.cfg.DLQ.MaxAge,
@@ -275,12 +254,13 @@ func (s *Stream) Publish(ctx context.Context, msg *nats.Msg, msgID string) (*jet
 	}
 	ack, err := s.js.PublishMsg(ctx, msg, opts...)
 	if err != nil {
-		return nil, Classify(err)
+		return nil, wire.Classify(err)
 	}
 	return ack, nil
 }
 
-// PublishAsync starts a publish and returns its future; Classify the error it ends in.
+// PublishAsync starts a publish and returns its future; wire.Classify the error it
+// ends in.
 func (s *Stream) PublishAsync(msg *nats.Msg, msgID string) (jetstream.PubAckFuture, error) {
 	if len(msg.Data) > s.maxPay-4096 {
 		return nil, fmt.Errorf("%w: %d bytes, limit %d", component.ErrTooLarge, len(msg.Data), s.maxPay)
@@ -291,26 +271,9 @@ func (s *Stream) PublishAsync(msg *nats.Msg, msgID string) (jetstream.PubAckFutu
 	}
 	f, err := s.js.PublishMsgAsync(msg, opts...)
 	if err != nil {
-		return nil, Classify(err)
+		return nil, wire.Classify(err)
 	}
 	return f, nil
-}
-
-// Classify maps a publish error to component.ErrFull or component.ErrUnavailable, keeping the detail.
-func Classify(err error) error {
-	if err == nil || errors.Is(err, component.ErrFull) || errors.Is(err, component.ErrUnavailable) || errors.Is(err, component.ErrTooLarge) {
-		return err
-	}
-	msg := err.Error()
-	for _, full := range []string{"maximum bytes exceeded", "maximum messages exceeded", "resource limits exceeded", "insufficient resources"} {
-		if strings.Contains(msg, full) {
-			return fmt.Errorf("%w: %v", component.ErrFull, err)
-		}
-	}
-	if strings.Contains(msg, "maximum payload exceeded") || errors.Is(err, nats.ErrMaxPayload) {
-		return fmt.Errorf("%w: %v", component.ErrTooLarge, err)
-	}
-	return fmt.Errorf("%w: %v", component.ErrUnavailable, err)
 }
 
 // Close drains the connection and shuts the embedded server down. Safe to call more

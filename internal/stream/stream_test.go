@@ -11,30 +11,8 @@ import (
 
 	"github.com/vigil-sec/vigil/internal/component"
 	"github.com/vigil-sec/vigil/internal/config"
+	"github.com/vigil-sec/vigil/internal/wire"
 )
-
-func TestClassify(t *testing.T) {
-	tests := []struct {
-		give error
-		want error
-	}{
-		{errors.New("nats: maximum bytes exceeded"), component.ErrFull},
-		{errors.New("nats: maximum messages exceeded"), component.ErrFull},
-		{errors.New("nats: resource limits exceeded for account"), component.ErrFull},
-		{nats.ErrMaxPayload, component.ErrTooLarge},
-		{nats.ErrTimeout, component.ErrUnavailable},
-		{nats.ErrNoResponders, component.ErrUnavailable},
-		{nats.ErrConnectionClosed, component.ErrUnavailable},
-	}
-	for _, tt := range tests {
-		if got := Classify(tt.give); !errors.Is(got, tt.want) {
-			t.Errorf("Classify(%v) = %v, want %v", tt.give, got, tt.want)
-		}
-	}
-	if Classify(nil) != nil {
-		t.Error("Classify(nil) must be nil")
-	}
-}
 
 // TestOpenEmbedded declares the three streams with the configured limits on an
 // embedded server, and refuses a message over the payload limit before sending it.
@@ -57,7 +35,7 @@ func TestOpenEmbedded(t *testing.T) {
 	if usages[0].Name != IntakeStream || usages[0].MaxBytes != 32<<20 {
 		t.Errorf("intake: %+v", usages[0])
 	}
-	msg := nats.NewMsg(IntakeSubject("s"))
+	msg := nats.NewMsg(wire.IntakeSubject("s"))
 	msg.Data = make([]byte, st.MaxPayload())
 	if _, err := st.Publish(ctx, msg, ""); !errors.Is(err, component.ErrTooLarge) {
 		t.Errorf("oversized publish: %v", err)

@@ -16,12 +16,12 @@ import (
 	"github.com/vigil-sec/vigil/internal/component"
 	"github.com/vigil-sec/vigil/internal/components"
 	"github.com/vigil-sec/vigil/internal/config"
-	"github.com/vigil-sec/vigil/internal/event"
 	"github.com/vigil-sec/vigil/internal/pipeline"
 	"github.com/vigil-sec/vigil/internal/sink/archivesink"
 	"github.com/vigil-sec/vigil/internal/source/syslogsource"
 	"github.com/vigil-sec/vigil/internal/stream"
 	"github.com/vigil-sec/vigil/internal/testutil"
+	"github.com/vigil-sec/vigil/internal/wire"
 )
 
 // registry is the built-in registry with the syslog source, so the tests do not
@@ -188,17 +188,17 @@ func TestEndToEnd(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	msg, err := st.GetLastMsgForSubject(context.Background(), stream.DLQSubject("intake"))
+	msg, err := st.GetLastMsgForSubject(context.Background(), wire.DLQSubject("intake"))
 	if err != nil {
 		t.Fatalf("no dead letter for the oversized message: %v", err)
 	}
 	if string(msg.Data) != big[:1024] {
 		t.Errorf("dead letter holds %d bytes, want the first 1024 of the message", len(msg.Data))
 	}
-	if r := msg.Header.Get(event.HeaderReason); !strings.Contains(r, "max_message_bytes") || !strings.Contains(r, "2018 bytes") {
+	if r := msg.Header.Get(wire.HeaderReason); !strings.Contains(r, "max_message_bytes") || !strings.Contains(r, "2018 bytes") {
 		t.Errorf("reason: %q", r)
 	}
-	if msg.Header.Get(event.HeaderSource) != "syslog" {
+	if msg.Header.Get(wire.HeaderSource) != "syslog" {
 		t.Errorf("headers: %v", msg.Header)
 	}
 }

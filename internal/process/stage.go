@@ -1,4 +1,4 @@
-package pipeline
+package process
 
 import (
 	"context"
@@ -6,59 +6,80 @@ import (
 	"fmt"
 	"log/slog"
 	"strconv"
-	"strings"
 	"sync"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/vigil-sec/vigil/internal/component"
 	"github.com/vigil-sec/vigil/internal/config"
 	"github.com/vigil-sec/vigil/internal/event"
 	"github.com/vigil-sec/vigil/internal/parse"
-	"github.com/vigil-sec/vigil/internal/process"
-	"github.com/vigil-sec/vigil/internal/process/validate"
 	"github.com/vigil-sec/vigil/internal/stream"
+	"github.com/vigil-sec/vigil/internal/wire"
 )
 
-// processingConsumer is the durable consumer that all processing workers, on every
+// ProcessingConsumer is the durable consumer that all processing workers, on every
 // node, share as a work queue.
-const processingConsumer = "processing"
+const ProcessingConsumer = "processing"
 
 // Formats looks a format up by name.
 type Formats func(name string) (parse.Format, bool)
 
-// processing consumes the intake stream, turns records into ECS documents and
-// publishes them to the events stream; it acknowledges an intake message only after
-// every document and dead letter derived from it is acknowledged by the stream.
-type processing struct {
+// StageDeps is what the processing stage needs besides the config.
+type StageDeps struct {
+	Stream *stream.Stream
+	// Formats and Types look formats and processor types up by name.
+	Formats Formats
+	Types   Types
+	// Processors are the processors to run, in order (the config's list, with the
+	// deprecated processing.validate appended as a validate step).
+	Processors []*config.Processor
+	Log        *slog.Logger
+	Counters   *component.Counters
+	// Version and Hostname fill agent.version and agent.name.
+	Version, Hostname string
+}
+
+// Stage is the processing stage: it consumes the intake stream as a work queue
+// shared by every worker of every node, turns records into ECS documents (parse,
+// normalize, the configured processors) and publishes them to the events stream. It
+// acknowledges an intake message only after every document and dead letter derived
+// from it is acknowledged by the stream.
+//
+// Start starts the workers and returns; Stop lets each worker finish the messages
+// it fetched and returns before ctx's deadline. Stop is idempotent and safe without
+// Start.
+type Stage struct {
 	st       *stream.Stream
 	cfg      *config.Config
 	formats  Formats
+	types    Types
+	procs    []*config.Processor
 	log      *slog.Logger
 	counters *component.Counters
 	version  string
 	hostname string
-
-	// validator checks events against JSON Schemas; nil when validation is off.
-	validator *validate.Validator
 
 	cons   jetstream.Consumer
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 }
 
-func (p *processing) start(ctx context.Context) error {
-	if p.cfg.Processing.Validate.Enabled {
-		v, err := validate.New(&p.cfg.Processing.Validate)
-		if err != nil {
-			return fmt.Errorf("processing.validate: %w", err)
-		}
-		p.validator = v
+// NewStage returns a processing stage for cfg.
+func NewStage(cfg *config.Config, deps StageDeps) *Stage {
+	return &Stage{st: deps.Stream, cfg: cfg, formats: deps.Formats, types: deps.Types, procs: deps.Processors,
+		log: deps.Log, counters: deps.Counters, version: deps.Version, hostname: deps.Hostname}
+}
+
+// Start checks that the processors can be built, creates the shared consumer and
+// starts the workers.
+func (p *Stage) Start(ctx context.Context) error {
+	if _, err := p.newChain(); err != nil {
+		return err
 	}
 	cons, err := p.st.JetStream().CreateOrUpdateConsumer(ctx, stream.IntakeStream, jetstream.ConsumerConfig{
-		Durable:       processingConsumer,
+		Durable:       ProcessingConsumer,
 		Description:   "Vigil processing: decode, parse, normalize",
 		AckPolicy:     jetstream.AckExplicitPolicy,
 		AckWait:       p.cfg.Buffer.AckWait,
@@ -73,15 +94,20 @@ func (p *processing) start(ctx context.Context) error {
 	runCtx, cancel := context.WithCancel(context.Background())
 	p.cancel = cancel
 	for i := range p.cfg.Processing.Workers {
-		w := p.newWorker(i)
+		w, err := p.newWorker(i)
+		if err != nil {
+			cancel()
+			p.wg.Wait()
+			return err
+		}
 		p.wg.Go(func() { w.run(runCtx) })
 	}
 	p.wg.Go(func() { p.reclaim(runCtx) })
 	return nil
 }
 
-// stop lets every worker finish the messages it fetched, then returns.
-func (p *processing) stop(ctx context.Context) error {
+// Stop lets every worker finish the messages it fetched, then returns.
+func (p *Stage) Stop(ctx context.Context) error {
 	if p.cancel == nil {
 		return nil
 	}
@@ -100,7 +126,7 @@ func (p *processing) stop(ctx context.Context) error {
 // above 80% of its byte limit, it purges what every processing worker has
 // acknowledged. Unprocessed records are never removed; if they alone fill the
 // stream, sources push back.
-func (p *processing) reclaim(ctx context.Context) {
+func (p *Stage) reclaim(ctx context.Context) {
 	t := time.NewTicker(5 * time.Second)
 	defer t.Stop()
 	for {
@@ -115,7 +141,7 @@ func (p *processing) reclaim(ctx context.Context) {
 	}
 }
 
-func (p *processing) reclaimOnce(ctx context.Context) error {
+func (p *Stage) reclaimOnce(ctx context.Context) error {
 	s, err := p.st.JetStream().Stream(ctx, stream.IntakeStream)
 	if err != nil {
 		return err
@@ -139,10 +165,16 @@ func (p *processing) reclaimOnce(ctx context.Context) error {
 	return s.Purge(ctx, jetstream.WithPurgeSequence(floor+1))
 }
 
+// newChain builds one worker's processor chain.
+func (p *Stage) newChain() (*Chain, error) {
+	return NewChain(p.procs, p.types, Deps{Log: p.log}, p.counters)
+}
+
 type worker struct {
-	p     *processing
+	p     *Stage
 	id    int
-	norms map[string]*process.Normalizer // by source
+	chain *Chain
+	norms map[string]*Normalizer // by source and format
 	raw   []byte
 	out   map[string]*outBatch // by dataset
 	order []string
@@ -154,8 +186,12 @@ type outBatch struct {
 	chunk int
 }
 
-func (p *processing) newWorker(id int) *worker {
-	return &worker{p: p, id: id, norms: map[string]*process.Normalizer{}, out: map[string]*outBatch{}}
+func (p *Stage) newWorker(id int) (*worker, error) {
+	chain, err := p.newChain()
+	if err != nil {
+		return nil, err
+	}
+	return &worker{p: p, id: id, chain: chain, norms: map[string]*Normalizer{}, out: map[string]*outBatch{}}, nil
 }
 
 func (w *worker) run(ctx context.Context) {
@@ -174,26 +210,23 @@ func (w *worker) run(ctx context.Context) {
 		}
 		// Finish what was fetched even when stopping: it is already taken from the
 		// work queue, and acknowledging now spares a redelivery after ack_wait.
-		var futures []jetstream.PubAckFuture
-		var failed []bool
-		for _, m := range msgs {
-			fs, err := w.process(m)
-			futures = append(futures, fs...)
+		var pending wire.Pending
+		failed := make([]bool, len(msgs))
+		for i, m := range msgs {
+			err := w.process(m, &pending)
 			if errors.Is(err, component.ErrTooLarge) {
 				// An event batch too large for the stream fails the same way on every
 				// retry: dead-letter the intake message whole instead of looping.
-				f, lerr := w.deadLetterMessage(m, "an event is larger than the stream's max payload: "+err.Error())
-				if lerr == nil {
-					futures = append(futures, f)
-					err = nil
-				}
+				err = w.deadLetterMessage(m, "process", "an event is larger than the stream's max payload: "+err.Error(), &pending)
 			}
-			failed = append(failed, err != nil)
+			failed[i] = err != nil
 			if err != nil {
 				w.p.log.Warn("processing: message will be retried", "seq", seqOf(m), "err", err)
 			}
 		}
-		pubErr := waitAll(futures, 30*time.Second)
+		wctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		pubErr := pending.Wait(wctx)
+		cancel()
 		if pubErr != nil {
 			w.p.counters.Error("publish")
 			w.p.log.Warn("processing: publishing to the events stream failed; will retry", "err", pubErr)
@@ -224,96 +257,56 @@ func sleep(ctx context.Context, d time.Duration) {
 	}
 }
 
-// waitAll waits for every publish acknowledgement and returns the first error.
-func waitAll(fs []jetstream.PubAckFuture, timeout time.Duration) error {
-	deadline := time.NewTimer(timeout)
-	defer deadline.Stop()
-	var first error
-	for _, f := range fs {
-		select {
-		case <-f.Ok():
-		case err := <-f.Err():
-			if first == nil {
-				first = stream.Classify(err)
-			}
-		case <-deadline.C:
-			return fmt.Errorf("%w: no acknowledgement within %s", component.ErrUnavailable, timeout)
-		}
-	}
-	return first
-}
-
 // deadLetterMessage publishes a whole intake message (its compressed body, as `vigil
-// dlq replay` expects for IDs ending in ":msg") to vigil.dlq.process.
-func (w *worker) deadLetterMessage(m jetstream.Msg, reason string) (jetstream.PubAckFuture, error) {
-	seq := seqOf(m)
-	h := m.Headers()
-	l := component.Letter{Stage: "process", Reason: reason, Source: stream.SourceOf(m.Subject()),
-		Dataset: h.Get(event.HeaderDataset), Format: h.Get(event.HeaderFormat), Time: time.Now(),
-		Original: m.Data(), ID: fmt.Sprintf("%d:%d:msg", w.p.st.Epoch(), seq)}
-	f, err := w.p.st.PublishAsync(LetterMsg(l), l.ID)
-	if err != nil {
-		return nil, err
+// dlq replay` expects for IDs ending in ":msg") to the stage's dead letters.
+func (w *worker) deadLetterMessage(m jetstream.Msg, stage, reason string, pending *wire.Pending) error {
+	raw := wire.ReadRaw(m.Subject(), m.Headers(), m.Data(), time.Now())
+	l := component.Letter{Stage: stage, Reason: reason, Source: raw.Source, Dataset: raw.Dataset, Format: raw.Format,
+		Time: raw.Received, Original: m.Data(), ID: fmt.Sprintf("%d:%d:msg", w.p.st.Epoch(), seqOf(m))}
+	if err := pending.Publish(w.p.st, wire.LetterMsg(l), l.ID); err != nil {
+		return err
 	}
-	w.p.counters.DeadLettered("process", 1)
-	return f, nil
+	w.p.counters.DeadLettered(stage, 1)
+	return nil
 }
 
-// process turns one intake message into published event batches and dead letters,
-// returning their publish futures.
-func (w *worker) process(m jetstream.Msg) ([]jetstream.PubAckFuture, error) {
+// process turns one intake message into event batches and dead letters, starting
+// their publishes on pending.
+func (w *worker) process(m jetstream.Msg, pending *wire.Pending) error {
 	md, err := m.Metadata()
 	if err != nil {
-		return nil, err
+		return err
 	}
 	seq := md.Sequence.Stream
-	h := m.Headers()
-	source := stream.SourceOf(m.Subject())
-	received := time.Now()
-	if ns, err := strconv.ParseInt(h.Get(event.HeaderReceived), 10, 64); err == nil {
-		received = time.Unix(0, ns)
-	}
-	dataset := h.Get(event.HeaderDataset)
-	format := h.Get(event.HeaderFormat)
-	norm, err := w.normalizer(source, format, h.Get(event.HeaderFormatOverride) == "1")
+	raw := wire.ReadRaw(m.Subject(), m.Headers(), m.Data(), time.Now())
+	norm, err := w.normalizer(raw.Source, raw.Format, raw.FormatOverride)
 	if err != nil {
 		// A record we cannot even pick a parser for is a dead letter, not a retry loop.
-		letter := component.Letter{Stage: "decode", Reason: err.Error(), Source: source, Dataset: dataset, Format: format,
-			Time: received, Original: m.Data(), ID: fmt.Sprintf("%d:%d:msg", w.p.st.Epoch(), seq)}
-		f, perr := w.p.st.PublishAsync(LetterMsg(letter), letter.ID)
-		if perr != nil {
-			return nil, perr
-		}
-		w.p.counters.DeadLettered("decode", 1)
-		return []jetstream.PubAckFuture{f}, nil
+		return w.deadLetterMessage(m, "decode", err.Error(), pending)
 	}
 	epoch := w.p.st.Epoch()
-	replayed, hasOrigin := parseOrigin(h.Get(event.HeaderOrigin))
+	var replayed event.Origin
+	hasOrigin := false
+	if raw.Origin != "" {
+		replayed, hasOrigin = wire.ParseOrigin(raw.Origin)
+	}
 
 	for _, ob := range w.out {
 		ob.buf, ob.count, ob.chunk = ob.buf[:0], 0, 0
 	}
 	w.order = w.order[:0]
-	var futures []jetstream.PubAckFuture
 	var pubErr error
 	flush := func(ds string, ob *outBatch) {
 		if ob.count == 0 || pubErr != nil {
 			return
 		}
-		msg := nats.NewMsg(stream.EventsSubject(ds))
-		msg.Header.Set(event.HeaderEncoding, event.EncodingS2)
-		msg.Header.Set(event.HeaderDataset, ds)
-		msg.Header.Set(event.HeaderCount, strconv.Itoa(ob.count))
-		msg.Header.Set(event.HeaderSource, source)
-		msg.Data = event.Compress(ob.buf)
+		msg := wire.EventsMsg(wire.Events{Dataset: ds, Source: raw.Source, Count: ob.count, Docs: ob.buf})
 		// The ID makes a re-publish after a crash a duplicate the stream drops.
 		id := fmt.Sprintf("%d:%d:%s:%d", epoch, seq, ds, ob.chunk)
-		f, err := w.p.st.PublishAsync(msg, id)
-		if err != nil {
+		if err := pending.Publish(w.p.st, msg, id); err != nil {
 			pubErr = err
 			return
 		}
-		futures = append(futures, f)
 		w.p.counters.Sent(ob.count, len(ob.buf))
 		ob.buf, ob.count = ob.buf[:0], 0
 		ob.chunk++
@@ -321,7 +314,7 @@ func (w *worker) process(m jetstream.Msg) ([]jetstream.PubAckFuture, error) {
 	var letters []component.Letter
 	out := &workerOutput{w: w, flush: flush}
 	records, bytes := 0, 0
-	w.raw, err = event.DecodeRaw(w.raw, m.Data(), func(i int, rec []byte) error {
+	w.raw, err = event.DecodeRaw(w.raw, raw.Body, func(i int, rec []byte) error {
 		records++
 		bytes += len(rec)
 		origin := event.Origin{Epoch: epoch, Seq: seq, Index: uint32(i)}
@@ -329,67 +322,67 @@ func (w *worker) process(m jetstream.Msg) ([]jetstream.PubAckFuture, error) {
 			origin = replayed
 			origin.Index += uint32(i)
 		}
-		out.index, out.origin, out.rejects = i, origin, out.rejects[:0]
-		_, perr := norm.Process(process.Record{Data: rec, Origin: origin, Received: received, Dataset: dataset}, out)
-		originStr := fmt.Sprintf("%d:%d:%d", origin.Epoch, origin.Seq, origin.Index)
+		out.rejects = out.rejects[:0]
+		_, perr := norm.Process(Record{Data: rec, Origin: origin, Received: raw.Received, Dataset: raw.Dataset}, out)
+		originStr := wire.FormatOrigin(origin)
 		for _, r := range out.rejects {
-			letters = append(letters, component.Letter{Stage: r.stage, Reason: r.reason, Source: source, Dataset: dataset,
-				Format: format, Time: received, Original: r.original, Origin: originStr,
-				ID: fmt.Sprintf("%d:%d:%d:%d", epoch, seq, i, r.part)})
+			letters = append(letters, component.Letter{Stage: DLQStage(r.reason), Reason: r.reason.Error(), Source: raw.Source,
+				Dataset: raw.Dataset, Format: raw.Format, Time: raw.Received, Original: r.original, Origin: originStr,
+				Processor: processorOf(r.reason), ID: fmt.Sprintf("%d:%d:%d:%d", epoch, seq, i, r.part)})
 		}
 		if perr != nil {
 			if pubErr != nil {
 				return pubErr
 			}
-			stage := "parse"
-			if process.IsDecodeError(perr) {
-				stage = "decode"
-			}
-			letters = append(letters, component.Letter{Stage: stage, Reason: perr.Error(), Source: source, Dataset: dataset,
-				Format: format, Time: received, Original: append([]byte(nil), rec...), Origin: originStr,
-				ID: fmt.Sprintf("%d:%d:%d:record", epoch, seq, i)})
+			letters = append(letters, component.Letter{Stage: DLQStage(perr), Reason: perr.Error(), Source: raw.Source,
+				Dataset: raw.Dataset, Format: raw.Format, Time: raw.Received, Original: append([]byte(nil), rec...),
+				Origin: originStr, ID: fmt.Sprintf("%d:%d:%d:record", epoch, seq, i)})
 		}
 		return nil
 	})
 	w.p.counters.Received(records, bytes)
 	if err != nil {
 		if pubErr != nil {
-			return futures, pubErr
+			return pubErr
 		}
 		// The batch itself is corrupt: dead-letter the message body as it is.
-		letters = append(letters, component.Letter{Stage: "decode", Reason: err.Error(), Source: source, Dataset: dataset,
-			Format: format, Time: received, Original: append([]byte(nil), m.Data()...), ID: fmt.Sprintf("%d:%d:msg", epoch, seq)})
+		letters = append(letters, component.Letter{Stage: "decode", Reason: err.Error(), Source: raw.Source, Dataset: raw.Dataset,
+			Format: raw.Format, Time: raw.Received, Original: append([]byte(nil), m.Data()...), ID: fmt.Sprintf("%d:%d:msg", epoch, seq)})
 	}
 	for _, ds := range w.order {
 		flush(ds, w.out[ds])
 	}
 	if pubErr != nil {
-		return futures, pubErr
+		return pubErr
 	}
 	for _, l := range letters {
-		f, err := w.p.st.PublishAsync(LetterMsg(l), l.ID)
-		if err != nil {
-			return futures, err
+		if err := pending.Publish(w.p.st, wire.LetterMsg(l), l.ID); err != nil {
+			return err
 		}
-		futures = append(futures, f)
 		w.p.counters.DeadLettered(l.Stage, 1)
 	}
-	return futures, nil
+	return nil
+}
+
+// processorOf returns "index:type" of the processor that rejected an event.
+func processorOf(err error) string {
+	var se *StepError
+	if errors.As(err, &se) {
+		return strconv.Itoa(se.Index) + ":" + se.Type
+	}
+	return ""
 }
 
 type rejectedPart struct {
 	part     int
 	original []byte
-	reason   string
-	stage    string
+	reason   error
 }
 
 // workerOutput collects a record's documents into per-dataset batches.
 type workerOutput struct {
 	w       *worker
 	flush   func(ds string, ob *outBatch)
-	index   int
-	origin  event.Origin
 	rejects []rejectedPart
 }
 
@@ -413,11 +406,7 @@ func (o *workerOutput) Event(dataset string, doc []byte) error {
 }
 
 func (o *workerOutput) Reject(part int, original []byte, reason error) {
-	stage := "parse"
-	if process.IsValidationError(reason) {
-		stage = "validate"
-	}
-	o.rejects = append(o.rejects, rejectedPart{part: part, original: append([]byte(nil), original...), reason: reason.Error(), stage: stage})
+	o.rejects = append(o.rejects, rejectedPart{part: part, original: append([]byte(nil), original...), reason: reason})
 }
 
 func (o *workerOutput) Skip(reason string) { o.w.p.counters.Discarded(reason, 1) }
@@ -428,7 +417,7 @@ func (o *workerOutput) Skip(reason string) { o.w.p.counters.Discarded(reason, 1)
 // a config fix uses the fix; the batch's own format is used when it says it overrides
 // the source's (text lines posted to a JSON source) or the source is no longer
 // configured.
-func (w *worker) normalizer(source, format string, override bool) (*process.Normalizer, error) {
+func (w *worker) normalizer(source, format string, override bool) (*Normalizer, error) {
 	src, known := w.p.cfg.Source(source)
 	if known && !override {
 		format = src.Format
@@ -457,29 +446,9 @@ func (w *worker) normalizer(source, format string, override bool) (*process.Norm
 	if err != nil {
 		return nil, fmt.Errorf("format %q: %w", format, err)
 	}
-	n := &process.Normalizer{Source: source, Dataset: dataset, FormatDataset: f.Dataset, KeepOriginal: keep,
+	n := &Normalizer{Source: source, Dataset: dataset, FormatDataset: f.Dataset, KeepOriginal: keep,
 		Parser: parser, AgentName: w.p.hostname, AgentVersion: w.p.version}
-	if w.p.validator != nil {
-		n.Validate = w.p.validator.Check
-	}
+	n.Chain = w.chain
 	w.norms[key] = n
 	return n, nil
-}
-
-// parseOrigin reads "epoch:seq:index".
-func parseOrigin(s string) (event.Origin, bool) {
-	if s == "" {
-		return event.Origin{}, false
-	}
-	parts := strings.Split(s, ":")
-	if len(parts) != 3 {
-		return event.Origin{}, false
-	}
-	e, err1 := strconv.ParseInt(parts[0], 10, 64)
-	q, err2 := strconv.ParseUint(parts[1], 10, 64)
-	i, err3 := strconv.ParseUint(parts[2], 10, 32)
-	if err := errors.Join(err1, err2, err3); err != nil {
-		return event.Origin{}, false
-	}
-	return event.Origin{Epoch: e, Seq: q, Index: uint32(i)}, true
 }

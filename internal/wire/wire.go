@@ -1,0 +1,229 @@
+// Package wire is the format of what crosses the stream: the subjects of the intake,
+// events and dead-letter streams, the headers on their messages, the messages
+// themselves (built and read here and nowhere else), and one helper that publishes a
+// set of messages and waits until the stream has acknowledged all of them.
+//
+// Three kinds of message:
+//   - a raw batch on vigil.raw.<source>: records as a source stored them, each with
+//     its length as a uvarint, S2-compressed (event.RawBatch);
+//   - an event batch on vigil.events.<dataset>: NDJSON, one ECS document per line,
+//     S2-compressed, framed by sinks without decoding;
+//   - a dead letter on vigil.dlq.<stage>: the original bytes uncompressed (so `nats`
+//     tools show them as they came), with stage, reason and provenance in headers.
+package wire
+
+import (
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/vigil-sec/vigil/internal/component"
+	"github.com/vigil-sec/vigil/internal/event"
+)
+
+// Subject prefixes and the patterns the streams are declared with.
+const (
+	intakePrefix = "vigil.raw."
+	eventsPrefix = "vigil.events."
+	dlqPrefix    = "vigil.dlq."
+
+	IntakeSubjects = intakePrefix + ">"
+	EventsSubjects = eventsPrefix + ">"
+	DLQSubjects    = dlqPrefix + ">"
+)
+
+// IntakeSubject is the subject of a source's raw batches.
+func IntakeSubject(source string) string { return intakePrefix + source }
+
+// EventsSubject is the subject of a dataset's event batches.
+func EventsSubject(dataset string) string { return eventsPrefix + dataset }
+
+// DLQSubject is the subject of a stage's dead letters.
+func DLQSubject(stage string) string { return dlqPrefix + stage }
+
+// DatasetOf returns the dataset of an events subject.
+func DatasetOf(subject string) string { return strings.TrimPrefix(subject, eventsPrefix) }
+
+// SourceOf returns the source of an intake subject.
+func SourceOf(subject string) string { return strings.TrimPrefix(subject, intakePrefix) }
+
+// StageOf returns the stage of a DLQ subject.
+func StageOf(subject string) string { return strings.TrimPrefix(subject, dlqPrefix) }
+
+// Header names carried on stream messages.
+const (
+	HeaderEncoding = "Vigil-Encoding" // "s2"
+	HeaderSource   = "Vigil-Source"   // name of the source that received the records
+	HeaderFormat   = "Vigil-Format"   // format of the records
+	// HeaderFormatOverride, when "1", makes HeaderFormat win over the source's
+	// configured format (text lines posted to a JSON source, a replay with --format).
+	HeaderFormatOverride = "Vigil-Format-Override"
+	HeaderDataset        = "Vigil-Dataset"   // dataset of the records or events
+	HeaderReceived       = "Vigil-Received"  // receive time, Unix nanoseconds
+	HeaderCount          = "Vigil-Count"     // number of records or events in the batch
+	HeaderOrigin         = "Vigil-Origin"    // origin of a replayed record: "epoch:seq:index"
+	HeaderStage          = "Vigil-Stage"     // DLQ: the stage that rejected the record
+	HeaderReason         = "Vigil-Reason"    // DLQ: why
+	HeaderProcessor      = "Vigil-Processor" // DLQ: "index:type" of the processor that rejected an event
+	EncodingS2           = "s2"
+)
+
+// Raw is an intake message: a batch of records of one source.
+type Raw struct {
+	Source string
+	Format string
+	// FormatOverride makes Format win over the source's configured format.
+	FormatOverride bool
+	// Dataset, when set, is the dataset the records were sent for.
+	Dataset  string
+	Received time.Time
+	Count    int
+	// Origin is set on a replayed record: the position it was first stored at.
+	Origin string
+	// Body is the S2-compressed event.RawBatch.
+	Body []byte
+}
+
+// RawMsg builds the stream message of r.
+func RawMsg(r Raw) *nats.Msg {
+	msg := nats.NewMsg(IntakeSubject(r.Source))
+	msg.Header.Set(HeaderEncoding, EncodingS2)
+	if r.Format != "" {
+		msg.Header.Set(HeaderFormat, r.Format)
+	}
+	if r.FormatOverride {
+		msg.Header.Set(HeaderFormatOverride, "1")
+	}
+	if r.Dataset != "" {
+		msg.Header.Set(HeaderDataset, r.Dataset)
+	}
+	msg.Header.Set(HeaderReceived, strconv.FormatInt(r.Received.UnixNano(), 10))
+	msg.Header.Set(HeaderCount, strconv.Itoa(r.Count))
+	if r.Origin != "" {
+		msg.Header.Set(HeaderOrigin, r.Origin)
+	}
+	msg.Data = r.Body
+	return msg
+}
+
+// ReadRaw reads an intake message. A missing or bad receive time reads as stored.
+func ReadRaw(subject string, h nats.Header, body []byte, stored time.Time) Raw {
+	r := Raw{Source: SourceOf(subject), Format: h.Get(HeaderFormat), FormatOverride: h.Get(HeaderFormatOverride) == "1",
+		Dataset: h.Get(HeaderDataset), Origin: h.Get(HeaderOrigin), Body: body, Received: stored}
+	if ns, err := strconv.ParseInt(h.Get(HeaderReceived), 10, 64); err == nil {
+		r.Received = time.Unix(0, ns)
+	}
+	r.Count, _ = strconv.Atoi(h.Get(HeaderCount))
+	return r
+}
+
+// Events is an event batch: ECS documents of one dataset.
+type Events struct {
+	Dataset string
+	// Source is the source the events came from (empty for mixed batches).
+	Source string
+	Count  int
+	// Docs is NDJSON, one document per line, uncompressed.
+	Docs []byte
+}
+
+// EventsMsg builds the stream message of e, compressing its documents.
+func EventsMsg(e Events) *nats.Msg {
+	msg := nats.NewMsg(EventsSubject(e.Dataset))
+	msg.Header.Set(HeaderEncoding, EncodingS2)
+	msg.Header.Set(HeaderDataset, e.Dataset)
+	msg.Header.Set(HeaderCount, strconv.Itoa(e.Count))
+	if e.Source != "" {
+		msg.Header.Set(HeaderSource, e.Source)
+	}
+	msg.Data = event.Compress(e.Docs)
+	return msg
+}
+
+// ReadEvents reads an event batch, decompressing its documents into a new buffer
+// the caller owns.
+func ReadEvents(subject string, h nats.Header, body []byte) (Events, error) {
+	e := Events{Dataset: DatasetOf(subject), Source: h.Get(HeaderSource)}
+	e.Count, _ = strconv.Atoi(h.Get(HeaderCount))
+	docs, err := event.Decompress(nil, body)
+	if err != nil {
+		return e, err
+	}
+	e.Docs = docs
+	return e, nil
+}
+
+// LetterMsg builds the stream message of a dead letter: headers describe it, the body
+// is the original bytes.
+func LetterMsg(l component.Letter) *nats.Msg {
+	msg := nats.NewMsg(DLQSubject(l.Stage))
+	msg.Header.Set(HeaderStage, l.Stage)
+	msg.Header.Set(HeaderReason, truncate(l.Reason, 2048))
+	msg.Header.Set(HeaderSource, l.Source)
+	if l.Dataset != "" {
+		msg.Header.Set(HeaderDataset, l.Dataset)
+	}
+	if l.Format != "" {
+		msg.Header.Set(HeaderFormat, l.Format)
+	}
+	if l.Processor != "" {
+		msg.Header.Set(HeaderProcessor, l.Processor)
+	}
+	t := l.Time
+	if t.IsZero() {
+		t = time.Now()
+	}
+	msg.Header.Set(HeaderReceived, strconv.FormatInt(t.UnixNano(), 10))
+	if l.Origin != "" {
+		msg.Header.Set(HeaderOrigin, l.Origin)
+	}
+	msg.Data = l.Original
+	return msg
+}
+
+// ReadLetter reads a dead letter. Its ID is the message ID it was published with.
+func ReadLetter(subject string, h nats.Header, body []byte) component.Letter {
+	l := component.Letter{Stage: StageOf(subject), Reason: h.Get(HeaderReason), Source: h.Get(HeaderSource),
+		Dataset: h.Get(HeaderDataset), Format: h.Get(HeaderFormat), Processor: h.Get(HeaderProcessor),
+		Origin: h.Get(HeaderOrigin), Original: body, ID: h.Get(nats.MsgIdHdr)}
+	if ns, err := strconv.ParseInt(h.Get(HeaderReceived), 10, 64); err == nil {
+		l.Time = time.Unix(0, ns)
+	}
+	return l
+}
+
+// truncate keeps header values bounded and free of line breaks.
+func truncate(s string, n int) string {
+	if len(s) > n {
+		s = s[:n] + "…"
+	}
+	b := []byte(s)
+	for i, c := range b {
+		if c == '\r' || c == '\n' {
+			b[i] = ' '
+		}
+	}
+	return string(b)
+}
+
+// FormatOrigin writes an origin as "epoch:seq:index".
+func FormatOrigin(o event.Origin) string {
+	return strconv.FormatInt(o.Epoch, 10) + ":" + strconv.FormatUint(o.Seq, 10) + ":" + strconv.FormatUint(uint64(o.Index), 10)
+}
+
+// ParseOrigin reads "epoch:seq:index".
+func ParseOrigin(s string) (event.Origin, bool) {
+	parts := strings.Split(s, ":")
+	if len(parts) != 3 {
+		return event.Origin{}, false
+	}
+	e, err1 := strconv.ParseInt(parts[0], 10, 64)
+	q, err2 := strconv.ParseUint(parts[1], 10, 64)
+	i, err3 := strconv.ParseUint(parts[2], 10, 32)
+	if err1 != nil || err2 != nil || err3 != nil {
+		return event.Origin{}, false
+	}
+	return event.Origin{Epoch: e, Seq: q, Index: uint32(i)}, true
+}
