@@ -31,4 +31,3 @@ func TestClassify(t *testing.T) {
 		t.Error("Classify(nil) must be nil")
 	}
 }
-
