@@ -3,10 +3,13 @@ package cli
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"errors"
 	"fmt"
 	"io"
 	"os"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/klauspost/compress/gzip"
@@ -16,22 +19,51 @@ import (
 	"github.com/vigil-sec/vigil/internal/config"
 	"github.com/vigil-sec/vigil/internal/event"
 	"github.com/vigil-sec/vigil/internal/process"
+	"github.com/vigil-sec/vigil/internal/process/processors"
 )
 
 // maxParseInput bounds one whole-file record read by `vigil parse`.
 const maxParseInput = 1 << 30
 
 func parseCmd(e *env) *cobra.Command {
-	var format, dataset string
+	var format, dataset, cfgFile, sourceName string
 	var noOriginal bool
 	cmd := &cobra.Command{
-		Use:   "parse --format FORMAT [FILE...]",
+		Use:   "parse (--format FORMAT | -c FILE --source NAME) [FILE...]",
 		Short: "Parse log files (or stdin) into ECS JSON, one document per line",
 		Long: "parse runs the same parser and normalization as the pipeline on local files or stdin " +
 			"(gzip detected by its magic bytes) and prints one ECS JSON document per line. Records that " +
-			"cannot be parsed are reported on stderr as FILE:LINE: reason, and the exit status is 1.",
+			"cannot be parsed are reported on stderr as FILE:LINE: reason, and the exit status is 1.\n\n" +
+			"With -c FILE it also runs the config's processors, so you can see what a config does to a log " +
+			"file: dropped events are counted on stderr, rejected ones reported like parse errors. " +
+			"--source NAME takes the format, format options, dataset and keep_original of that source.",
 		RunE: func(_ *cobra.Command, files []string) error {
 			reg := components.Builtin()
+			var cfg *config.Config
+			var src *config.Source
+			if cfgFile != "" {
+				c, err := config.Load(cfgFile, reg)
+				if err != nil {
+					return &exitError{code: 2, err: err}
+				}
+				cfg = c
+			}
+			if sourceName != "" {
+				if cfg == nil {
+					return &exitError{code: 2, err: errors.New("--source needs -c FILE")}
+				}
+				s, ok := cfg.Source(sourceName)
+				if !ok {
+					return &exitError{code: 2, err: fmt.Errorf("--source: %s has no source %q", cfgFile, sourceName)}
+				}
+				src = s
+				if format == "" {
+					format = s.Format
+				}
+			}
+			if format == "" {
+				return &exitError{code: 2, err: errors.New("--format is required (or -c FILE with --source NAME)")}
+			}
 			f, ok := reg.Format(format)
 			if !ok {
 				return &exitError{code: 2, err: fmt.Errorf("--format: unknown format %q; known formats: %v", format, reg.FormatNames())}
@@ -39,12 +71,34 @@ func parseCmd(e *env) *cobra.Command {
 			if dataset != "" && !config.ValidDataset(dataset) {
 				return &exitError{code: 2, err: fmt.Errorf("--dataset: %q is not a valid dataset name", dataset)}
 			}
-			parser, err := f.New(f.NewConfig())
+			opts := f.NewConfig()
+			keep, sourceDataset := !noOriginal, ""
+			if src != nil {
+				if src.Format == format && src.FormatOptions != nil {
+					opts = src.FormatOptions
+				}
+				keep = src.KeepOriginal && !noOriginal
+				sourceDataset = src.Dataset
+			}
+			parser, err := f.New(opts)
 			if err != nil {
 				return &exitError{code: 2, err: err}
 			}
-			n := &process.Normalizer{Source: "parse", FormatDataset: f.Dataset, Dataset: format, KeepOriginal: !noOriginal,
+			n := &process.Normalizer{Source: "parse", FormatDataset: f.Dataset, Dataset: format, KeepOriginal: keep,
 				Parser: parser, AgentVersion: version()}
+			if src != nil {
+				n.Source = src.Name
+				if sourceDataset != "" {
+					n.Dataset = sourceDataset
+				}
+			}
+			if cfg != nil {
+				chain, err := process.NewChain(processors.Configured(cfg), reg.Processor, process.Deps{}, nil)
+				if err != nil {
+					return &exitError{code: 2, err: err}
+				}
+				n.Chain = chain
+			}
 			out := bufio.NewWriterSize(e.stdout, 256<<10)
 			defer out.Flush()
 			pw := &parseWriter{w: out, errw: e.stderr}
@@ -60,16 +114,20 @@ func parseCmd(e *env) *cobra.Command {
 			if err := out.Flush(); err != nil {
 				return &exitError{code: 1, err: err}
 			}
+			if len(pw.skipped) > 0 {
+				fmt.Fprintf(e.stderr, "discarded: %s\n", pw.skippedSummary())
+			}
 			if pw.failed > 0 {
-				return &exitError{code: 1, err: fmt.Errorf("%d record(s) could not be parsed", pw.failed)}
+				return &exitError{code: 1, err: fmt.Errorf("%d record(s) could not be parsed or were rejected", pw.failed)}
 			}
 			return nil
 		},
 	}
+	cmd.Flags().StringVarP(&cfgFile, "config", "c", "", "also run this config's processors")
+	cmd.Flags().StringVar(&sourceName, "source", "", "with -c: parse as this source of the config (its format, options and dataset)")
 	cmd.Flags().StringVarP(&format, "format", "f", "", "format of the input (json, ndjson, lines, alb, cloudfront, vpcflow, apache, nginx, syslog, cloudtrail, cloudwatch_logs)")
 	cmd.Flags().StringVar(&dataset, "dataset", "", "override event.dataset")
 	cmd.Flags().BoolVar(&noOriginal, "no-original", false, "leave out event.original")
-	_ = cmd.MarkFlagRequired("format")
 	return cmd
 }
 
@@ -81,6 +139,8 @@ type parseWriter struct {
 	line   int
 	failed int
 	err    error
+	// skipped counts deliberately discarded events by reason.
+	skipped map[string]int
 }
 
 func (p *parseWriter) Event(_ string, doc []byte) error {
@@ -97,7 +157,31 @@ func (p *parseWriter) Reject(part int, _ []byte, reason error) {
 	fmt.Fprintf(p.errw, "%s:%d: %v\n", p.file, p.line, reason)
 }
 
-func (p *parseWriter) Skip(string) {}
+func (p *parseWriter) Skip(reason string) {
+	if p.skipped == nil {
+		p.skipped = map[string]int{}
+	}
+	p.skipped[reason]++
+}
+
+// skippedSummary reads "drop:debug 12, blank_line 1", largest first.
+func (p *parseWriter) skippedSummary() string {
+	reasons := make([]string, 0, len(p.skipped))
+	for r := range p.skipped {
+		reasons = append(reasons, r)
+	}
+	slices.SortFunc(reasons, func(a, b string) int {
+		if c := cmp.Compare(p.skipped[b], p.skipped[a]); c != 0 {
+			return c
+		}
+		return strings.Compare(a, b)
+	})
+	parts := make([]string, len(reasons))
+	for i, r := range reasons {
+		parts[i] = fmt.Sprintf("%s %d", r, p.skipped[r])
+	}
+	return strings.Join(parts, ", ")
+}
 
 // parseOne parses one file ("-" is stdin) record by record.
 func parseOne(n *process.Normalizer, pw *parseWriter, name string, seq uint64, whole bool, dataset string, stdin io.Reader) error {

@@ -8,7 +8,8 @@ import (
 
 	"github.com/vigil-sec/vigil/internal/components"
 	"github.com/vigil-sec/vigil/internal/config"
-	"github.com/vigil-sec/vigil/internal/process/validate"
+	"github.com/vigil-sec/vigil/internal/process"
+	"github.com/vigil-sec/vigil/internal/process/processors"
 )
 
 func validateCmd(e *env) *cobra.Command {
@@ -36,15 +37,18 @@ func validateCmd(e *env) *cobra.Command {
 				}
 				return &exitError{code: 1, err: err}
 			}
-			if cfg.Processing.Validate.Enabled {
-				// Compile the schemas too: a broken schema file is a config problem.
-				if _, err := validate.New(&cfg.Processing.Validate); err != nil {
-					fmt.Fprintf(e.stderr, "%s: processing.validate: %v\n", file, err)
-					return &exitError{code: 1, err: fmt.Errorf("%s: 1 problem", file)}
-				}
+			for _, w := range cfg.Warnings {
+				fmt.Fprintln(e.stderr, "warning: "+w.String())
 			}
-			fmt.Fprintf(e.stdout, "%s: valid (%d sources, %d sinks, buffer %s, role %s)\n",
-				file, len(cfg.Sources), len(cfg.Sinks), cfg.Buffer.Type, cfg.Role)
+			// Build every processor once too: a schema file that does not compile is a
+			// config problem, found here rather than at start.
+			reg := components.Builtin()
+			if _, err := process.NewChain(processors.Configured(cfg), reg.Processor, process.Deps{}, nil); err != nil {
+				fmt.Fprintf(e.stderr, "%s: %v\n", file, err)
+				return &exitError{code: 1, err: fmt.Errorf("%s: 1 problem", file)}
+			}
+			fmt.Fprintf(e.stdout, "%s: valid (%d sources, %d processors, %d sinks, buffer %s, role %s)\n",
+				file, len(cfg.Sources), len(cfg.Processing.Processors), len(cfg.Sinks), cfg.Buffer.Type, cfg.Role)
 			return nil
 		},
 	}

@@ -18,7 +18,9 @@ import (
 
 	"github.com/expr-lang/expr"
 	"github.com/expr-lang/expr/ast"
+	"github.com/expr-lang/expr/parser"
 	"github.com/expr-lang/expr/vm"
+	"github.com/expr-lang/expr/vm/runtime"
 
 	"github.com/vigil-sec/vigil/internal/event"
 )
@@ -41,11 +43,15 @@ func compile(src string, boolean bool) (*Program, error) {
 	if strings.TrimSpace(src) == "" {
 		return nil, errors.New("empty expression")
 	}
-	fp := &fieldPatcher{}
+	fp := &fieldPatcher{locals: letNames(src)}
 	opts := []expr.Option{
 		expr.Env(map[string]any{}),
 		expr.AllowUndefinedVariables(),
 		expr.Patch(fp),
+	}
+	for name, cmp := range comparisons {
+		opts = append(opts, expr.Function(name, func(args ...any) (any, error) { return compare(cmp, args[0], args[1]), nil },
+			new(func(any, any) bool)))
 	}
 	if boolean {
 		opts = append(opts, expr.AsBool())
@@ -82,16 +88,25 @@ func (p *Program) Fields() []string { return p.fields }
 type fieldPatcher struct {
 	fields []string
 	err    error
+	// locals are the names declared with let: variables, not fields, so
+	// `let u = user; u.name` reads the variable's member.
+	locals map[string]bool
 }
 
 func (fp *fieldPatcher) Visit(node *ast.Node) {
 	switch n := (*node).(type) {
+	case *ast.BinaryNode:
+		if name, ok := comparisonFuncs[n.Operator]; ok {
+			ast.Patch(node, &ast.CallNode{Callee: &ast.IdentifierNode{Value: name}, Arguments: []ast.Node{n.Left, n.Right}})
+		}
 	case *ast.IdentifierNode:
-		fp.note(n.Value)
+		if !fp.locals[n.Value] {
+			fp.note(n.Value)
+		}
 	case *ast.MemberNode:
 		id, ok := n.Node.(*ast.IdentifierNode)
 		prop, isStr := n.Property.(*ast.StringNode)
-		if !ok || !isStr || n.Method {
+		if !ok || !isStr || n.Method || fp.locals[id.Value] {
 			return
 		}
 		path := id.Value + "." + prop.Value
@@ -100,10 +115,14 @@ func (fp *fieldPatcher) Visit(node *ast.Node) {
 		fp.note(path)
 	case *ast.CallNode:
 		callee, ok := n.Callee.(*ast.IdentifierNode)
-		if !ok || callee.Value != "field" {
+		if !ok {
 			return
 		}
-		fp.drop("field")
+		// A function's name is no field (its identifier was noted before the call).
+		fp.drop(callee.Value)
+		if callee.Value != "field" {
+			return
+		}
 		if len(n.Arguments) != 1 {
 			fp.err = errors.New(`field() takes one constant string, the field's path: field("@timestamp")`)
 			return
@@ -118,6 +137,29 @@ func (fp *fieldPatcher) Visit(node *ast.Node) {
 	}
 }
 
+// letNames returns the names src declares with let; nil when it does not parse
+// (expr.Compile then reports the error).
+func letNames(src string) map[string]bool {
+	tree, err := parser.Parse(src)
+	if err != nil {
+		return nil
+	}
+	var names letCollector
+	ast.Walk(&tree.Node, &names)
+	return names
+}
+
+type letCollector map[string]bool
+
+func (c *letCollector) Visit(node *ast.Node) {
+	if n, ok := (*node).(*ast.VariableDeclaratorNode); ok {
+		if *c == nil {
+			*c = map[string]bool{}
+		}
+		(*c)[n.Name] = true
+	}
+}
+
 func (fp *fieldPatcher) note(path string) { fp.fields = append(fp.fields, path) }
 
 // drop forgets a path noted for an identifier that turned out to be the root of a
@@ -126,6 +168,29 @@ func (fp *fieldPatcher) drop(path string) {
 	if i := slices.Index(fp.fields, path); i >= 0 {
 		fp.fields = slices.Delete(fp.fields, i, i+1)
 	}
+}
+
+// Ordering comparisons are rewritten into calls of these functions, so that a
+// comparison with a missing field (nil), or of a string with a number, is false
+// instead of an error: `log.syslog.severity.code >= 7` does not hold for an event
+// without a severity.
+var (
+	comparisonFuncs = map[string]string{"<": "__lt", "<=": "__le", ">": "__gt", ">=": "__ge"}
+	comparisons     = map[string]func(a, b any) bool{
+		"__lt": runtime.Less, "__le": runtime.LessOrEqual, "__gt": runtime.More, "__ge": runtime.MoreOrEqual,
+	}
+)
+
+func compare(cmp func(a, b any) bool, a, b any) (ok bool) {
+	if a == nil || b == nil {
+		return false
+	}
+	defer func() {
+		if recover() != nil {
+			ok = false // mismatched types
+		}
+	}()
+	return cmp(a, b)
 }
 
 // Evaluator runs programs against events. It reuses its environment and virtual

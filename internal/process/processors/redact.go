@@ -126,14 +126,22 @@ func (r *redact) value(v event.Value) event.Value {
 		}
 		return event.Strings(out)
 	case event.KindRaw:
+		// Parsers keep JSON input as it came: a string is still quoted, a list is
+		// still a list.
 		raw, _ := v.RawJSON()
-		var list []any
-		if json.Unmarshal(raw, &list) == nil {
-			out := make([]string, len(list))
-			for i, x := range list {
-				s, ok := x.(string)
+		var x any
+		if json.Unmarshal(raw, &x) != nil {
+			return event.String(r.text(string(raw)))
+		}
+		switch x := x.(type) {
+		case string:
+			return event.String(r.text(x))
+		case []any:
+			out := make([]string, len(x))
+			for i, el := range x {
+				s, ok := el.(string)
 				if !ok {
-					b, _ := json.Marshal(x)
+					b, _ := json.Marshal(el)
 					s = string(b)
 				}
 				out[i] = r.text(s)
