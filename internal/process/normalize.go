@@ -148,7 +148,7 @@ func (em *emitter) Emit(e *event.Event) error {
 	}
 	e.Set("ecs.version", event.String(ECSVersion))
 	it := &n.item
-	*it = Item{Event: e, Record: rec.Data, Source: n.Source, enc: &n.enc, doc: n.buf[:0], emit: em.side}
+	*it = Item{Event: e, Record: rec.Data, Source: n.Source, enc: &n.enc, doc: n.buf[:0], emit: em}
 	if n.Chain != nil {
 		v, reason, err := n.Chain.Run(it)
 		n.buf = it.doc[:0] // keep the grown buffer

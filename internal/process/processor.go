@@ -80,7 +80,18 @@ type Item struct {
 	enc   *event.Encoder
 	doc   []byte
 	fresh bool // doc is the encoding of Event as it is now
-	emit  func(e *event.Event) error
+	emit  sideOutput
+}
+
+// sideOutput takes the events a processor emits.
+type sideOutput interface {
+	side(e *event.Event) error
+}
+
+// NewItem returns an Item for e with its own encoder and no side output, for running
+// a chain or a processor outside the processing stage (tools and tests).
+func NewItem(e *event.Event, record []byte, source string) *Item {
+	return &Item{Event: e, Record: record, Source: source, enc: &event.Encoder{}}
 }
 
 // Dataset returns the event's dataset (its event.dataset field).
@@ -105,7 +116,7 @@ func (it *Item) Emit(e *event.Event) error {
 	if it.emit == nil {
 		return errors.New("this chain takes no side output")
 	}
-	return it.emit(e)
+	return it.emit.side(e)
 }
 
 // ValidationError marks a rejection by schema validation (stage "validate").
