@@ -87,6 +87,16 @@ func TestConditions(t *testing.T) {
 		{"let object literal", `let m = {"k": 1}; m.k == 1`, true},
 		{"predicate", `any(event.type, # == "user")`, true},
 		{"predicate over a missing field", `any(no.such.list ?? [], # == "user")`, false},
+		// Ordering comparisons with a missing field or of mismatched types are false,
+		// not errors: a condition on a field some events lack must not fail them.
+		{"missing field > number", `no.such.field > 3`, false},
+		{"missing field <= number", `no.such.field <= 3`, false},
+		{"number < missing field", `3 < no.such.field`, false},
+		{"not of a failed comparison", `!(no.such.field >= 3)`, true},
+		{"string > number", `event.dataset > 3`, false},
+		{"string ordering", `event.dataset > "aws.a" && event.dataset < "aws.d"`, true},
+		{"int and float ordering", `log.syslog.severity.code < event.risk_score * 3`, true},
+		{"time ordering", `field("@timestamp") < date("2025-01-01T00:00:00Z")`, true},
 	}
 	ev := NewEvaluator()
 	e := testEvent()
@@ -249,8 +259,6 @@ func TestEvalErrors(t *testing.T) {
 	ev := NewEvaluator()
 	e := testEvent()
 	for _, src := range []string{
-		`no.such.field > 3`,         // nil compared with a number
-		`event.dataset > 3`,         // string compared with a number
 		`event.category[5] == "x"`,  // index out of range
 		`user.name.foo.bar() == ""`, // method on a string
 	} {
