@@ -60,6 +60,26 @@ func Generate(root string, reg *components.Registry) (string, error) {
 		}
 		b.WriteString("\n")
 	}
+	b.WriteString("## Processors\n\n`processing.processors` is a list; each entry runs, in order, on every event whose `if` holds (see docs/processors.md). Every processor takes these keys besides its own:\n\n")
+	b.WriteString("| key | default | description |\n|---|---|---|\n")
+	b.WriteString("| `type` | (required) | the processor type: " + codeList(reg.ProcessorTypes()) + " |\n")
+	b.WriteString("| `name` | its index | labels the processor in metrics (`drop:<name>`) and dead letters |\n")
+	b.WriteString("| `if` | always | an expr condition over the event's fields, like `event.dataset == \"syslog\" && log.syslog.severity.code >= 7` |\n\n")
+	for _, typ := range reg.ProcessorTypes() {
+		fmt.Fprintf(&b, "### processor `%s`\n\n", typ)
+		v := reflect.ValueOf(reg.Processors[typ].NewConfig())
+		for v.Kind() == reflect.Pointer || v.Kind() == reflect.Interface {
+			v = v.Elem()
+		}
+		if v.NumField() == 0 {
+			b.WriteString("No keys besides `type`, `name` and `if`.\n\n")
+			continue
+		}
+		if err := g.table(&b, v, ""); err != nil {
+			return "", err
+		}
+		b.WriteString("\n")
+	}
 	b.WriteString("## Formats\n\n")
 	for _, name := range reg.FormatNames() {
 		f := reg.Formats[name]
