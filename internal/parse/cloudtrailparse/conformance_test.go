@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/vigil-sec/vigil/internal/event"
+	"github.com/vigil-sec/vigil/internal/parse/conformancetest"
 	"github.com/vigil-sec/vigil/internal/parse/parsetest"
 )
 
@@ -43,10 +44,7 @@ func sharedDir(t *testing.T) string {
 
 func conformanceDir(t *testing.T) string {
 	t.Helper()
-	dir := filepath.Join(sharedDir(t), "conformance", "cloudtrail")
-	if _, err := os.Stat(dir); err != nil {
-		t.Fatalf("conformance fixtures not found at %s (the shared folder must sit next to the module root): %v", dir, err)
-	}
+	dir := conformancetest.Shared(t, "conformance", "cloudtrail")
 	return dir
 }
 

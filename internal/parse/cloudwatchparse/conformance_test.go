@@ -14,6 +14,7 @@ import (
 	"github.com/klauspost/compress/gzip"
 
 	"github.com/vigil-sec/vigil/internal/event"
+	"github.com/vigil-sec/vigil/internal/parse/conformancetest"
 	"github.com/vigil-sec/vigil/internal/parse/parsetest"
 )
 
@@ -250,10 +251,7 @@ func report(t *testing.T, peer string, tl tally) {
 }
 
 func TestConformance(t *testing.T) {
-	dir := filepath.Join(sharedDir(t), "conformance", "cloudwatch_subscription")
-	if _, err := os.Stat(dir); err != nil {
-		t.Fatalf("conformance fixtures not found at %s (the shared folder must sit next to the module root): %v", dir, err)
-	}
+	dir := conformancetest.Shared(t, "conformance", "cloudwatch_subscription")
 
 	t.Run("aws-lambda-go", func(t *testing.T) {
 		var tl tally

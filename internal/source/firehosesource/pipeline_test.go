@@ -21,13 +21,12 @@ import (
 	"github.com/vigil-sec/vigil/internal/component"
 	"github.com/vigil-sec/vigil/internal/components"
 	"github.com/vigil-sec/vigil/internal/config"
+	"github.com/vigil-sec/vigil/internal/parse/conformancetest"
 	"github.com/vigil-sec/vigil/internal/pipeline"
 	"github.com/vigil-sec/vigil/internal/sink/archivesink"
 	"github.com/vigil-sec/vigil/internal/source/firehosesource"
 	"github.com/vigil-sec/vigil/internal/testutil"
 )
-
-const conformance = "../../../../shared/conformance/cloudwatch_subscription"
 
 // registry is the built-in registry plus the firehose source, as
 // internal/components will list it.
@@ -82,7 +81,8 @@ func startPipeline(t testing.TB, dir string, ingestOnly bool) (*pipeline.Pipelin
 // Firehose stream: the gzip-compressed subscription payload.
 func subscriptionRecord(t testing.TB, file string) []byte {
 	t.Helper()
-	raw, err := os.ReadFile(filepath.Join(conformance, file))
+	// Real payloads from other projects' tests, read from ../shared in place.
+	raw, err := os.ReadFile(filepath.Join(conformancetest.Shared(t, "conformance", "cloudwatch_subscription"), file))
 	if err != nil {
 		t.Fatal(err)
 	}
