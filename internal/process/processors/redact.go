@@ -75,7 +75,6 @@ type redact struct {
 	mask     string
 	keepLast int
 	sum      []byte
-	keys     []string
 }
 
 func newRedact(c *RedactConfig, _ process.Deps) (process.Processor, error) {
@@ -93,17 +92,13 @@ func (r *redact) Process(it *process.Item) (process.Verdict, error) {
 			e.Delete(f)
 			continue
 		}
-		// The leaf itself, or every leaf below it.
-		r.keys = r.keys[:0]
+		// The leaf itself, or every leaf below it; every occurrence of a key a parser
+		// added twice (the encoder keeps the last, Set would change the first).
 		prefix := f + "."
 		for i := range e.Fields {
 			if k := e.Fields[i].Key; k == f || strings.HasPrefix(k, prefix) {
-				r.keys = append(r.keys, k)
+				e.Fields[i].Value = r.value(e.Fields[i].Value)
 			}
-		}
-		for _, k := range r.keys {
-			v, _ := e.Get(k)
-			e.Set(k, r.value(v))
 		}
 	}
 	return process.Pass, nil
@@ -134,6 +129,8 @@ func (r *redact) value(v event.Value) event.Value {
 			return event.String(r.text(string(raw)))
 		}
 		switch x := x.(type) {
+		case nil:
+			return v
 		case string:
 			return event.String(r.text(x))
 		case []any:

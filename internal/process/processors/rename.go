@@ -70,8 +70,15 @@ func renameField(e *event.Event, from, to string) {
 	if !e.Has(from) {
 		return
 	}
-	e.Delete(to)
 	prefix := from + "."
+	moving := func(k string) bool { return k == from || strings.HasPrefix(k, prefix) }
+	// The destination is replaced: drop what it holds (but not what is being moved,
+	// when to is a parent of from) and any leaf on the way to it ("source" when
+	// renaming to source.ip), which would make the document ambiguous. This happens
+	// before the move, so the moved value wins and is not deleted with that leaf.
+	e.Fields = slices.DeleteFunc(e.Fields, func(f event.Field) bool {
+		return !moving(f.Key) && (within(f.Key, to) || within(to, f.Key))
+	})
 	for i := range e.Fields {
 		k := e.Fields[i].Key
 		switch {
@@ -81,13 +88,9 @@ func renameField(e *event.Event, from, to string) {
 			e.Fields[i].Key = to + k[len(from):]
 		}
 	}
-	// A leaf on the way to the new path ("source" when renaming to source.ip) would
-	// make the document ambiguous: the moved value wins.
-	for i := len(to) - 1; i > 0; i-- {
-		if to[i] == '.' {
-			if _, leaf := e.Get(to[:i]); leaf {
-				e.Delete(to[:i])
-			}
-		}
-	}
+}
+
+// within reports whether path is parent or below it.
+func within(path, parent string) bool {
+	return path == parent || len(path) > len(parent) && path[len(parent)] == '.' && strings.HasPrefix(path, parent)
 }
