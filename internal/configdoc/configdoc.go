@@ -124,6 +124,12 @@ func (g *gen) table(b *strings.Builder, v reflect.Value, prefix string) error {
 	if prefix == "" {
 		b.WriteString("| key | default | description |\n|---|---|---|\n")
 	}
+	return g.rows(b, v, prefix)
+}
+
+// rows writes the table rows of v's yaml fields under prefix; the fields of a struct
+// embedded with `yaml:",inline"` are rows of v's own level, as the decoder reads them.
+func (g *gen) rows(b *strings.Builder, v reflect.Value, prefix string) error {
 	t := v.Type()
 	docs, err := g.fieldDocs(t)
 	if err != nil {
@@ -134,7 +140,13 @@ func (g *gen) table(b *strings.Builder, v reflect.Value, prefix string) error {
 		if !f.IsExported() {
 			continue
 		}
-		name, _, _ := strings.Cut(f.Tag.Get("yaml"), ",")
+		name, opts, _ := strings.Cut(f.Tag.Get("yaml"), ",")
+		if name == "" && opts == "inline" && f.Type.Kind() == reflect.Struct {
+			if err := g.rows(b, v.Field(i), prefix); err != nil {
+				return err
+			}
+			continue
+		}
 		if name == "-" || name == "" {
 			continue
 		}
@@ -149,7 +161,7 @@ func (g *gen) table(b *strings.Builder, v reflect.Value, prefix string) error {
 			}
 		}
 		if fv.Kind() == reflect.Struct && fv.Type() != reflect.TypeOf(time.Time{}) {
-			if err := g.table(b, fv, key+"."); err != nil {
+			if err := g.rows(b, fv, key+"."); err != nil {
 				return err
 			}
 			continue

@@ -43,6 +43,11 @@ type Sink struct {
 
 	stopTicker chan struct{}
 	wg         sync.WaitGroup
+
+	// testHook, when set, is called just before each step of a rotation that
+	// changes what a restart finds: "journal", "rename", "acknowledge". Tests panic
+	// in it to crash the sink there.
+	testHook func(step string)
 }
 
 var _ component.Sink = (*Sink)(nil)
@@ -244,6 +249,7 @@ func (s *Sink) rotate(f *file) {
 		s.fail(f, err)
 		return
 	}
+	s.crashPoint("acknowledge")
 	set := s.written[f.dataset]
 	if set == nil {
 		set = map[uint64]bool{}
@@ -287,16 +293,24 @@ func (s *Sink) finish(f *file, rel string, seqs []uint64) error {
 		line.WriteString(strconv.FormatUint(q, 10))
 	}
 	line.WriteByte('\n')
+	s.crashPoint("journal")
 	if _, err := io.WriteString(s.journal, line.String()); err != nil {
 		return fmt.Errorf("journal: %w", err)
 	}
 	if err := s.journal.Sync(); err != nil {
 		return fmt.Errorf("journal: %w", err)
 	}
+	s.crashPoint("rename")
 	if err := os.Rename(f.tmp, final); err != nil {
 		return err
 	}
 	return syncDir(dir)
+}
+
+func (s *Sink) crashPoint(step string) {
+	if s.testHook != nil {
+		s.testHook(step)
+	}
 }
 
 func syncDir(dir string) error {

@@ -3,10 +3,10 @@ package s3sink
 import (
 	"errors"
 	"fmt"
-	"net/url"
 	"strings"
 	"time"
 
+	"github.com/vigil-sec/vigil/internal/awsconf"
 	"github.com/vigil-sec/vigil/internal/config"
 )
 
@@ -14,20 +14,9 @@ import (
 type Config struct {
 	// Bucket receives the objects; it must exist.
 	Bucket string `yaml:"bucket"`
-	// Endpoint is the S3 API's base URL for S3-compatible servers (MinIO, versitygw,
-	// Ceph); empty means AWS S3 of the region.
-	Endpoint string `yaml:"endpoint"`
-	// Region of the bucket, used for request signing.
-	Region string `yaml:"region"`
-	// ForcePathStyle addresses the bucket as <endpoint>/<bucket>/<key> instead of
-	// <bucket>.<endpoint>; default true when endpoint is set, false otherwise.
-	ForcePathStyle *bool `yaml:"force_path_style"`
-	// AccessKeyID and SecretAccessKey are static credentials; when empty the AWS SDK's
-	// default chain is used (environment, shared files, web identity, ECS/EC2 roles).
-	AccessKeyID     string `yaml:"access_key_id"`
-	SecretAccessKey string `yaml:"secret_access_key" secret:"true"`
-	// SessionToken goes with temporary static credentials.
-	SessionToken string `yaml:"session_token" secret:"true"`
+	// ClientConfig is how the sink reaches S3: endpoint, region, addressing and
+	// credentials.
+	awsconf.ClientConfig `yaml:",inline"`
 	// Key is the key prefix of each object: literal text with {event.dataset} (the
 	// batch's dataset) and {sink} (this sink's name) replaced, and %Y %m %d %H %M by
 	// the UTC stream time of the object's first batch. The object's name,
@@ -82,7 +71,7 @@ const DefaultKey = "{event.dataset}/year=%Y/month=%m/day=%d/hour=%H/"
 // NewConfig returns the defaults.
 func NewConfig() *Config {
 	return &Config{
-		Region:            "us-east-1",
+		ClientConfig:      awsconf.ClientConfig{Region: awsconf.DefaultRegion},
 		Key:               DefaultKey,
 		Encoding:          "ndjson",
 		MaxBytes:          128 << 20,
@@ -94,14 +83,6 @@ func NewConfig() *Config {
 		Retry:             Retry{Initial: 500 * time.Millisecond, Max: 30 * time.Second},
 		ManifestPrefix:    "_vigil/manifests/",
 	}
-}
-
-// pathStyle resolves force_path_style's default.
-func (c *Config) pathStyle() bool {
-	if c.ForcePathStyle != nil {
-		return *c.ForcePathStyle
-	}
-	return c.Endpoint != ""
 }
 
 // compression resolves the per-encoding default.
@@ -123,22 +104,8 @@ func (c *Config) Validate() error {
 	} else if len(c.Bucket) < 3 || len(c.Bucket) > 63 || strings.ContainsAny(c.Bucket, "/ ") {
 		errs = append(errs, fmt.Errorf("bucket: %q is not a bucket name (3 to 63 characters, no '/')", c.Bucket))
 	}
-	if c.Endpoint != "" {
-		u, err := url.Parse(c.Endpoint)
-		switch {
-		case err != nil:
-			errs = append(errs, fmt.Errorf("endpoint: not a URL: %v", err))
-		case u.Scheme != "http" && u.Scheme != "https":
-			errs = append(errs, fmt.Errorf("endpoint: want an http or https URL, got %q", u.Redacted()))
-		case u.Host == "":
-			errs = append(errs, fmt.Errorf("endpoint: no host in %q", u.Redacted()))
-		}
-	}
-	if c.Region == "" {
-		errs = append(errs, errors.New("region: required (us-east-1 for most S3-compatible servers)"))
-	}
-	if (c.AccessKeyID == "") != (c.SecretAccessKey == "") {
-		errs = append(errs, errors.New("access_key_id: set both access_key_id and secret_access_key, or neither to use the AWS default credential chain"))
+	if err := c.ClientConfig.Validate(); err != nil {
+		errs = append(errs, err)
 	}
 	if _, err := parseKey(c.Key); err != nil {
 		errs = append(errs, fmt.Errorf("key: %w", err))

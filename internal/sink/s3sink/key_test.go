@@ -83,6 +83,7 @@ func TestConfigValidate(t *testing.T) {
 		{name: "no bucket", modify: func(c *Config) { c.Bucket = "" }, err: "bucket: required"},
 		{name: "bad endpoint", modify: func(c *Config) { c.Endpoint = "ftp://x" }, err: "endpoint: want an http or https URL"},
 		{name: "half credentials", modify: func(c *Config) { c.AccessKeyID = "AKIA" }, err: "access_key_id: set both"},
+		{name: "bad role", modify: func(c *Config) { c.RoleARN = "vigil" }, err: "role_arn: want an IAM role ARN"},
 		{name: "bad encoding", modify: func(c *Config) { c.Encoding = "csv" }, err: "encoding: want ndjson or parquet"},
 		{name: "snappy ndjson", modify: func(c *Config) { c.Compression = "snappy" }, err: "compression: want gzip or zstd"},
 		{name: "small part", modify: func(c *Config) { c.PartSize = 1 << 20 }, err: "part_size: must be at least 5MiB"},
@@ -106,13 +107,5 @@ func TestConfigValidate(t *testing.T) {
 				t.Fatalf("error %v, want %q", err, tt.err)
 			}
 		})
-	}
-	c := valid()
-	if !c.pathStyle() {
-		t.Error("path style should default to true with an endpoint")
-	}
-	c.Endpoint = ""
-	if c.pathStyle() {
-		t.Error("path style should default to false for AWS")
 	}
 }

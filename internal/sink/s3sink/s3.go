@@ -57,7 +57,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	awsconfig "github.com/aws/aws-sdk-go-v2/config"
-	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/feature/s3/manager"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
@@ -145,31 +144,15 @@ func (s *Sink) Describe() string {
 // Start implements component.Sink: it builds the client and checks that the bucket
 // is reachable, so a wrong bucket or credentials fail at start-up.
 func (s *Sink) Start(ctx context.Context) error {
-	opts := []func(*awsconfig.LoadOptions) error{
-		awsconfig.WithRegion(s.cfg.Region),
+	awsCfg, err := s.cfg.ClientConfig.Load(ctx,
 		awsconfig.WithHTTPClient(awshttp.NewBuildableClient().WithTimeout(s.cfg.RequestTimeout)),
 		// The sink retries on its own, forever; the SDK's few quick attempts smooth
 		// over single failed requests.
-		awsconfig.WithRetryMaxAttempts(3),
-	}
-	if s.cfg.AccessKeyID != "" {
-		opts = append(opts, awsconfig.WithCredentialsProvider(
-			credentials.NewStaticCredentialsProvider(s.cfg.AccessKeyID, s.cfg.SecretAccessKey, s.cfg.SessionToken)))
-	}
-	awsCfg, err := awsconfig.LoadDefaultConfig(ctx, opts...)
+		awsconfig.WithRetryMaxAttempts(3))
 	if err != nil {
-		return fmt.Errorf("s3 sink %s: AWS config: %w", s.name, err)
+		return fmt.Errorf("s3 sink %s: %w", s.name, err)
 	}
-	s.client = s3.NewFromConfig(awsCfg, func(o *s3.Options) {
-		if s.cfg.Endpoint != "" {
-			o.BaseEndpoint = aws.String(s.cfg.Endpoint)
-		}
-		o.UsePathStyle = s.cfg.pathStyle()
-		// S3-compatible servers differ in their support of the newer default
-		// checksums; only send them where the API requires them.
-		o.RequestChecksumCalculation = aws.RequestChecksumCalculationWhenRequired
-		o.ResponseChecksumValidation = aws.ResponseChecksumValidationWhenRequired
-	})
+	s.client = s3.NewFromConfig(awsCfg, s.cfg.ClientConfig.S3Options)
 	s.uploader = manager.NewUploader(s.client, func(u *manager.Uploader) {
 		u.PartSize = int64(s.cfg.PartSize)
 		u.Concurrency = 2
@@ -178,7 +161,7 @@ func (s *Sink) Start(ctx context.Context) error {
 	defer cancel()
 	if _, err := s.client.HeadBucket(hctx, &s3.HeadBucketInput{Bucket: aws.String(s.cfg.Bucket)}); err != nil {
 		return fmt.Errorf("s3 sink %s: bucket %q at %s: %w (check bucket, endpoint, region and credentials)",
-			s.name, s.cfg.Bucket, s.endpointName(), err)
+			s.name, s.cfg.Bucket, s.cfg.EndpointName(), err)
 	}
 	s.runCtx, s.cancelRun = context.WithCancel(context.Background())
 	s.uploads = make(chan *object)
@@ -192,13 +175,6 @@ func (s *Sink) Start(ctx context.Context) error {
 	s.started = true
 	s.mu.Unlock()
 	return nil
-}
-
-func (s *Sink) endpointName() string {
-	if s.cfg.Endpoint != "" {
-		return s.cfg.Endpoint
-	}
-	return "AWS " + s.cfg.Region
 }
 
 // Consume implements component.Sink.
