@@ -9,12 +9,16 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/vigil-sec/vigil/internal/components"
 	"github.com/vigil-sec/vigil/internal/config"
 	"github.com/vigil-sec/vigil/internal/pipeline"
+	"github.com/vigil-sec/vigil/internal/process"
+	"github.com/vigil-sec/vigil/internal/sink/archivesink"
+	"github.com/vigil-sec/vigil/internal/source/httpsource"
 	"github.com/vigil-sec/vigil/internal/stream"
 	"github.com/vigil-sec/vigil/internal/testutil"
 	"github.com/vigil-sec/vigil/internal/wire"
@@ -191,5 +195,54 @@ func TestProcessorsEndToEnd(t *testing.T) {
 	})
 	if h := testutil.Field(other[0], "user.email"); h == want || len(fmt.Sprint(h)) != 64 {
 		t.Errorf("another key must give another 64-hex-digit hash, got %v (first key: %s)", h, want)
+	}
+}
+
+// slowProcessor takes longer than ack_wait on the first event it sees.
+type slowProcessor struct{ once *sync.Once }
+
+func (s slowProcessor) Process(*process.Item) (process.Verdict, error) {
+	s.once.Do(func() { time.Sleep(3500 * time.Millisecond) })
+	return process.Pass, nil
+}
+
+type noKeys struct{}
+
+func (noKeys) Validate() error { return nil }
+
+// TestSlowProcessingNotRedelivered holds one intake message for three times ack_wait:
+// the stage's keep-alive must stop the stream from handing it to the other worker,
+// so every record is received once.
+func TestSlowProcessingNotRedelivered(t *testing.T) {
+	dir := t.TempDir()
+	cfg := testConfig(t, dir, func(c *config.Config, _ *httpsource.Config, _ *archivesink.Config) {
+		c.Buffer.AckWait = time.Second
+		c.Processing.Workers = 2
+		c.Processing.Processors = []*config.Processor{{Type: "slow", Settings: noKeys{}}}
+	})
+	reg := components.Builtin()
+	once := &sync.Once{}
+	reg.Processors["slow"] = process.Type{Name: "slow", NewConfig: func() config.Component { return noKeys{} },
+		New: func(config.Component, process.Deps) (process.Processor, error) { return slowProcessor{once}, nil }}
+	p, err := pipeline.New(cfg, pipeline.Options{Log: discardLogger(), Registry: reg, Version: "test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = p.Stop(context.Background()) })
+	base := "http://" + p.Sources()["web"].(*httpsource.Source).Addr()
+	if code, out := post(t, base+"/v1/events/slow", "application/x-ndjson", "{\"n\":1}\n{\"n\":2}\n"); code != 200 {
+		t.Fatalf("%d %v", code, out)
+	}
+	testutil.Eventually(t, 20*time.Second, "2 documents archived", func() bool {
+		return len(testutil.ArchiveDocs(t, filepath.Join(dir, "archive"))) >= 2
+	})
+	if n := counterValue(t, p, "vigil_received_events_total", map[string]string{"kind": "processing"}); n != 2 {
+		t.Fatalf("processing received %v records, want 2 (a redelivery processed them twice)", n)
+	}
+	if n := len(testutil.ArchiveDocs(t, filepath.Join(dir, "archive"))); n != 2 {
+		t.Fatalf("%d documents archived, want 2", n)
 	}
 }

@@ -196,7 +196,9 @@ func (p *Stage) newWorker(id int) (*worker, error) {
 
 func (w *worker) run(ctx context.Context) {
 	for ctx.Err() == nil {
-		batch, err := w.p.cons.Fetch(w.p.cfg.Processing.Fetch, jetstream.FetchMaxWait(time.Second))
+		// The fetch holds what it got until it is full or its wait ends, before the
+		// keep-alive can start: keep that wait well inside ack_wait.
+		batch, err := w.p.cons.Fetch(w.p.cfg.Processing.Fetch, jetstream.FetchMaxWait(min(time.Second, w.p.cfg.Buffer.AckWait/4)))
 		if err != nil {
 			if ctx.Err() == nil {
 				w.p.log.Warn("processing: fetch failed", "err", err)
@@ -210,6 +212,7 @@ func (w *worker) run(ctx context.Context) {
 		}
 		// Finish what was fetched even when stopping: it is already taken from the
 		// work queue, and acknowledging now spares a redelivery after ack_wait.
+		stopKeepAlive := w.keepAlive(msgs)
 		var pending wire.Pending
 		failed := make([]bool, len(msgs))
 		for i, m := range msgs {
@@ -227,6 +230,7 @@ func (w *worker) run(ctx context.Context) {
 		wctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		pubErr := pending.Wait(wctx)
 		cancel()
+		stopKeepAlive()
 		if pubErr != nil {
 			w.p.counters.Error("publish")
 			w.p.log.Warn("processing: publishing to the events stream failed; will retry", "err", pubErr)
@@ -239,6 +243,31 @@ func (w *worker) run(ctx context.Context) {
 			_ = m.Ack()
 		}
 	}
+}
+
+// keepAlive tells the stream, every third of ack_wait, that msgs are still being
+// worked on, so that a slow fetch (a large CloudTrail file, a stream that pushes
+// back) is not redelivered to another worker meanwhile. The returned function stops
+// it and waits until it has stopped.
+func (w *worker) keepAlive(msgs []jetstream.Msg) (stop func()) {
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	interval := max(w.p.cfg.Buffer.AckWait/3, 100*time.Millisecond)
+	wg.Go(func() {
+		t := time.NewTicker(interval)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+				for _, m := range msgs {
+					_ = m.InProgress()
+				}
+			}
+		}
+	})
+	return func() { close(done); wg.Wait() }
 }
 
 func seqOf(m jetstream.Msg) uint64 {
