@@ -47,7 +47,6 @@ import (
 	"time"
 
 	"github.com/vigil-sec/vigil/internal/config"
-	"github.com/vigil-sec/vigil/internal/source/httpsource"
 )
 
 // DefaultMaxBodyBytes is Elasticsearch's default http.max_content_length.
@@ -76,7 +75,7 @@ type Config struct {
 	// about twice its body in memory); more wait, unread.
 	MaxInFlight int `yaml:"max_in_flight"`
 	// TLS serves HTTPS when cert_file and key_file are set.
-	TLS httpsource.ServerTLS `yaml:"tls"`
+	TLS config.ServerTLS `yaml:"tls"`
 	// ReadTimeout bounds reading one request.
 	ReadTimeout time.Duration `yaml:"read_timeout"`
 	// RetryAfter is the Retry-After answered with 429 and 503.
@@ -110,7 +109,7 @@ func (c *Config) Validate() error {
 	host, _, err := net.SplitHostPort(c.Address)
 	if err != nil {
 		errs = append(errs, fmt.Errorf("address: want host:port, got %q", c.Address))
-	} else if len(c.Users) == 0 && len(c.APIKeys) == 0 && !c.AllowUnauthenticated && !httpsource.IsLoopback(host) {
+	} else if len(c.Users) == 0 && len(c.APIKeys) == 0 && !c.AllowUnauthenticated && !config.IsLoopback(host) {
 		errs = append(errs, fmt.Errorf("address: %s is reachable from other machines but neither users nor api_keys are set; set one, or allow_unauthenticated: true if something in front authenticates", c.Address))
 	}
 	for i, u := range c.Users {
@@ -135,11 +134,8 @@ func (c *Config) Validate() error {
 	if c.MaxInFlight < 1 {
 		errs = append(errs, errors.New("max_in_flight: must be at least 1"))
 	}
-	if (c.TLS.CertFile == "") != (c.TLS.KeyFile == "") {
-		errs = append(errs, errors.New("tls: set both cert_file and key_file"))
-	}
-	if c.TLS.ClientCAFile != "" && c.TLS.CertFile == "" {
-		errs = append(errs, errors.New("tls.client_ca_file: needs cert_file and key_file"))
+	if err := c.TLS.Validate(); err != nil {
+		errs = append(errs, err)
 	}
 	if c.ReadTimeout <= 0 {
 		errs = append(errs, errors.New("read_timeout: must be positive"))

@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/vigil-sec/vigil/internal/config"
-	"github.com/vigil-sec/vigil/internal/source/httpsource"
 )
 
 const (
@@ -45,7 +44,7 @@ type Config struct {
 	// about three times its body in memory); more wait, unread, for a free slot.
 	MaxInFlight int `yaml:"max_in_flight"`
 	// TLS serves HTTPS when cert_file and key_file are set.
-	TLS httpsource.ServerTLS `yaml:"tls"`
+	TLS config.ServerTLS `yaml:"tls"`
 	// ReadTimeout bounds reading one request.
 	ReadTimeout time.Duration `yaml:"read_timeout"`
 	// ResponseTimeout bounds a request from its arrival to its answer, so that
@@ -78,7 +77,7 @@ func (c *Config) Validate() error {
 	host, _, err := net.SplitHostPort(c.Address)
 	if err != nil {
 		errs = append(errs, fmt.Errorf("address: want host:port, got %q", c.Address))
-	} else if len(c.AccessKeys) == 0 && !c.AllowUnauthenticated && !httpsource.IsLoopback(host) {
+	} else if len(c.AccessKeys) == 0 && !c.AllowUnauthenticated && !config.IsLoopback(host) {
 		errs = append(errs, fmt.Errorf("address: %s is reachable from other machines but no access_keys are set; set access_keys to the Firehose stream's access key, or allow_unauthenticated: true if something in front authenticates", c.Address))
 	}
 	for i, k := range c.AccessKeys {
@@ -98,11 +97,8 @@ func (c *Config) Validate() error {
 	if c.MaxInFlight < 1 {
 		errs = append(errs, errors.New("max_in_flight: must be at least 1"))
 	}
-	if (c.TLS.CertFile == "") != (c.TLS.KeyFile == "") {
-		errs = append(errs, errors.New("tls: set both cert_file and key_file"))
-	}
-	if c.TLS.ClientCAFile != "" && c.TLS.CertFile == "" {
-		errs = append(errs, errors.New("tls.client_ca_file: needs cert_file and key_file"))
+	if err := c.TLS.Validate(); err != nil {
+		errs = append(errs, err)
 	}
 	if c.ReadTimeout <= 0 {
 		errs = append(errs, errors.New("read_timeout: must be positive"))

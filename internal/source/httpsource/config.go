@@ -37,21 +37,11 @@ type Config struct {
 	// must be the source's name.
 	PathDataset bool `yaml:"path_dataset"`
 	// TLS serves HTTPS when cert_file and key_file are set.
-	TLS ServerTLS `yaml:"tls"`
+	TLS config.ServerTLS `yaml:"tls"`
 	// ReadTimeout bounds reading one request.
 	ReadTimeout time.Duration `yaml:"read_timeout"`
 	// RetryAfter is the Retry-After answered with 429 and 503.
 	RetryAfter time.Duration `yaml:"retry_after"`
-}
-
-// ServerTLS configures a TLS listener.
-type ServerTLS struct {
-	// CertFile is the PEM certificate chain the listener presents.
-	CertFile string `yaml:"cert_file"`
-	// KeyFile is the PEM private key of CertFile.
-	KeyFile string `yaml:"key_file"`
-	// ClientCAFile, when set, requires client certificates signed by these CAs.
-	ClientCAFile string `yaml:"client_ca_file"`
 }
 
 // NewConfig returns the defaults.
@@ -74,7 +64,7 @@ func (c *Config) Validate() error {
 	host, _, err := net.SplitHostPort(c.Address)
 	if err != nil {
 		errs = append(errs, fmt.Errorf("address: want host:port, got %q", c.Address))
-	} else if len(c.Tokens) == 0 && c.HMAC == nil && !c.AllowUnauthenticated && !IsLoopback(host) {
+	} else if len(c.Tokens) == 0 && c.HMAC == nil && !c.AllowUnauthenticated && !config.IsLoopback(host) {
 		errs = append(errs, fmt.Errorf("address: %s is reachable from other machines but neither tokens nor hmac are set; set one, or allow_unauthenticated: true if something in front authenticates", c.Address))
 	}
 	if c.HMAC != nil {
@@ -100,11 +90,8 @@ func (c *Config) Validate() error {
 	default:
 		errs = append(errs, fmt.Errorf("on_malformed: want reject or dlq, got %q", c.OnMalformed))
 	}
-	if (c.TLS.CertFile == "") != (c.TLS.KeyFile == "") {
-		errs = append(errs, errors.New("tls: set both cert_file and key_file"))
-	}
-	if c.TLS.ClientCAFile != "" && c.TLS.CertFile == "" {
-		errs = append(errs, errors.New("tls.client_ca_file: needs cert_file and key_file"))
+	if err := c.TLS.Validate(); err != nil {
+		errs = append(errs, err)
 	}
 	if c.ReadTimeout <= 0 {
 		errs = append(errs, errors.New("read_timeout: must be positive"))
@@ -113,13 +100,4 @@ func (c *Config) Validate() error {
 		errs = append(errs, errors.New("retry_after: must be at least 1s"))
 	}
 	return errors.Join(errs...)
-}
-
-// IsLoopback reports whether host names only this machine.
-func IsLoopback(host string) bool {
-	if host == "localhost" {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
 }

@@ -5,15 +5,12 @@ import (
 	"context"
 	"crypto/sha256"
 	"crypto/subtle"
-	"crypto/tls"
-	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
-	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -82,30 +79,6 @@ func (s *Source) Start(context.Context) error {
 	})
 	return s.listener.Start(ListenerConfig{What: "http source " + s.name, Address: s.cfg.Address, TLS: s.cfg.TLS,
 		ReadTimeout: s.cfg.ReadTimeout, Log: s.log, Counters: s.counters}, mux)
-}
-
-// ServerTLSConfig builds the TLS config of a listener: TLS 1.2 or later, and client
-// certificates required and verified when client_ca_file is set. Other listening
-// sources (firehose) share it so that every listener takes the same TLS options.
-func ServerTLSConfig(c ServerTLS) (*tls.Config, error) {
-	cert, err := tls.LoadX509KeyPair(c.CertFile, c.KeyFile)
-	if err != nil {
-		return nil, fmt.Errorf("tls: %w", err)
-	}
-	tc := &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{cert}}
-	if c.ClientCAFile != "" {
-		pem, err := os.ReadFile(c.ClientCAFile)
-		if err != nil {
-			return nil, fmt.Errorf("tls.client_ca_file: %w", err)
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("tls.client_ca_file: no certificates in %s", c.ClientCAFile)
-		}
-		tc.ClientCAs = pool
-		tc.ClientAuth = tls.RequireAndVerifyClientCert
-	}
-	return tc, nil
 }
 
 // Stop implements component.Source: new requests get 503, requests in flight finish

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/vigil-sec/vigil/internal/component"
+	"github.com/vigil-sec/vigil/internal/config"
 )
 
 // Listener is the listener lifecycle every HTTP-based source shares: bind (with TLS
@@ -32,7 +33,7 @@ type ListenerConfig struct {
 	// What names the source in errors and logs ("hec source splunk").
 	What    string
 	Address string
-	TLS     ServerTLS
+	TLS     config.ServerTLS
 	// ReadTimeout bounds reading a request; WriteTimeout, when set, writing the answer.
 	ReadTimeout  time.Duration
 	WriteTimeout time.Duration
@@ -47,7 +48,7 @@ func (l *Listener) Start(c ListenerConfig, h http.Handler) error {
 		return fmt.Errorf("%s: %w", c.What, err)
 	}
 	if c.TLS.CertFile != "" {
-		tc, err := ServerTLSConfig(c.TLS)
+		tc, err := c.TLS.TLSConfig()
 		if err != nil {
 			ln.Close()
 			return fmt.Errorf("%s: %w", c.What, err)
