@@ -20,7 +20,7 @@ import (
 
 	"github.com/vigil-sec/vigil/internal/component"
 	"github.com/vigil-sec/vigil/internal/event"
-	"github.com/vigil-sec/vigil/internal/source/httpsource"
+	"github.com/vigil-sec/vigil/internal/source/httpserver"
 )
 
 // Source is the elasticsearch_bulk source.
@@ -34,7 +34,7 @@ type Source struct {
 	basic    int                 // creds[:basic] are basic credentials
 	slots    chan struct{}
 
-	listener httpsource.Listener
+	listener httpserver.Listener
 }
 
 var _ component.Source = (*Source)(nil)
@@ -73,7 +73,7 @@ func (s *Source) Ready() bool { return s.listener.Ready() }
 
 // Start implements component.Source.
 func (s *Source) Start(context.Context) error {
-	return s.listener.Start(httpsource.ListenerConfig{What: "elasticsearch_bulk source " + s.name, Address: s.cfg.Address, TLS: s.cfg.TLS,
+	return s.listener.Start(httpserver.ListenerConfig{What: "elasticsearch_bulk source " + s.name, Address: s.cfg.Address, TLS: s.cfg.TLS,
 		ReadTimeout: s.cfg.ReadTimeout, Log: s.log, Counters: s.counters}, s.routes())
 }
 

@@ -37,7 +37,7 @@ import (
 	"github.com/klauspost/compress/gzip"
 
 	"github.com/vigil-sec/vigil/internal/component"
-	"github.com/vigil-sec/vigil/internal/source/httpsource"
+	"github.com/vigil-sec/vigil/internal/source/httpserver"
 )
 
 // Header names of the specification.
@@ -60,7 +60,7 @@ type Source struct {
 	keys     [][sha256.Size]byte
 	slots    chan struct{}
 
-	listener httpsource.Listener
+	listener httpserver.Listener
 }
 
 var _ component.Source = (*Source)(nil)
@@ -94,7 +94,7 @@ func (s *Source) Ready() bool { return s.listener.Ready() }
 // Start implements component.Source.
 func (s *Source) Start(context.Context) error {
 	// The answer may wait for the stream up to response_timeout.
-	return s.listener.Start(httpsource.ListenerConfig{What: "firehose source " + s.name, Address: s.cfg.Address, TLS: s.cfg.TLS,
+	return s.listener.Start(httpserver.ListenerConfig{What: "firehose source " + s.name, Address: s.cfg.Address, TLS: s.cfg.TLS,
 		ReadTimeout: s.cfg.ReadTimeout, WriteTimeout: s.cfg.ResponseTimeout + 10*time.Second, Log: s.log, Counters: s.counters}, s)
 }
 

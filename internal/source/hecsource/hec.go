@@ -18,7 +18,7 @@ import (
 	"github.com/klauspost/compress/gzip"
 
 	"github.com/vigil-sec/vigil/internal/component"
-	"github.com/vigil-sec/vigil/internal/source/httpsource"
+	"github.com/vigil-sec/vigil/internal/source/httpserver"
 )
 
 // HeaderChannel carries the channel of indexer acknowledgement.
@@ -39,7 +39,7 @@ type Source struct {
 	acks     *acks
 	slots    chan struct{}
 
-	listener httpsource.Listener
+	listener httpserver.Listener
 }
 
 var _ component.Source = (*Source)(nil)
@@ -97,7 +97,7 @@ func (s *Source) Start(context.Context) error {
 		_, _ = io.WriteString(w, `{"text":"The requested URL was not found on this server.","code":404}`)
 		s.counters.Request("404")
 	})
-	return s.listener.Start(httpsource.ListenerConfig{What: "hec source " + s.name, Address: s.cfg.Address, TLS: s.cfg.TLS,
+	return s.listener.Start(httpserver.ListenerConfig{What: "hec source " + s.name, Address: s.cfg.Address, TLS: s.cfg.TLS,
 		ReadTimeout: s.cfg.ReadTimeout, Log: s.log, Counters: s.counters}, mux)
 }
 

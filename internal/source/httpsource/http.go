@@ -20,6 +20,7 @@ import (
 	"github.com/vigil-sec/vigil/internal/component"
 	"github.com/vigil-sec/vigil/internal/config"
 	"github.com/vigil-sec/vigil/internal/parse/jsonparse"
+	"github.com/vigil-sec/vigil/internal/source/httpserver"
 )
 
 // Source is the http source.
@@ -33,7 +34,7 @@ type Source struct {
 	signer   *signer   // nil without hmac
 	limiters *limiters // nil without rate_limit
 
-	listener Listener
+	listener httpserver.Listener
 }
 
 var _ component.Source = (*Source)(nil)
@@ -77,7 +78,7 @@ func (s *Source) Start(context.Context) error {
 		w.Header().Set("Allow", "POST")
 		s.reply(w, http.StatusMethodNotAllowed, map[string]any{"error": "use POST"})
 	})
-	return s.listener.Start(ListenerConfig{What: "http source " + s.name, Address: s.cfg.Address, TLS: s.cfg.TLS,
+	return s.listener.Start(httpserver.ListenerConfig{What: "http source " + s.name, Address: s.cfg.Address, TLS: s.cfg.TLS,
 		ReadTimeout: s.cfg.ReadTimeout, Log: s.log, Counters: s.counters}, mux)
 }
 

@@ -1,4 +1,8 @@
-package httpsource
+// Package httpserver is what the HTTP intake sources (http, firehose, hec,
+// elasticsearch_bulk) share: the listener lifecycle, the server settings they all
+// take, and the one mapping from intake errors to HTTP status codes. Each source
+// keeps its own protocol: paths, authentication and the bodies of its answers.
+package httpserver
 
 import (
 	"context"
