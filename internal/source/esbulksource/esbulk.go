@@ -58,11 +58,7 @@ func New(cfg *Config, deps component.SourceDeps) *Source {
 
 // Describe implements component.Source.
 func (s *Source) Describe() string {
-	scheme := "http"
-	if s.cfg.TLS.CertFile != "" {
-		scheme = "https"
-	}
-	return fmt.Sprintf("%s on %s://%s/_bulk (Elasticsearch bulk API)", s.name, scheme, s.Addr())
+	return fmt.Sprintf("%s on %s://%s/_bulk (Elasticsearch bulk API)", s.name, s.cfg.Scheme(), s.Addr())
 }
 
 // Addr is the address the source listens on (the real port when configured with 0).
@@ -73,8 +69,8 @@ func (s *Source) Ready() bool { return s.listener.Ready() }
 
 // Start implements component.Source.
 func (s *Source) Start(context.Context) error {
-	return s.listener.Start(httpserver.ListenerConfig{What: "elasticsearch_bulk source " + s.name, Address: s.cfg.Address, TLS: s.cfg.TLS,
-		ReadTimeout: s.cfg.ReadTimeout, Log: s.log, Counters: s.counters}, s.routes())
+	return s.listener.Start(httpserver.ListenerConfig{What: "elasticsearch_bulk source " + s.name, Server: s.cfg.Config,
+		Log: s.log, Counters: s.counters}, s.routes())
 }
 
 // Stop implements component.Source: new requests get 503, requests in flight finish
@@ -144,7 +140,7 @@ func (s *Source) fail(w http.ResponseWriter, status int, reason, errType, msg st
 }
 
 func (s *Source) retryLater(w http.ResponseWriter, status int, reason, errType, msg string) {
-	w.Header().Set("Retry-After", strconv.Itoa(int(s.cfg.RetryAfter.Round(time.Second)/time.Second)))
+	w.Header().Set("Retry-After", s.cfg.RetryAfterSeconds())
 	s.fail(w, status, reason, errType, msg)
 }
 

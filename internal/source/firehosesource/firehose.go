@@ -78,11 +78,7 @@ func New(cfg *Config, deps component.SourceDeps) *Source {
 
 // Describe implements component.Source.
 func (s *Source) Describe() string {
-	scheme := "http"
-	if s.cfg.TLS.CertFile != "" {
-		scheme = "https"
-	}
-	return fmt.Sprintf("%s on %s://%s%s (Firehose HTTP endpoint)", s.name, scheme, s.Addr(), s.cfg.Path)
+	return fmt.Sprintf("%s on %s://%s%s (Firehose HTTP endpoint)", s.name, s.cfg.Scheme(), s.Addr(), s.cfg.Path)
 }
 
 // Addr is the address the source listens on (the real port when configured with 0).
@@ -94,8 +90,8 @@ func (s *Source) Ready() bool { return s.listener.Ready() }
 // Start implements component.Source.
 func (s *Source) Start(context.Context) error {
 	// The answer may wait for the stream up to response_timeout.
-	return s.listener.Start(httpserver.ListenerConfig{What: "firehose source " + s.name, Address: s.cfg.Address, TLS: s.cfg.TLS,
-		ReadTimeout: s.cfg.ReadTimeout, WriteTimeout: s.cfg.ResponseTimeout + 10*time.Second, Log: s.log, Counters: s.counters}, s)
+	return s.listener.Start(httpserver.ListenerConfig{What: "firehose source " + s.name, Server: s.cfg.Config,
+		WriteTimeout: s.cfg.ResponseTimeout + 10*time.Second, Log: s.log, Counters: s.counters}, s)
 }
 
 // Stop implements component.Source: new requests get 503, requests in flight finish
@@ -146,7 +142,7 @@ func (x *exchange) fail(code int, reason, msg string) {
 }
 
 func (x *exchange) retryLater(code int, reason, msg string) {
-	x.w.Header().Set("Retry-After", strconv.Itoa(int(x.s.cfg.RetryAfter.Round(time.Second)/time.Second)))
+	x.w.Header().Set("Retry-After", x.s.cfg.RetryAfterSeconds())
 	x.fail(code, reason, msg)
 }
 

@@ -64,11 +64,7 @@ func New(cfg *Config, deps component.SourceDeps) *Source {
 
 // Describe implements component.Source.
 func (s *Source) Describe() string {
-	scheme := "http"
-	if s.cfg.TLS.CertFile != "" {
-		scheme = "https"
-	}
-	return fmt.Sprintf("%s on %s://%s/services/collector (Splunk HEC)", s.name, scheme, s.Addr())
+	return fmt.Sprintf("%s on %s://%s/services/collector (Splunk HEC)", s.name, s.cfg.Scheme(), s.Addr())
 }
 
 // Addr is the address the source listens on (the real port when configured with 0).
@@ -97,8 +93,8 @@ func (s *Source) Start(context.Context) error {
 		_, _ = io.WriteString(w, `{"text":"The requested URL was not found on this server.","code":404}`)
 		s.counters.Request("404")
 	})
-	return s.listener.Start(httpserver.ListenerConfig{What: "hec source " + s.name, Address: s.cfg.Address, TLS: s.cfg.TLS,
-		ReadTimeout: s.cfg.ReadTimeout, Log: s.log, Counters: s.counters}, mux)
+	return s.listener.Start(httpserver.ListenerConfig{What: "hec source " + s.name, Server: s.cfg.Config,
+		Log: s.log, Counters: s.counters}, mux)
 }
 
 // Stop implements component.Source: new requests get 503 code 9, requests in flight
@@ -143,7 +139,7 @@ func (s *Source) reply(w http.ResponseWriter, status int, a answer) {
 func (s *Source) fail(w http.ResponseWriter, code int, reason string) {
 	s.counters.Error(reason)
 	if code == codeServerBusy {
-		w.Header().Set("Retry-After", strconv.Itoa(int(s.cfg.RetryAfter.Round(time.Second)/time.Second)))
+		w.Header().Set("Retry-After", s.cfg.RetryAfterSeconds())
 	}
 	s.reply(w, httpStatus(code), answer{Text: codeText[code], Code: code})
 }

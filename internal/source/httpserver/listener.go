@@ -17,7 +17,6 @@ import (
 	"time"
 
 	"github.com/vigil-sec/vigil/internal/component"
-	"github.com/vigil-sec/vigil/internal/config"
 )
 
 // Listener is the listener lifecycle every HTTP-based source shares: bind (with TLS
@@ -35,11 +34,10 @@ type Listener struct {
 // ListenerConfig is what Start needs.
 type ListenerConfig struct {
 	// What names the source in errors and logs ("hec source splunk").
-	What    string
-	Address string
-	TLS     config.ServerTLS
-	// ReadTimeout bounds reading a request; WriteTimeout, when set, writing the answer.
-	ReadTimeout  time.Duration
+	What string
+	// Server gives the address, TLS and read timeout.
+	Server Config
+	// WriteTimeout, when set, bounds writing the answer.
 	WriteTimeout time.Duration
 	Log          *slog.Logger
 	Counters     *component.Counters
@@ -47,12 +45,12 @@ type ListenerConfig struct {
 
 // Start binds the address and serves h until Stop.
 func (l *Listener) Start(c ListenerConfig, h http.Handler) error {
-	ln, err := net.Listen("tcp", c.Address)
+	ln, err := net.Listen("tcp", c.Server.Address)
 	if err != nil {
 		return fmt.Errorf("%s: %w", c.What, err)
 	}
-	if c.TLS.CertFile != "" {
-		tc, err := c.TLS.TLSConfig()
+	if c.Server.TLS.Enabled() {
+		tc, err := c.Server.TLS.TLSConfig()
 		if err != nil {
 			ln.Close()
 			return fmt.Errorf("%s: %w", c.What, err)
@@ -63,7 +61,7 @@ func (l *Listener) Start(c ListenerConfig, h http.Handler) error {
 	l.srv = &http.Server{
 		Handler:           h,
 		ReadHeaderTimeout: 10 * time.Second,
-		ReadTimeout:       c.ReadTimeout,
+		ReadTimeout:       c.Server.ReadTimeout,
 		WriteTimeout:      c.WriteTimeout,
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(c.Log.Handler(), slog.LevelWarn),

@@ -57,11 +57,7 @@ func New(cfg *Config, deps component.SourceDeps) *Source {
 
 // Describe implements component.Source.
 func (s *Source) Describe() string {
-	scheme := "http"
-	if s.cfg.TLS.CertFile != "" {
-		scheme = "https"
-	}
-	return fmt.Sprintf("%s on %s://%s/v1/events/{name}", s.name, scheme, s.Addr())
+	return fmt.Sprintf("%s on %s://%s/v1/events/{name}", s.name, s.cfg.Scheme(), s.Addr())
 }
 
 // Addr is the address the source listens on (the real port when configured with 0).
@@ -78,8 +74,8 @@ func (s *Source) Start(context.Context) error {
 		w.Header().Set("Allow", "POST")
 		s.reply(w, http.StatusMethodNotAllowed, map[string]any{"error": "use POST"})
 	})
-	return s.listener.Start(httpserver.ListenerConfig{What: "http source " + s.name, Address: s.cfg.Address, TLS: s.cfg.TLS,
-		ReadTimeout: s.cfg.ReadTimeout, Log: s.log, Counters: s.counters}, mux)
+	return s.listener.Start(httpserver.ListenerConfig{What: "http source " + s.name, Server: s.cfg.Config,
+		Log: s.log, Counters: s.counters}, mux)
 }
 
 // Stop implements component.Source: new requests get 503, requests in flight finish
@@ -109,7 +105,7 @@ func (s *Source) fail(w http.ResponseWriter, code int, reason, msg string) {
 
 func (s *Source) handleEvents(w http.ResponseWriter, r *http.Request) {
 	if s.listener.Closing() {
-		w.Header().Set("Retry-After", s.retryAfter())
+		w.Header().Set("Retry-After", s.cfg.RetryAfterSeconds())
 		w.Header().Set("Connection", "close")
 		s.fail(w, http.StatusServiceUnavailable, "shutting_down", "shutting down; retry on another node or later")
 		return
@@ -203,12 +199,8 @@ func (s *Source) handleEvents(w http.ResponseWriter, r *http.Request) {
 	s.reply(w, http.StatusOK, result{Accepted: len(recs), DeadLettered: len(bad)})
 }
 
-func (s *Source) retryAfter() string {
-	return strconv.Itoa(int(s.cfg.RetryAfter.Round(time.Second) / time.Second))
-}
-
 func (s *Source) storeFailed(w http.ResponseWriter, err error) {
-	w.Header().Set("Retry-After", s.retryAfter())
+	w.Header().Set("Retry-After", s.cfg.RetryAfterSeconds())
 	switch {
 	case errors.Is(err, component.ErrFull):
 		s.reply(w, http.StatusTooManyRequests, result{Error: "the intake stream is full; retry later"})
