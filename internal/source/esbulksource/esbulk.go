@@ -315,15 +315,20 @@ func (s *Source) handleBulk(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Source) storeFailed(w http.ResponseWriter, err error) {
-	switch {
-	case errors.Is(err, component.ErrFull):
-		s.retryLater(w, http.StatusTooManyRequests, "stream_full", "es_rejected_execution_exception", "the intake stream is full; retry later")
-	case errors.Is(err, component.ErrTooLarge):
-		s.fail(w, http.StatusRequestEntityTooLarge, "too_large", "illegal_argument_exception", "a document is larger than the intake stream accepts")
+	f := httpserver.Classify(err)
+	errType, msg := "unavailable_shards_exception", "the intake stream is unavailable; retry later"
+	switch f.Status {
+	case http.StatusTooManyRequests:
+		errType, msg = "es_rejected_execution_exception", "the intake stream is full; retry later"
+	case http.StatusRequestEntityTooLarge:
+		errType, msg = "illegal_argument_exception", "a document is larger than the intake stream accepts"
 	default:
 		s.log.Warn("elasticsearch_bulk source: store failed", "source", s.name, "err", err)
-		s.retryLater(w, http.StatusServiceUnavailable, "stream_unavailable", "unavailable_shards_exception", "the intake stream is unavailable; retry later")
 	}
+	if f.RetryAfter {
+		w.Header().Set("Retry-After", s.cfg.RetryAfterSeconds())
+	}
+	s.fail(w, f.Status, f.Reason, errType, msg)
 }
 
 // bulkResponse builds Elasticsearch's bulk answer for items whose documents are all

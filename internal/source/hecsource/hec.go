@@ -273,16 +273,18 @@ func (s *Source) store(w http.ResponseWriter, r *http.Request, channel string, r
 	s.counters.Received(len(recs), 0)
 	err := s.intake.Store(r.Context(), component.Records{Received: time.Now(), Records: recs})
 	if err != nil {
-		switch {
-		case errors.Is(err, component.ErrFull):
-			s.fail(w, codeServerBusy, "stream_full")
-		case errors.Is(err, component.ErrTooLarge):
-			s.counters.Error("too_large")
-			s.reply(w, http.StatusRequestEntityTooLarge, answer{Text: "An event is larger than the intake stream accepts", Code: codeInvalidDataFormat})
-		default:
+		f := httpserver.Classify(err)
+		switch f.Status {
+		case http.StatusRequestEntityTooLarge:
+			s.counters.Error(f.Reason)
+			s.reply(w, f.Status, answer{Text: "An event is larger than the intake stream accepts", Code: codeInvalidDataFormat})
+			return
+		case http.StatusServiceUnavailable:
 			s.log.Warn("hec source: store failed", "source", s.name, "err", err)
-			s.fail(w, codeServerBusy, "stream_unavailable")
 		}
+		// HEC has no 429: a full stream, like an unavailable one, is "server is busy"
+		// (503 code 9, with Retry-After).
+		s.fail(w, codeServerBusy, f.Reason)
 		return
 	}
 	n := 0

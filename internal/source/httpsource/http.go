@@ -200,17 +200,20 @@ func (s *Source) handleEvents(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Source) storeFailed(w http.ResponseWriter, err error) {
-	w.Header().Set("Retry-After", s.cfg.RetryAfterSeconds())
-	switch {
-	case errors.Is(err, component.ErrFull):
-		s.reply(w, http.StatusTooManyRequests, result{Error: "the intake stream is full; retry later"})
-	case errors.Is(err, component.ErrTooLarge):
-		w.Header().Del("Retry-After")
-		s.reply(w, http.StatusRequestEntityTooLarge, result{Error: "a single record is larger than the stream accepts"})
+	f := httpserver.Classify(err)
+	msg := "the intake stream is unavailable; retry later"
+	switch f.Status {
+	case http.StatusTooManyRequests:
+		msg = "the intake stream is full; retry later"
+	case http.StatusRequestEntityTooLarge:
+		msg = "a single record is larger than the stream accepts"
 	default:
 		s.log.Warn("http source: store failed", "source", s.name, "err", err)
-		s.reply(w, http.StatusServiceUnavailable, result{Error: "the intake stream is unavailable; retry later"})
 	}
+	if f.RetryAfter {
+		w.Header().Set("Retry-After", s.cfg.RetryAfterSeconds())
+	}
+	s.reply(w, f.Status, result{Error: msg})
 }
 
 // authorized checks the bearer token in constant time; it answers 401 or 403 itself.
