@@ -316,19 +316,19 @@ func (s *Source) handleBulk(w http.ResponseWriter, r *http.Request) {
 
 func (s *Source) storeFailed(w http.ResponseWriter, err error) {
 	f := httpserver.Classify(err)
-	errType, msg := "unavailable_shards_exception", "the intake stream is unavailable; retry later"
+	errType := "unavailable_shards_exception"
 	switch f.Status {
 	case http.StatusTooManyRequests:
-		errType, msg = "es_rejected_execution_exception", "the intake stream is full; retry later"
+		errType = "es_rejected_execution_exception"
 	case http.StatusRequestEntityTooLarge:
-		errType, msg = "illegal_argument_exception", "a document is larger than the intake stream accepts"
+		errType, f.Message = "illegal_argument_exception", "a document is larger than the intake stream accepts"
 	default:
 		s.log.Warn("elasticsearch_bulk source: store failed", "source", s.name, "err", err)
 	}
 	if f.RetryAfter {
 		w.Header().Set("Retry-After", s.cfg.RetryAfterSeconds())
 	}
-	s.fail(w, f.Status, f.Reason, errType, msg)
+	s.fail(w, f.Status, f.Reason, errType, f.Message)
 }
 
 // bulkResponse builds Elasticsearch's bulk answer for items whose documents are all

@@ -214,22 +214,19 @@ func (s *Source) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 func (s *Source) storeFailed(x *exchange, err error) {
 	f := httpserver.Classify(err)
-	msg := "the intake stream is unavailable; retry later"
 	switch f.Status {
-	case http.StatusTooManyRequests:
-		msg = "the intake stream is full; retry later"
 	case http.StatusRequestEntityTooLarge:
 		// Not 413: Firehose would drop the batch without a copy. A 500 makes it retry
 		// and, when its retry duration runs out, keep the batch in its S3 error bucket.
 		f.Status = http.StatusInternalServerError
-		msg = "a record is larger than the intake stream accepts; raise the stream's message size limit"
-	default:
+		f.Message += "; raise the stream's message size limit"
+	case http.StatusServiceUnavailable:
 		s.log.Warn("firehose source: store failed", "source", s.name, "request_id", x.requestID, "err", err)
 	}
 	if f.RetryAfter {
 		x.w.Header().Set("Retry-After", x.s.cfg.RetryAfterSeconds())
 	}
-	x.fail(f.Status, f.Reason, msg)
+	x.fail(f.Status, f.Reason, f.Message)
 }
 
 // authorized checks the access key in constant time: every configured key is

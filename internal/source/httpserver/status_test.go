@@ -11,9 +11,12 @@ import (
 )
 
 func TestClassify(t *testing.T) {
-	full := Failure{Status: http.StatusTooManyRequests, RetryAfter: true, Reason: "stream_full"}
-	tooLarge := Failure{Status: http.StatusRequestEntityTooLarge, Reason: "too_large"}
-	unavailable := Failure{Status: http.StatusServiceUnavailable, RetryAfter: true, Reason: "stream_unavailable"}
+	full := Failure{Status: http.StatusTooManyRequests, RetryAfter: true, Reason: "stream_full",
+		Message: "the intake stream is full; retry later"}
+	tooLarge := Failure{Status: http.StatusRequestEntityTooLarge, Reason: "too_large",
+		Message: "a record is larger than the intake stream accepts"}
+	unavailable := Failure{Status: http.StatusServiceUnavailable, RetryAfter: true, Reason: "stream_unavailable",
+		Message: "the intake stream is unavailable; retry later"}
 	tests := []struct {
 		name string
 		give error

@@ -201,19 +201,13 @@ func (s *Source) handleEvents(w http.ResponseWriter, r *http.Request) {
 
 func (s *Source) storeFailed(w http.ResponseWriter, err error) {
 	f := httpserver.Classify(err)
-	msg := "the intake stream is unavailable; retry later"
-	switch f.Status {
-	case http.StatusTooManyRequests:
-		msg = "the intake stream is full; retry later"
-	case http.StatusRequestEntityTooLarge:
-		msg = "a single record is larger than the stream accepts"
-	default:
+	if f.Status == http.StatusServiceUnavailable {
 		s.log.Warn("http source: store failed", "source", s.name, "err", err)
 	}
 	if f.RetryAfter {
 		w.Header().Set("Retry-After", s.cfg.RetryAfterSeconds())
 	}
-	s.reply(w, f.Status, result{Error: msg})
+	s.reply(w, f.Status, result{Error: f.Message})
 }
 
 // authorized checks the bearer token in constant time; it answers 401 or 403 itself.
