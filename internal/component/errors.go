@@ -3,7 +3,8 @@ package component
 import "errors"
 
 // Errors a publish can end in. Sources map them to wire statuses: ErrFull to 429,
-// ErrUnavailable to 503 (both with Retry-After) and ErrTooLarge to 413.
+// ErrUnavailable to 503 (both with Retry-After) and ErrTooLarge to 413; the HTTP
+// sources do it in one place, httpserver.Classify.
 var (
 	// ErrFull means the stream is at its limit and refuses new data until consumers
 	// catch up; nothing old was discarded to make room.

@@ -3,10 +3,15 @@ package config_test
 import (
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/vigil-sec/vigil/internal/components"
 	"github.com/vigil-sec/vigil/internal/config"
 	"github.com/vigil-sec/vigil/internal/sink/archivesink"
+	"github.com/vigil-sec/vigil/internal/source/esbulksource"
+	"github.com/vigil-sec/vigil/internal/source/firehosesource"
+	"github.com/vigil-sec/vigil/internal/source/hecsource"
+	"github.com/vigil-sec/vigil/internal/source/httpserver"
 	"github.com/vigil-sec/vigil/internal/source/httpsource"
 )
 
@@ -94,6 +99,95 @@ sinks:
 	for i, w := range wantPrefixes {
 		if !strings.HasPrefix(lines[i], w) {
 			t.Errorf("problem %d: got %q, want prefix %q", i, lines[i], w)
+		}
+	}
+}
+
+// The HTTP sources take their server settings as an embedded struct decoded inline:
+// its keys are the source's own, unset ones keep the source's defaults, and the
+// unknown-key check still sees them.
+func TestBuiltinHTTPServerKeys(t *testing.T) {
+	yaml := `
+sources:
+  web:
+    type: http
+    address: 0.0.0.0:8080
+    allow_unauthenticated: true
+    max_body_bytes: 2MiB
+    tls: {cert_file: c.pem, key_file: k.pem, client_ca_file: ca.pem}
+    read_timeout: 7s
+    retry_after: 3s
+  fh:
+    type: firehose
+    address: 127.0.0.1:8443
+    max_in_flight: 3
+    retry_after: 9s
+  splunk:
+    type: hec
+    tokens: [t]
+    read_timeout: 11s
+  es:
+    type: elasticsearch_bulk
+    max_body_bytes: 1MiB
+sinks:
+  archive:
+    type: file_archive
+    inputs: ["*"]
+`
+	cfg, err := config.Parse([]byte(yaml), "inline.yaml", components.Builtin())
+	if err != nil {
+		t.Fatal(err)
+	}
+	settings := map[string]config.Component{}
+	for _, s := range cfg.Sources {
+		settings[s.Name] = s.Settings
+	}
+	web := settings["web"].(*httpsource.Config).Config
+	wantWeb := httpserver.Config{Address: "0.0.0.0:8080", AllowUnauthenticated: true, MaxBodyBytes: 2 << 20,
+		TLS:         config.ServerTLS{CertFile: "c.pem", KeyFile: "k.pem", ClientCAFile: "ca.pem"},
+		ReadTimeout: 7 * time.Second, RetryAfter: 3 * time.Second}
+	if web != wantWeb {
+		t.Errorf("http: got %+v, want %+v", web, wantWeb)
+	}
+	fh := settings["fh"].(*firehosesource.Config).BoundedConfig
+	wantFH := firehosesource.NewConfig().BoundedConfig
+	wantFH.MaxInFlight, wantFH.RetryAfter = 3, 9*time.Second
+	if fh != wantFH {
+		t.Errorf("firehose: got %+v, want %+v", fh, wantFH)
+	}
+	hec := settings["splunk"].(*hecsource.Config)
+	wantHEC := hecsource.NewConfig().BoundedConfig
+	wantHEC.ReadTimeout = 11 * time.Second
+	if hec.BoundedConfig != wantHEC || len(hec.Tokens) != 1 {
+		t.Errorf("hec: got %+v, want %+v", hec.BoundedConfig, wantHEC)
+	}
+	es := settings["es"].(*esbulksource.Config).BoundedConfig
+	wantES := esbulksource.NewConfig().BoundedConfig
+	wantES.MaxBodyBytes = 1 << 20
+	if es != wantES {
+		t.Errorf("elasticsearch_bulk: got %+v, want %+v", es, wantES)
+	}
+
+	// max_in_flight belongs to the bounded sources only; a typo is still caught.
+	_, err = config.Parse([]byte(`
+sources:
+  web:
+    type: http
+    max_in_flight: 4
+  fh:
+    type: firehose
+    max_in_flite: 4
+sinks:
+  archive:
+    type: file_archive
+    inputs: ["*"]
+`), "typo.yaml", components.Builtin())
+	for _, want := range []string{
+		`typo.yaml:5:5: sources.web: unknown field "max_in_flight"`,
+		`typo.yaml:8:5: sources.fh: unknown field "max_in_flite"`,
+	} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("missing %q in:\n%v", want, err)
 		}
 	}
 }

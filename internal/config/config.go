@@ -104,6 +104,19 @@ func (t ClientTLS) Enabled() bool {
 	return t.CAFile != "" || t.CertFile != "" || t.KeyFile != "" || t.InsecureSkipVerify
 }
 
+// ServerTLS configures a TLS listener (the HTTP sources, syslog over TLS).
+type ServerTLS struct {
+	// CertFile is the PEM certificate chain the listener presents.
+	CertFile string `yaml:"cert_file"`
+	// KeyFile is the PEM private key of CertFile.
+	KeyFile string `yaml:"key_file"`
+	// ClientCAFile, when set, requires client certificates signed by these CAs.
+	ClientCAFile string `yaml:"client_ca_file"`
+}
+
+// Enabled reports whether the listener serves TLS.
+func (t ServerTLS) Enabled() bool { return t.CertFile != "" }
+
 // Retention bounds one stream.
 type Retention struct {
 	// MaxAge is how long messages are kept.

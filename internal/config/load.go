@@ -482,9 +482,18 @@ func (l *loader) parseProcessors(node ast.Node, cfg *Config) {
 	names := map[string]bool{}
 	for i, item := range seq.Values {
 		path := fmt.Sprintf("processing.processors[%d]", i)
-		l.pos[path] = item
+		// A problem of the entry as a whole points at its "-", not at the first
+		// key's colon (a flow list has no entries).
+		var at ast.Node = item
+		if i < len(seq.Entries) && seq.Entries[i] != nil && seq.Entries[i].GetToken() != nil {
+			at = seq.Entries[i]
+		}
+		l.pos[path] = at
+		// Every entry takes its place in the list, even a broken one, so that the
+		// later checks name and place processors[i] by its index in the file.
 		pc := &Processor{}
-		typ, typeNode, rest, ok := l.splitComponent(item, item, path, func(key string, kv *ast.MappingValueNode) bool {
+		cfg.Processing.Processors = append(cfg.Processing.Processors, pc)
+		typ, typeNode, rest, ok := l.splitComponent(at, item, path, func(key string, kv *ast.MappingValueNode) bool {
 			switch key {
 			case "name":
 				l.decode(kv.Value, path+".name", &pc.Name)
@@ -513,7 +522,6 @@ func (l *loader) parseProcessors(node ast.Node, cfg *Config) {
 		if l.decode(rest, path, settings) {
 			pc.Settings = settings
 		}
-		cfg.Processing.Processors = append(cfg.Processing.Processors, pc)
 	}
 }
 

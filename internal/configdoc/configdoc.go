@@ -11,6 +11,7 @@ import (
 	"io/fs"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"time"
 
@@ -119,17 +120,23 @@ type gen struct {
 }
 
 // table writes one markdown table of v's yaml fields, nested structs flattened with
-// dotted keys.
+// dotted keys, followed by the doc comments of its inlined structs (what a
+// component says about the settings it shares with others).
 func (g *gen) table(b *strings.Builder, v reflect.Value, prefix string) error {
-	if prefix == "" {
-		b.WriteString("| key | default | description |\n|---|---|---|\n")
+	b.WriteString("| key | default | description |\n|---|---|---|\n")
+	var notes []string
+	if err := g.rows(b, v, prefix, &notes); err != nil {
+		return err
 	}
-	return g.rows(b, v, prefix)
+	for _, n := range notes {
+		b.WriteString("\n" + n + "\n")
+	}
+	return nil
 }
 
-// rows writes the table rows of v's yaml fields under prefix; the fields of a struct
-// embedded with `yaml:",inline"` are rows of v's own level, as the decoder reads them.
-func (g *gen) rows(b *strings.Builder, v reflect.Value, prefix string) error {
+// rows writes the table rows of v's yaml fields. The fields of a struct embedded
+// with `yaml:",inline"` are keys of v itself; its doc comment goes to notes.
+func (g *gen) rows(b *strings.Builder, v reflect.Value, prefix string, notes *[]string) error {
 	t := v.Type()
 	docs, err := g.fieldDocs(t)
 	if err != nil {
@@ -141,8 +148,11 @@ func (g *gen) rows(b *strings.Builder, v reflect.Value, prefix string) error {
 			continue
 		}
 		name, opts, _ := strings.Cut(f.Tag.Get("yaml"), ",")
-		if name == "" && opts == "inline" && f.Type.Kind() == reflect.Struct {
-			if err := g.rows(b, v.Field(i), prefix); err != nil {
+		if name == "" && slices.Contains(strings.Split(opts, ","), "inline") {
+			if docs[f.Name] != "" {
+				*notes = append(*notes, docs[f.Name])
+			}
+			if err := g.rows(b, v.Field(i), prefix, notes); err != nil {
 				return err
 			}
 			continue
@@ -161,7 +171,7 @@ func (g *gen) rows(b *strings.Builder, v reflect.Value, prefix string) error {
 			}
 		}
 		if fv.Kind() == reflect.Struct && fv.Type() != reflect.TypeOf(time.Time{}) {
-			if err := g.rows(b, fv, key+"."); err != nil {
+			if err := g.rows(b, fv, key+".", notes); err != nil {
 				return err
 			}
 			continue
@@ -248,6 +258,11 @@ func (g *gen) fieldDocs(t reflect.Type) (map[string]string, error) {
 					if text == "" && field.Comment != nil {
 						text = strings.Join(strings.Fields(field.Comment.Text()), " ")
 					}
+					if len(field.Names) == 0 {
+						// An embedded struct, named by its type; its comment is its own.
+						docs[embeddedName(field.Type)] = text
+						continue
+					}
 					if text != "" {
 						pending = text
 					}
@@ -261,4 +276,21 @@ func (g *gen) fieldDocs(t reflect.Type) (map[string]string, error) {
 	}
 	g.comments[key] = docs
 	return docs, nil
+}
+
+// embeddedName is the field name Go gives a struct embedded as typ.
+func embeddedName(typ ast.Expr) string {
+	switch t := typ.(type) {
+	case *ast.Ident:
+		return t.Name
+	case *ast.SelectorExpr:
+		return t.Sel.Name
+	case *ast.StarExpr:
+		return embeddedName(t.X)
+	case *ast.IndexExpr:
+		return embeddedName(t.X)
+	case *ast.IndexListExpr:
+		return embeddedName(t.X)
+	}
+	return ""
 }

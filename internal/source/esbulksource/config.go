@@ -42,12 +42,10 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
-	"net"
 	"strings"
 	"time"
 
-	"github.com/vigil-sec/vigil/internal/config"
-	"github.com/vigil-sec/vigil/internal/source/httpsource"
+	"github.com/vigil-sec/vigil/internal/source/httpserver"
 )
 
 // DefaultMaxBodyBytes is Elasticsearch's default http.max_content_length.
@@ -55,32 +53,19 @@ const DefaultMaxBodyBytes = 100 << 20
 
 // Config is the elasticsearch_bulk source's config.
 type Config struct {
-	// Address to listen on, host:port.
-	Address string `yaml:"address"`
+	// The default max_body_bytes is Elasticsearch's default http.max_content_length.
+	// Each bulk request in flight may hold about twice its body in memory.
+	httpserver.BoundedConfig `yaml:",inline"`
 	// Users are the accepted HTTP basic credentials.
 	Users []User `yaml:"users"`
 	// APIKeys are the accepted API keys, each "id:api_key" or its base64 encoding
 	// (the value clients send after "ApiKey ").
 	APIKeys []string `yaml:"api_keys" secret:"true"`
-	// AllowUnauthenticated permits listening on a non-loopback address without users
-	// or api_keys.
-	AllowUnauthenticated bool `yaml:"allow_unauthenticated"`
 	// IndexAsDataset makes each document's index its dataset (see the package doc).
 	IndexAsDataset bool `yaml:"index_as_dataset"`
 	// Version is the version.number answered on GET /; clients pick their protocol
 	// from it.
 	Version string `yaml:"version"`
-	// MaxBodyBytes limits a request body, before and after gzip decoding.
-	MaxBodyBytes config.ByteSize `yaml:"max_body_bytes"`
-	// MaxInFlight bounds the bulk requests decoded and stored at once (each may hold
-	// about twice its body in memory); more wait, unread.
-	MaxInFlight int `yaml:"max_in_flight"`
-	// TLS serves HTTPS when cert_file and key_file are set.
-	TLS httpsource.ServerTLS `yaml:"tls"`
-	// ReadTimeout bounds reading one request.
-	ReadTimeout time.Duration `yaml:"read_timeout"`
-	// RetryAfter is the Retry-After answered with 429 and 503.
-	RetryAfter time.Duration `yaml:"retry_after"`
 }
 
 // User is one basic-auth credential.
@@ -91,14 +76,10 @@ type User struct {
 
 // NewConfig returns the defaults.
 func NewConfig() *Config {
-	return &Config{
-		Address:      "127.0.0.1:9200",
-		Version:      "8.17.0",
-		MaxBodyBytes: DefaultMaxBodyBytes,
-		MaxInFlight:  4,
-		ReadTimeout:  2 * time.Minute,
-		RetryAfter:   5 * time.Second,
-	}
+	srv := httpserver.NewBoundedConfig("127.0.0.1:9200", 4)
+	srv.MaxBodyBytes = DefaultMaxBodyBytes
+	srv.ReadTimeout = 2 * time.Minute
+	return &Config{BoundedConfig: srv, Version: "8.17.0"}
 }
 
 // DefaultFormat implements config.FormatDefaulter: documents are JSON objects.
@@ -106,13 +87,10 @@ func (c *Config) DefaultFormat() string { return "json" }
 
 // Validate implements config.Component.
 func (c *Config) Validate() error {
-	var errs []error
-	host, _, err := net.SplitHostPort(c.Address)
-	if err != nil {
-		errs = append(errs, fmt.Errorf("address: want host:port, got %q", c.Address))
-	} else if len(c.Users) == 0 && len(c.APIKeys) == 0 && !c.AllowUnauthenticated && !httpsource.IsLoopback(host) {
-		errs = append(errs, fmt.Errorf("address: %s is reachable from other machines but neither users nor api_keys are set; set one, or allow_unauthenticated: true if something in front authenticates", c.Address))
-	}
+	errs := []error{c.BoundedConfig.Validate(httpserver.Auth{
+		Configured: len(c.Users) > 0 || len(c.APIKeys) > 0,
+		Missing:    "neither users nor api_keys are set; set one",
+	})}
 	for i, u := range c.Users {
 		if u.Username == "" || strings.Contains(u.Username, ":") {
 			errs = append(errs, fmt.Errorf("users[%d].username: must be set and hold no ':'", i))
@@ -128,24 +106,6 @@ func (c *Config) Validate() error {
 	}
 	if !validVersion(c.Version) {
 		errs = append(errs, fmt.Errorf("version: want major.minor.patch such as 8.17.0, got %q", c.Version))
-	}
-	if c.MaxBodyBytes < 1<<10 {
-		errs = append(errs, errors.New("max_body_bytes: must be at least 1KiB"))
-	}
-	if c.MaxInFlight < 1 {
-		errs = append(errs, errors.New("max_in_flight: must be at least 1"))
-	}
-	if (c.TLS.CertFile == "") != (c.TLS.KeyFile == "") {
-		errs = append(errs, errors.New("tls: set both cert_file and key_file"))
-	}
-	if c.TLS.ClientCAFile != "" && c.TLS.CertFile == "" {
-		errs = append(errs, errors.New("tls.client_ca_file: needs cert_file and key_file"))
-	}
-	if c.ReadTimeout <= 0 {
-		errs = append(errs, errors.New("read_timeout: must be positive"))
-	}
-	if c.RetryAfter < time.Second {
-		errs = append(errs, errors.New("retry_after: must be at least 1s"))
 	}
 	return errors.Join(errs...)
 }

@@ -20,7 +20,7 @@ import (
 
 	"github.com/vigil-sec/vigil/internal/component"
 	"github.com/vigil-sec/vigil/internal/event"
-	"github.com/vigil-sec/vigil/internal/source/httpsource"
+	"github.com/vigil-sec/vigil/internal/source/httpserver"
 )
 
 // Source is the elasticsearch_bulk source.
@@ -34,7 +34,7 @@ type Source struct {
 	basic    int                 // creds[:basic] are basic credentials
 	slots    chan struct{}
 
-	listener httpsource.Listener
+	listener httpserver.Listener
 }
 
 var _ component.Source = (*Source)(nil)
@@ -58,11 +58,7 @@ func New(cfg *Config, deps component.SourceDeps) *Source {
 
 // Describe implements component.Source.
 func (s *Source) Describe() string {
-	scheme := "http"
-	if s.cfg.TLS.CertFile != "" {
-		scheme = "https"
-	}
-	return fmt.Sprintf("%s on %s://%s/_bulk (Elasticsearch bulk API)", s.name, scheme, s.Addr())
+	return fmt.Sprintf("%s on %s://%s/_bulk (Elasticsearch bulk API)", s.name, s.cfg.Scheme(), s.Addr())
 }
 
 // Addr is the address the source listens on (the real port when configured with 0).
@@ -73,8 +69,8 @@ func (s *Source) Ready() bool { return s.listener.Ready() }
 
 // Start implements component.Source.
 func (s *Source) Start(context.Context) error {
-	return s.listener.Start(httpsource.ListenerConfig{What: "elasticsearch_bulk source " + s.name, Address: s.cfg.Address, TLS: s.cfg.TLS,
-		ReadTimeout: s.cfg.ReadTimeout, Log: s.log, Counters: s.counters}, s.routes())
+	return s.listener.Start(httpserver.ListenerConfig{What: "elasticsearch_bulk source " + s.name, Server: s.cfg.Config,
+		Log: s.log, Counters: s.counters}, s.routes())
 }
 
 // Stop implements component.Source: new requests get 503, requests in flight finish
@@ -144,7 +140,7 @@ func (s *Source) fail(w http.ResponseWriter, status int, reason, errType, msg st
 }
 
 func (s *Source) retryLater(w http.ResponseWriter, status int, reason, errType, msg string) {
-	w.Header().Set("Retry-After", strconv.Itoa(int(s.cfg.RetryAfter.Round(time.Second)/time.Second)))
+	w.Header().Set("Retry-After", s.cfg.RetryAfterSeconds())
 	s.fail(w, status, reason, errType, msg)
 }
 
@@ -319,15 +315,20 @@ func (s *Source) handleBulk(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Source) storeFailed(w http.ResponseWriter, err error) {
-	switch {
-	case errors.Is(err, component.ErrFull):
-		s.retryLater(w, http.StatusTooManyRequests, "stream_full", "es_rejected_execution_exception", "the intake stream is full; retry later")
-	case errors.Is(err, component.ErrTooLarge):
-		s.fail(w, http.StatusRequestEntityTooLarge, "too_large", "illegal_argument_exception", "a document is larger than the intake stream accepts")
+	f := httpserver.Classify(err)
+	errType := "unavailable_shards_exception"
+	switch f.Status {
+	case http.StatusTooManyRequests:
+		errType = "es_rejected_execution_exception"
+	case http.StatusRequestEntityTooLarge:
+		errType, f.Message = "illegal_argument_exception", "a document is larger than the intake stream accepts"
 	default:
 		s.log.Warn("elasticsearch_bulk source: store failed", "source", s.name, "err", err)
-		s.retryLater(w, http.StatusServiceUnavailable, "stream_unavailable", "unavailable_shards_exception", "the intake stream is unavailable; retry later")
 	}
+	if f.RetryAfter {
+		w.Header().Set("Retry-After", s.cfg.RetryAfterSeconds())
+	}
+	s.fail(w, f.Status, f.Reason, errType, f.Message)
 }
 
 // bulkResponse builds Elasticsearch's bulk answer for items whose documents are all

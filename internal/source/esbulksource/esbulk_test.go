@@ -185,17 +185,19 @@ func TestBulkAnswer(t *testing.T) {
 func TestStoreFailures(t *testing.T) {
 	_, in, base := startSource(t, nil)
 	tests := []struct {
-		err    error
-		status int
-		typ    string
+		err        error
+		status     int
+		typ        string
+		retryAfter string
 	}{
-		{component.ErrFull, 429, "es_rejected_execution_exception"},
-		{fmt.Errorf("publish: %w", component.ErrUnavailable), 503, "unavailable_shards_exception"},
+		{component.ErrFull, 429, "es_rejected_execution_exception", "5"},
+		{fmt.Errorf("publish: %w", component.ErrUnavailable), 503, "unavailable_shards_exception", "5"},
+		{fmt.Errorf("publish: %w", component.ErrTooLarge), 413, "illegal_argument_exception", ""},
 	}
 	for _, tt := range tests {
 		in.setErr(tt.err)
 		status, body, h := do(t, "POST", base+"/_bulk", twoDocs, "Authorization", basicAuth)
-		if status != tt.status || !strings.Contains(body, tt.typ) || h.Get("Retry-After") != "5" {
+		if status != tt.status || !strings.Contains(body, tt.typ) || h.Get("Retry-After") != tt.retryAfter {
 			t.Errorf("%v: %d %s Retry-After %q", tt.err, status, body, h.Get("Retry-After"))
 		}
 	}

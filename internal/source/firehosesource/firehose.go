@@ -37,7 +37,7 @@ import (
 	"github.com/klauspost/compress/gzip"
 
 	"github.com/vigil-sec/vigil/internal/component"
-	"github.com/vigil-sec/vigil/internal/source/httpsource"
+	"github.com/vigil-sec/vigil/internal/source/httpserver"
 )
 
 // Header names of the specification.
@@ -60,7 +60,7 @@ type Source struct {
 	keys     [][sha256.Size]byte
 	slots    chan struct{}
 
-	listener httpsource.Listener
+	listener httpserver.Listener
 }
 
 var _ component.Source = (*Source)(nil)
@@ -78,11 +78,7 @@ func New(cfg *Config, deps component.SourceDeps) *Source {
 
 // Describe implements component.Source.
 func (s *Source) Describe() string {
-	scheme := "http"
-	if s.cfg.TLS.CertFile != "" {
-		scheme = "https"
-	}
-	return fmt.Sprintf("%s on %s://%s%s (Firehose HTTP endpoint)", s.name, scheme, s.Addr(), s.cfg.Path)
+	return fmt.Sprintf("%s on %s://%s%s (Firehose HTTP endpoint)", s.name, s.cfg.Scheme(), s.Addr(), s.cfg.Path)
 }
 
 // Addr is the address the source listens on (the real port when configured with 0).
@@ -94,8 +90,8 @@ func (s *Source) Ready() bool { return s.listener.Ready() }
 // Start implements component.Source.
 func (s *Source) Start(context.Context) error {
 	// The answer may wait for the stream up to response_timeout.
-	return s.listener.Start(httpsource.ListenerConfig{What: "firehose source " + s.name, Address: s.cfg.Address, TLS: s.cfg.TLS,
-		ReadTimeout: s.cfg.ReadTimeout, WriteTimeout: s.cfg.ResponseTimeout + 10*time.Second, Log: s.log, Counters: s.counters}, s)
+	return s.listener.Start(httpserver.ListenerConfig{What: "firehose source " + s.name, Server: s.cfg.Config,
+		WriteTimeout: s.cfg.ResponseTimeout + 10*time.Second, Log: s.log, Counters: s.counters}, s)
 }
 
 // Stop implements component.Source: new requests get 503, requests in flight finish
@@ -146,7 +142,7 @@ func (x *exchange) fail(code int, reason, msg string) {
 }
 
 func (x *exchange) retryLater(code int, reason, msg string) {
-	x.w.Header().Set("Retry-After", strconv.Itoa(int(x.s.cfg.RetryAfter.Round(time.Second)/time.Second)))
+	x.w.Header().Set("Retry-After", x.s.cfg.RetryAfterSeconds())
 	x.fail(code, reason, msg)
 }
 
@@ -217,17 +213,20 @@ func (s *Source) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Source) storeFailed(x *exchange, err error) {
-	switch {
-	case errors.Is(err, component.ErrFull):
-		x.retryLater(http.StatusTooManyRequests, "stream_full", "the intake stream is full; retry later")
-	case errors.Is(err, component.ErrTooLarge):
+	f := httpserver.Classify(err)
+	switch f.Status {
+	case http.StatusRequestEntityTooLarge:
 		// Not 413: Firehose would drop the batch without a copy. A 500 makes it retry
 		// and, when its retry duration runs out, keep the batch in its S3 error bucket.
-		x.fail(http.StatusInternalServerError, "too_large", "a record is larger than the intake stream accepts; raise the stream's message size limit")
-	default:
+		f.Status = http.StatusInternalServerError
+		f.Message += "; raise the stream's message size limit"
+	case http.StatusServiceUnavailable:
 		s.log.Warn("firehose source: store failed", "source", s.name, "request_id", x.requestID, "err", err)
-		x.retryLater(http.StatusServiceUnavailable, "stream_unavailable", "the intake stream is unavailable; retry later")
 	}
+	if f.RetryAfter {
+		x.w.Header().Set("Retry-After", x.s.cfg.RetryAfterSeconds())
+	}
+	x.fail(f.Status, f.Reason, f.Message)
 }
 
 // authorized checks the access key in constant time: every configured key is

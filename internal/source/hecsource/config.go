@@ -56,23 +56,22 @@ package hecsource
 import (
 	"errors"
 	"fmt"
-	"net"
 	"strings"
 	"time"
 
-	"github.com/vigil-sec/vigil/internal/config"
-	"github.com/vigil-sec/vigil/internal/source/httpsource"
+	"github.com/vigil-sec/vigil/internal/source/httpserver"
 )
 
 // Config is the hec source's config.
 type Config struct {
-	// Address to listen on, host:port (Splunk's HEC port is 8088).
-	Address string `yaml:"address"`
+	// Splunk's HEC port is 8088. Splunk Enterprise's own body limit (limits.conf
+	// max_content_length) is far larger than max_body_bytes; the whole body is held
+	// in memory here, and common HEC senders batch well below it. HEC answers a busy
+	// server with 503 (code 9), never 429, so retry_after goes with 503 only.
+	httpserver.BoundedConfig `yaml:",inline"`
 	// Tokens are the accepted HEC tokens, sent as "Authorization: Splunk <token>" (or
 	// as the password of HTTP basic authentication, which Splunk also documents).
 	Tokens []string `yaml:"tokens" secret:"true"`
-	// AllowUnauthenticated permits listening on a non-loopback address without tokens.
-	AllowUnauthenticated bool `yaml:"allow_unauthenticated"`
 	// AllowQueryStringAuth accepts the token as ?token=<token>, as Splunk does only
 	// for tokens with query string authentication enabled. Tokens in URLs end up in
 	// access logs; prefer the header.
@@ -88,32 +87,14 @@ type Config struct {
 	// token's allowed indexes); others get 400 code 7. An event without an index is
 	// always accepted.
 	AllowedIndexes []string `yaml:"allowed_indexes"`
-	// MaxBodyBytes limits a request body, before and after gzip decoding. Splunk
-	// Enterprise's own limit (limits.conf max_content_length) is far larger; the
-	// whole body is held in memory here, and common HEC senders batch well below
-	// this.
-	MaxBodyBytes config.ByteSize `yaml:"max_body_bytes"`
-	// MaxInFlight bounds the requests decoded and stored at once; more wait, unread.
-	MaxInFlight int `yaml:"max_in_flight"`
-	// TLS serves HTTPS when cert_file and key_file are set.
-	TLS httpsource.ServerTLS `yaml:"tls"`
-	// ReadTimeout bounds reading one request.
-	ReadTimeout time.Duration `yaml:"read_timeout"`
-	// RetryAfter is the Retry-After answered with 503.
-	RetryAfter time.Duration `yaml:"retry_after"`
 }
 
 // NewConfig returns the defaults.
 func NewConfig() *Config {
-	return &Config{
-		Address:            "127.0.0.1:8088",
-		MaxChannels:        10000,
-		ChannelIdleTimeout: 10 * time.Minute,
-		MaxBodyBytes:       16 << 20,
-		MaxInFlight:        16,
-		ReadTimeout:        60 * time.Second,
-		RetryAfter:         5 * time.Second,
-	}
+	srv := httpserver.NewBoundedConfig("127.0.0.1:8088", 16)
+	srv.MaxBodyBytes = 16 << 20
+	srv.ReadTimeout = 60 * time.Second
+	return &Config{BoundedConfig: srv, MaxChannels: 10000, ChannelIdleTimeout: 10 * time.Minute}
 }
 
 // DefaultFormat implements config.FormatDefaulter: the source stores JSON objects.
@@ -121,13 +102,10 @@ func (c *Config) DefaultFormat() string { return "json" }
 
 // Validate implements config.Component.
 func (c *Config) Validate() error {
-	var errs []error
-	host, _, err := net.SplitHostPort(c.Address)
-	if err != nil {
-		errs = append(errs, fmt.Errorf("address: want host:port, got %q", c.Address))
-	} else if len(c.Tokens) == 0 && !c.AllowUnauthenticated && !httpsource.IsLoopback(host) {
-		errs = append(errs, fmt.Errorf("address: %s is reachable from other machines but no tokens are set; set tokens, or allow_unauthenticated: true if something in front authenticates", c.Address))
-	}
+	errs := []error{c.BoundedConfig.Validate(httpserver.Auth{
+		Configured: len(c.Tokens) > 0,
+		Missing:    "no tokens are set; set tokens",
+	})}
 	for i, t := range c.Tokens {
 		if strings.TrimSpace(t) == "" {
 			errs = append(errs, fmt.Errorf("tokens[%d]: empty token", i))
@@ -146,24 +124,6 @@ func (c *Config) Validate() error {
 		if strings.TrimSpace(ix) == "" {
 			errs = append(errs, fmt.Errorf("allowed_indexes[%d]: empty index name", i))
 		}
-	}
-	if c.MaxBodyBytes < 1<<10 {
-		errs = append(errs, errors.New("max_body_bytes: must be at least 1KiB"))
-	}
-	if c.MaxInFlight < 1 {
-		errs = append(errs, errors.New("max_in_flight: must be at least 1"))
-	}
-	if (c.TLS.CertFile == "") != (c.TLS.KeyFile == "") {
-		errs = append(errs, errors.New("tls: set both cert_file and key_file"))
-	}
-	if c.TLS.ClientCAFile != "" && c.TLS.CertFile == "" {
-		errs = append(errs, errors.New("tls.client_ca_file: needs cert_file and key_file"))
-	}
-	if c.ReadTimeout <= 0 {
-		errs = append(errs, errors.New("read_timeout: must be positive"))
-	}
-	if c.RetryAfter < time.Second {
-		errs = append(errs, errors.New("retry_after: must be at least 1s"))
 	}
 	return errors.Join(errs...)
 }

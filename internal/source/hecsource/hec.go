@@ -18,7 +18,7 @@ import (
 	"github.com/klauspost/compress/gzip"
 
 	"github.com/vigil-sec/vigil/internal/component"
-	"github.com/vigil-sec/vigil/internal/source/httpsource"
+	"github.com/vigil-sec/vigil/internal/source/httpserver"
 )
 
 // HeaderChannel carries the channel of indexer acknowledgement.
@@ -39,7 +39,7 @@ type Source struct {
 	acks     *acks
 	slots    chan struct{}
 
-	listener httpsource.Listener
+	listener httpserver.Listener
 }
 
 var _ component.Source = (*Source)(nil)
@@ -64,11 +64,7 @@ func New(cfg *Config, deps component.SourceDeps) *Source {
 
 // Describe implements component.Source.
 func (s *Source) Describe() string {
-	scheme := "http"
-	if s.cfg.TLS.CertFile != "" {
-		scheme = "https"
-	}
-	return fmt.Sprintf("%s on %s://%s/services/collector (Splunk HEC)", s.name, scheme, s.Addr())
+	return fmt.Sprintf("%s on %s://%s/services/collector (Splunk HEC)", s.name, s.cfg.Scheme(), s.Addr())
 }
 
 // Addr is the address the source listens on (the real port when configured with 0).
@@ -97,8 +93,8 @@ func (s *Source) Start(context.Context) error {
 		_, _ = io.WriteString(w, `{"text":"The requested URL was not found on this server.","code":404}`)
 		s.counters.Request("404")
 	})
-	return s.listener.Start(httpsource.ListenerConfig{What: "hec source " + s.name, Address: s.cfg.Address, TLS: s.cfg.TLS,
-		ReadTimeout: s.cfg.ReadTimeout, Log: s.log, Counters: s.counters}, mux)
+	return s.listener.Start(httpserver.ListenerConfig{What: "hec source " + s.name, Server: s.cfg.Config,
+		Log: s.log, Counters: s.counters}, mux)
 }
 
 // Stop implements component.Source: new requests get 503 code 9, requests in flight
@@ -143,7 +139,7 @@ func (s *Source) reply(w http.ResponseWriter, status int, a answer) {
 func (s *Source) fail(w http.ResponseWriter, code int, reason string) {
 	s.counters.Error(reason)
 	if code == codeServerBusy {
-		w.Header().Set("Retry-After", strconv.Itoa(int(s.cfg.RetryAfter.Round(time.Second)/time.Second)))
+		w.Header().Set("Retry-After", s.cfg.RetryAfterSeconds())
 	}
 	s.reply(w, httpStatus(code), answer{Text: codeText[code], Code: code})
 }
@@ -277,16 +273,18 @@ func (s *Source) store(w http.ResponseWriter, r *http.Request, channel string, r
 	s.counters.Received(len(recs), 0)
 	err := s.intake.Store(r.Context(), component.Records{Received: time.Now(), Records: recs})
 	if err != nil {
-		switch {
-		case errors.Is(err, component.ErrFull):
-			s.fail(w, codeServerBusy, "stream_full")
-		case errors.Is(err, component.ErrTooLarge):
-			s.counters.Error("too_large")
-			s.reply(w, http.StatusRequestEntityTooLarge, answer{Text: "An event is larger than the intake stream accepts", Code: codeInvalidDataFormat})
-		default:
+		f := httpserver.Classify(err)
+		switch f.Status {
+		case http.StatusRequestEntityTooLarge:
+			s.counters.Error(f.Reason)
+			s.reply(w, f.Status, answer{Text: "An event is larger than the intake stream accepts", Code: codeInvalidDataFormat})
+			return
+		case http.StatusServiceUnavailable:
 			s.log.Warn("hec source: store failed", "source", s.name, "err", err)
-			s.fail(w, codeServerBusy, "stream_unavailable")
 		}
+		// HEC has no 429: a full stream, like an unavailable one, is "server is busy"
+		// (503 code 9, with Retry-After).
+		s.fail(w, codeServerBusy, f.Reason)
 		return
 	}
 	n := 0

@@ -237,8 +237,9 @@ func TestStoreFailures(t *testing.T) {
 		}
 	}
 	ts.intake.setErr(component.ErrTooLarge)
-	if status, _, _ := do(t, "POST", url, `{"event":"a"}`, "Authorization", auth); status != 413 {
-		t.Errorf("too large: %d", status)
+	if status, body, h := do(t, "POST", url, `{"event":"a"}`, "Authorization", auth); status != 413 ||
+		body != `{"text":"An event is larger than the intake stream accepts","code":6}` || h.Get("Retry-After") != "" {
+		t.Errorf("too large: got %d %s Retry-After %q", status, body, h.Get("Retry-After"))
 	}
 }
 

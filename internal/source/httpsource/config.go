@@ -6,17 +6,14 @@ package httpsource
 import (
 	"errors"
 	"fmt"
-	"net"
 	"strings"
-	"time"
 
-	"github.com/vigil-sec/vigil/internal/config"
+	"github.com/vigil-sec/vigil/internal/source/httpserver"
 )
 
 // Config is the http source's config.
 type Config struct {
-	// Address to listen on, host:port.
-	Address string `yaml:"address"`
+	httpserver.Config `yaml:",inline"`
 	// Tokens are the accepted bearer tokens (Authorization: Bearer <token>).
 	Tokens []string `yaml:"tokens" secret:"true"`
 	// HMAC, when set, requires requests signed with a shared secret (GitHub- or
@@ -25,44 +22,17 @@ type Config struct {
 	// RateLimit, when set, answers 429 with Retry-After to a client (token, or IP
 	// address without tokens) over its rate.
 	RateLimit *RateLimit `yaml:"rate_limit"`
-	// AllowUnauthenticated permits listening on a non-loopback address without
-	// tokens or hmac.
-	AllowUnauthenticated bool `yaml:"allow_unauthenticated"`
-	// MaxBodyBytes limits a request body, before and after gzip decoding.
-	MaxBodyBytes config.ByteSize `yaml:"max_body_bytes"`
 	// OnMalformed is "reject" (400, nothing of the request stored) or "dlq" (bad
 	// records to the dead-letter stream, the rest stored).
 	OnMalformed string `yaml:"on_malformed"`
 	// PathDataset makes any {name} in the path the events' dataset; otherwise {name}
 	// must be the source's name.
 	PathDataset bool `yaml:"path_dataset"`
-	// TLS serves HTTPS when cert_file and key_file are set.
-	TLS ServerTLS `yaml:"tls"`
-	// ReadTimeout bounds reading one request.
-	ReadTimeout time.Duration `yaml:"read_timeout"`
-	// RetryAfter is the Retry-After answered with 429 and 503.
-	RetryAfter time.Duration `yaml:"retry_after"`
-}
-
-// ServerTLS configures a TLS listener.
-type ServerTLS struct {
-	// CertFile is the PEM certificate chain the listener presents.
-	CertFile string `yaml:"cert_file"`
-	// KeyFile is the PEM private key of CertFile.
-	KeyFile string `yaml:"key_file"`
-	// ClientCAFile, when set, requires client certificates signed by these CAs.
-	ClientCAFile string `yaml:"client_ca_file"`
 }
 
 // NewConfig returns the defaults.
 func NewConfig() *Config {
-	return &Config{
-		Address:      "127.0.0.1:8080",
-		MaxBodyBytes: 10 << 20,
-		OnMalformed:  "reject",
-		ReadTimeout:  30 * time.Second,
-		RetryAfter:   5 * time.Second,
-	}
+	return &Config{Config: httpserver.NewConfig("127.0.0.1:8080"), OnMalformed: "reject"}
 }
 
 // DefaultFormat implements config.FormatDefaulter.
@@ -70,13 +40,10 @@ func (c *Config) DefaultFormat() string { return "json" }
 
 // Validate implements config.Component.
 func (c *Config) Validate() error {
-	var errs []error
-	host, _, err := net.SplitHostPort(c.Address)
-	if err != nil {
-		errs = append(errs, fmt.Errorf("address: want host:port, got %q", c.Address))
-	} else if len(c.Tokens) == 0 && c.HMAC == nil && !c.AllowUnauthenticated && !IsLoopback(host) {
-		errs = append(errs, fmt.Errorf("address: %s is reachable from other machines but neither tokens nor hmac are set; set one, or allow_unauthenticated: true if something in front authenticates", c.Address))
-	}
+	errs := []error{c.Config.Validate(httpserver.Auth{
+		Configured: len(c.Tokens) > 0 || c.HMAC != nil,
+		Missing:    "neither tokens nor hmac are set; set one",
+	})}
 	if c.HMAC != nil {
 		if err := c.HMAC.Validate(); err != nil {
 			errs = append(errs, err)
@@ -92,34 +59,10 @@ func (c *Config) Validate() error {
 			errs = append(errs, fmt.Errorf("tokens[%d]: empty token", i))
 		}
 	}
-	if c.MaxBodyBytes < 1<<10 {
-		errs = append(errs, errors.New("max_body_bytes: must be at least 1KiB"))
-	}
 	switch c.OnMalformed {
 	case "reject", "dlq":
 	default:
 		errs = append(errs, fmt.Errorf("on_malformed: want reject or dlq, got %q", c.OnMalformed))
 	}
-	if (c.TLS.CertFile == "") != (c.TLS.KeyFile == "") {
-		errs = append(errs, errors.New("tls: set both cert_file and key_file"))
-	}
-	if c.TLS.ClientCAFile != "" && c.TLS.CertFile == "" {
-		errs = append(errs, errors.New("tls.client_ca_file: needs cert_file and key_file"))
-	}
-	if c.ReadTimeout <= 0 {
-		errs = append(errs, errors.New("read_timeout: must be positive"))
-	}
-	if c.RetryAfter < time.Second {
-		errs = append(errs, errors.New("retry_after: must be at least 1s"))
-	}
 	return errors.Join(errs...)
-}
-
-// IsLoopback reports whether host names only this machine.
-func IsLoopback(host string) bool {
-	if host == "localhost" {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
 }

@@ -25,6 +25,8 @@ import (
 	"time"
 
 	"github.com/goccy/go-yaml"
+
+	"github.com/vigil-sec/vigil/internal/config"
 )
 
 func sign(secret, prefix string, parts ...string) string {
@@ -384,7 +386,7 @@ func TestTLSClientCertificates(t *testing.T) {
 		t.Fatal(err)
 	}
 	ts := startSource(t, func(c *Config) {
-		c.TLS = ServerTLS{
+		c.TLS = config.ServerTLS{
 			CertFile:     writePEM(t, dir, "server.crt", "CERTIFICATE", server.der),
 			KeyFile:      writePEM(t, dir, "server.key", "EC PRIVATE KEY", keyDER),
 			ClientCAFile: writePEM(t, dir, "ca.crt", "CERTIFICATE", ca.der),

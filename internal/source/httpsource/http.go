@@ -5,15 +5,12 @@ import (
 	"context"
 	"crypto/sha256"
 	"crypto/subtle"
-	"crypto/tls"
-	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
-	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -23,6 +20,7 @@ import (
 	"github.com/vigil-sec/vigil/internal/component"
 	"github.com/vigil-sec/vigil/internal/config"
 	"github.com/vigil-sec/vigil/internal/parse/jsonparse"
+	"github.com/vigil-sec/vigil/internal/source/httpserver"
 )
 
 // Source is the http source.
@@ -36,7 +34,7 @@ type Source struct {
 	signer   *signer   // nil without hmac
 	limiters *limiters // nil without rate_limit
 
-	listener Listener
+	listener httpserver.Listener
 }
 
 var _ component.Source = (*Source)(nil)
@@ -59,11 +57,7 @@ func New(cfg *Config, deps component.SourceDeps) *Source {
 
 // Describe implements component.Source.
 func (s *Source) Describe() string {
-	scheme := "http"
-	if s.cfg.TLS.CertFile != "" {
-		scheme = "https"
-	}
-	return fmt.Sprintf("%s on %s://%s/v1/events/{name}", s.name, scheme, s.Addr())
+	return fmt.Sprintf("%s on %s://%s/v1/events/{name}", s.name, s.cfg.Scheme(), s.Addr())
 }
 
 // Addr is the address the source listens on (the real port when configured with 0).
@@ -80,32 +74,8 @@ func (s *Source) Start(context.Context) error {
 		w.Header().Set("Allow", "POST")
 		s.reply(w, http.StatusMethodNotAllowed, map[string]any{"error": "use POST"})
 	})
-	return s.listener.Start(ListenerConfig{What: "http source " + s.name, Address: s.cfg.Address, TLS: s.cfg.TLS,
-		ReadTimeout: s.cfg.ReadTimeout, Log: s.log, Counters: s.counters}, mux)
-}
-
-// ServerTLSConfig builds the TLS config of a listener: TLS 1.2 or later, and client
-// certificates required and verified when client_ca_file is set. Other listening
-// sources (firehose) share it so that every listener takes the same TLS options.
-func ServerTLSConfig(c ServerTLS) (*tls.Config, error) {
-	cert, err := tls.LoadX509KeyPair(c.CertFile, c.KeyFile)
-	if err != nil {
-		return nil, fmt.Errorf("tls: %w", err)
-	}
-	tc := &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{cert}}
-	if c.ClientCAFile != "" {
-		pem, err := os.ReadFile(c.ClientCAFile)
-		if err != nil {
-			return nil, fmt.Errorf("tls.client_ca_file: %w", err)
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("tls.client_ca_file: no certificates in %s", c.ClientCAFile)
-		}
-		tc.ClientCAs = pool
-		tc.ClientAuth = tls.RequireAndVerifyClientCert
-	}
-	return tc, nil
+	return s.listener.Start(httpserver.ListenerConfig{What: "http source " + s.name, Server: s.cfg.Config,
+		Log: s.log, Counters: s.counters}, mux)
 }
 
 // Stop implements component.Source: new requests get 503, requests in flight finish
@@ -135,7 +105,7 @@ func (s *Source) fail(w http.ResponseWriter, code int, reason, msg string) {
 
 func (s *Source) handleEvents(w http.ResponseWriter, r *http.Request) {
 	if s.listener.Closing() {
-		w.Header().Set("Retry-After", s.retryAfter())
+		w.Header().Set("Retry-After", s.cfg.RetryAfterSeconds())
 		w.Header().Set("Connection", "close")
 		s.fail(w, http.StatusServiceUnavailable, "shutting_down", "shutting down; retry on another node or later")
 		return
@@ -229,22 +199,15 @@ func (s *Source) handleEvents(w http.ResponseWriter, r *http.Request) {
 	s.reply(w, http.StatusOK, result{Accepted: len(recs), DeadLettered: len(bad)})
 }
 
-func (s *Source) retryAfter() string {
-	return strconv.Itoa(int(s.cfg.RetryAfter.Round(time.Second) / time.Second))
-}
-
 func (s *Source) storeFailed(w http.ResponseWriter, err error) {
-	w.Header().Set("Retry-After", s.retryAfter())
-	switch {
-	case errors.Is(err, component.ErrFull):
-		s.reply(w, http.StatusTooManyRequests, result{Error: "the intake stream is full; retry later"})
-	case errors.Is(err, component.ErrTooLarge):
-		w.Header().Del("Retry-After")
-		s.reply(w, http.StatusRequestEntityTooLarge, result{Error: "a single record is larger than the stream accepts"})
-	default:
+	f := httpserver.Classify(err)
+	if f.Status == http.StatusServiceUnavailable {
 		s.log.Warn("http source: store failed", "source", s.name, "err", err)
-		s.reply(w, http.StatusServiceUnavailable, result{Error: "the intake stream is unavailable; retry later"})
 	}
+	if f.RetryAfter {
+		w.Header().Set("Retry-After", s.cfg.RetryAfterSeconds())
+	}
+	s.reply(w, f.Status, result{Error: f.Message})
 }
 
 // authorized checks the bearer token in constant time; it answers 401 or 403 itself.

@@ -17,7 +17,6 @@ import (
 	"time"
 
 	"github.com/vigil-sec/vigil/internal/config"
-	"github.com/vigil-sec/vigil/internal/source/httpsource"
 )
 
 // Limits of max_message_bytes. RFC 5424 section 6.1 asks receivers to take at least
@@ -36,7 +35,7 @@ type Config struct {
 	UDP string `yaml:"udp"`
 	// TLS, when cert_file and key_file are set, makes the tcp listener TLS-only
 	// (RFC 5425). For plain TCP beside TLS, configure a second syslog source.
-	TLS httpsource.ServerTLS `yaml:"tls"`
+	TLS config.ServerTLS `yaml:"tls"`
 	// AllowUnauthenticated permits listening on a non-loopback address without TLS
 	// client certificates (tls.client_ca_file): anyone who reaches the port can then
 	// write into the pipeline. Most syslog senders cannot authenticate, so this is
@@ -91,15 +90,12 @@ func (c *Config) Validate() error {
 		switch {
 		case err != nil:
 			errs = append(errs, fmt.Errorf("%s: want host:port, got %q", a.name, a.addr))
-		case !c.AllowUnauthenticated && !httpsource.IsLoopback(host) && (a.name == "udp" || c.TLS.ClientCAFile == ""):
+		case !c.AllowUnauthenticated && !config.IsLoopback(host) && (a.name == "udp" || c.TLS.ClientCAFile == ""):
 			errs = append(errs, fmt.Errorf("%s: %s is reachable from other machines and syslog has no authentication; set allow_unauthenticated: true to accept messages from anyone who can reach it (firewall it), or for tcp use tls with client_ca_file", a.name, a.addr))
 		}
 	}
-	if (c.TLS.CertFile == "") != (c.TLS.KeyFile == "") {
-		errs = append(errs, errors.New("tls: set both cert_file and key_file"))
-	}
-	if c.TLS.ClientCAFile != "" && c.TLS.CertFile == "" {
-		errs = append(errs, errors.New("tls.client_ca_file: needs cert_file and key_file"))
+	if err := c.TLS.Validate(); err != nil {
+		errs = append(errs, err)
 	}
 	if c.TLS.CertFile != "" && c.TCP == "" {
 		errs = append(errs, errors.New("tls: applies to the tcp listener; set tcp"))

@@ -6,7 +6,6 @@ import (
 	"time"
 
 	"github.com/vigil-sec/vigil/internal/config"
-	"github.com/vigil-sec/vigil/internal/source/httpsource"
 	"github.com/vigil-sec/vigil/internal/source/syslogsource"
 )
 
@@ -23,11 +22,11 @@ func TestConfigValidate(t *testing.T) {
 		{name: "open allowed", mutate: func(c *syslogsource.Config) { c.TCP, c.UDP, c.AllowUnauthenticated = ":514", ":514", true }},
 		{name: "open tls with client certificates", mutate: func(c *syslogsource.Config) {
 			c.TCP = "0.0.0.0:6514"
-			c.TLS = httpsource.ServerTLS{CertFile: "c", KeyFile: "k", ClientCAFile: "ca"}
+			c.TLS = config.ServerTLS{CertFile: "c", KeyFile: "k", ClientCAFile: "ca"}
 		}},
 		{name: "open tls without client certificates", mutate: func(c *syslogsource.Config) {
 			c.TCP = "0.0.0.0:6514"
-			c.TLS = httpsource.ServerTLS{CertFile: "c", KeyFile: "k"}
+			c.TLS = config.ServerTLS{CertFile: "c", KeyFile: "k"}
 		}, want: "tcp: 0.0.0.0:6514 is reachable"},
 		{name: "no listener", mutate: func(*syslogsource.Config) {}, want: "tcp: set tcp, udp or both"},
 		{name: "bad tcp address", mutate: func(c *syslogsource.Config) { c.TCP = "5514" }, want: `tcp: want host:port, got "5514"`},
@@ -36,7 +35,7 @@ func TestConfigValidate(t *testing.T) {
 		{name: "client ca alone", mutate: func(c *syslogsource.Config) { c.TCP = "127.0.0.1:6514"; c.TLS.ClientCAFile = "ca.pem" }, want: "tls.client_ca_file: needs cert_file"},
 		{name: "tls without tcp", mutate: func(c *syslogsource.Config) {
 			c.UDP = "127.0.0.1:514"
-			c.TLS = httpsource.ServerTLS{CertFile: "c", KeyFile: "k"}
+			c.TLS = config.ServerTLS{CertFile: "c", KeyFile: "k"}
 		}, want: "tls: applies to the tcp listener"},
 		{name: "tiny messages", mutate: func(c *syslogsource.Config) { c.TCP = "127.0.0.1:1"; c.MaxMessageBytes = 100 }, want: "max_message_bytes: want 480 to 524288"},
 		{name: "huge messages", mutate: func(c *syslogsource.Config) { c.TCP = "127.0.0.1:1"; c.MaxMessageBytes = 1 << 20 }, want: "max_message_bytes"},

@@ -14,7 +14,6 @@ import (
 	"time"
 
 	"github.com/vigil-sec/vigil/internal/component"
-	"github.com/vigil-sec/vigil/internal/source/httpsource"
 )
 
 // handshakeTimeout bounds a TLS handshake (or idle_timeout when shorter), so that a
@@ -111,7 +110,7 @@ func (s *Source) Start(context.Context) (err error) {
 		}
 	}()
 	if s.cfg.TLS.CertFile != "" {
-		if s.tlsConf, err = httpsource.ServerTLSConfig(s.cfg.TLS); err != nil {
+		if s.tlsConf, err = s.cfg.TLS.TLSConfig(); err != nil {
 			return fmt.Errorf("syslog source %s: %w", s.name, err)
 		}
 	}

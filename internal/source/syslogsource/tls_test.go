@@ -17,7 +17,6 @@ import (
 	"time"
 
 	"github.com/vigil-sec/vigil/internal/config"
-	"github.com/vigil-sec/vigil/internal/source/httpsource"
 	"github.com/vigil-sec/vigil/internal/source/syslogsource"
 	"github.com/vigil-sec/vigil/internal/testutil"
 )
@@ -81,7 +80,7 @@ func TestTLSClientCertificates(t *testing.T) {
 	dir := t.TempDir()
 	p, src := start(t, testConfig(t, dir, func(_ *config.Config, s *syslogsource.Config) {
 		s.UDP = ""
-		s.TLS = httpsource.ServerTLS{CertFile: pki.certFile, KeyFile: pki.keyFile, ClientCAFile: pki.caFile}
+		s.TLS = config.ServerTLS{CertFile: pki.certFile, KeyFile: pki.keyFile, ClientCAFile: pki.caFile}
 	}))
 	if d := src.Describe(); d != "syslog on tls://"+src.TCPAddr() {
 		t.Errorf("Describe: %q", d)

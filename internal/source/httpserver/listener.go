@@ -1,4 +1,8 @@
-package httpsource
+// Package httpserver is what the HTTP intake sources (http, firehose, hec,
+// elasticsearch_bulk) share: the listener lifecycle, the server settings they all
+// take, and the one mapping from intake errors to HTTP status codes. Each source
+// keeps its own protocol: paths, authentication and the bodies of its answers.
+package httpserver
 
 import (
 	"context"
@@ -30,11 +34,10 @@ type Listener struct {
 // ListenerConfig is what Start needs.
 type ListenerConfig struct {
 	// What names the source in errors and logs ("hec source splunk").
-	What    string
-	Address string
-	TLS     ServerTLS
-	// ReadTimeout bounds reading a request; WriteTimeout, when set, writing the answer.
-	ReadTimeout  time.Duration
+	What string
+	// Server gives the address, TLS and read timeout.
+	Server Config
+	// WriteTimeout, when set, bounds writing the answer.
 	WriteTimeout time.Duration
 	Log          *slog.Logger
 	Counters     *component.Counters
@@ -42,12 +45,12 @@ type ListenerConfig struct {
 
 // Start binds the address and serves h until Stop.
 func (l *Listener) Start(c ListenerConfig, h http.Handler) error {
-	ln, err := net.Listen("tcp", c.Address)
+	ln, err := net.Listen("tcp", c.Server.Address)
 	if err != nil {
 		return fmt.Errorf("%s: %w", c.What, err)
 	}
-	if c.TLS.CertFile != "" {
-		tc, err := ServerTLSConfig(c.TLS)
+	if c.Server.TLS.Enabled() {
+		tc, err := c.Server.TLS.TLSConfig()
 		if err != nil {
 			ln.Close()
 			return fmt.Errorf("%s: %w", c.What, err)
@@ -58,7 +61,7 @@ func (l *Listener) Start(c ListenerConfig, h http.Handler) error {
 	l.srv = &http.Server{
 		Handler:           h,
 		ReadHeaderTimeout: 10 * time.Second,
-		ReadTimeout:       c.ReadTimeout,
+		ReadTimeout:       c.Server.ReadTimeout,
 		WriteTimeout:      c.WriteTimeout,
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(c.Log.Handler(), slog.LevelWarn),
