@@ -2,6 +2,7 @@ package elasticsearchsink
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -9,6 +10,8 @@ import (
 	"net/url"
 	"strings"
 	"time"
+
+	"github.com/vigil-sec/vigil/internal/sink/deliver"
 )
 
 // BuiltinDatasets are the datasets of Vigil's built-in parsers, each of which gets
@@ -120,21 +123,21 @@ func ecsMappings(flavour string) map[string]any {
 // installTemplates puts every template, retrying with backoff until each is
 // accepted or the sink stops; deliveries wait for it so that no index is created
 // with dynamic mappings first.
-func (s *Sink) installTemplates() {
+func (s *Sink) installTemplates(ctx context.Context) {
 	defer close(s.templates)
 	for _, t := range s.Templates() {
 		for attempt := 0; ; attempt++ {
-			err := s.putTemplate(t)
+			err := s.putTemplate(ctx, t)
 			if err == nil {
 				break
 			}
 			s.counters.Error("template")
-			d := s.backoff(attempt, 0)
+			d := deliver.Backoff(s.cfg.Retry).Delay(attempt, 0)
 			s.log.Warn("elasticsearch: installing index template failed; retrying", "template", t.Name, "in", d.Round(time.Millisecond), "err", err)
 			timer := time.NewTimer(d)
 			select {
 			case <-timer.C:
-			case <-s.sendCtx.Done():
+			case <-ctx.Done():
 				timer.Stop()
 				return
 			}
@@ -142,12 +145,12 @@ func (s *Sink) installTemplates() {
 	}
 }
 
-func (s *Sink) putTemplate(t Template) error {
+func (s *Sink) putTemplate(ctx context.Context, t Template) error {
 	var last error
 	for k := range s.urls {
 		base := s.bases[(int(s.next.Load())+k)%len(s.bases)]
 		target := base.JoinPath("_index_template", url.PathEscape(t.Name))
-		req, err := http.NewRequestWithContext(s.sendCtx, http.MethodPut, target.String(), bytes.NewReader(t.Body))
+		req, err := http.NewRequestWithContext(ctx, http.MethodPut, target.String(), bytes.NewReader(t.Body))
 		if err != nil {
 			return err
 		}

@@ -1,42 +1,45 @@
 package splunkhecsink
 
 import (
+	"context"
 	"encoding/json"
 	"net/http"
 	"slices"
 	"strconv"
 	"sync"
 	"time"
+
+	"github.com/vigil-sec/vigil/internal/sink/deliver"
 )
 
 // maxAckQuery bounds the ackIds asked about in one ack request.
 const maxAckQuery = 1000
 
-// pendingAck is a request Splunk accepted and has not yet reported indexed: the
-// items of body it carried, and when it was sent.
+// pendingAck is a request Splunk accepted and has not yet reported indexed, and
+// when it was sent.
 type pendingAck struct {
-	body  []byte
-	items []item
-	sent  time.Time
+	req  *deliver.Request
+	sent time.Time
 }
 
 // acker tracks the sink's pending acks and polls Splunk for them. Each entry holds
 // one ack.max_pending slot, released when the entry leaves the map.
 type acker struct {
 	s       *Sink
+	ctx     context.Context // the engine's: ends when the sink gives up
 	mu      sync.Mutex
 	pending map[uint64]*pendingAck
 	closed  bool
 }
 
-// add registers an accepted request. After the acker has stopped, the items are
+// add registers an accepted request. After the acker has stopped, its events are
 // given up (redelivered) instead.
 func (a *acker) add(id uint64, p *pendingAck) {
 	a.mu.Lock()
 	if a.closed {
 		a.mu.Unlock()
 		<-a.s.pendSem
-		a.s.giveUp(p.items, errStopped)
+		a.s.engine.GiveUp(p.req)
 		return
 	}
 	old := a.pending[id]
@@ -50,11 +53,11 @@ func (a *acker) add(id uint64, p *pendingAck) {
 		a.s.log.Warn("splunk_hec: Splunk reused an ackId (restarted?); sending the earlier request again", "ack_id", id)
 		<-a.s.pendSem
 		a.s.counters.Retry()
-		a.s.resend(old.body, old.items)
+		a.s.engine.Resend(old.req)
 	}
 }
 
-// loop polls every ack.poll_interval until the sink's send context ends, then gives
+// loop polls every ack.poll_interval until the engine's context ends, then gives
 // up whatever is still pending (its batches are redelivered).
 func (a *acker) loop() {
 	s := a.s
@@ -62,7 +65,7 @@ func (a *acker) loop() {
 	defer t.Stop()
 	for {
 		select {
-		case <-s.sendCtx.Done():
+		case <-a.ctx.Done():
 			a.mu.Lock()
 			a.closed = true
 			left := a.pending
@@ -70,7 +73,7 @@ func (a *acker) loop() {
 			a.mu.Unlock()
 			for _, p := range left {
 				<-s.pendSem
-				s.giveUp(p.items, errStopped)
+				s.engine.GiveUp(p.req)
 			}
 			return
 		case <-t.C:
@@ -98,7 +101,7 @@ func (a *acker) poll() {
 	}
 	a.mu.Unlock()
 	slices.Sort(ids)
-	for len(ids) > 0 && s.sendCtx.Err() == nil {
+	for len(ids) > 0 && a.ctx.Err() == nil {
 		chunk := ids[:min(len(ids), maxAckQuery)]
 		ids = ids[len(chunk):]
 		acked, ok := a.query(chunk)
@@ -112,7 +115,7 @@ func (a *acker) poll() {
 			a.mu.Unlock()
 			if p != nil {
 				<-s.pendSem
-				s.delivered(p.items)
+				s.engine.Delivered(p.req)
 			}
 		}
 	}
@@ -133,8 +136,8 @@ func (a *acker) poll() {
 		s.counters.Error("ack_timeout")
 		s.counters.Retry()
 		s.log.Warn("splunk_hec: no indexer acknowledgement within ack.timeout; sending the request again (Splunk may index it twice)",
-			"events", len(p.items), "timeout", s.cfg.Ack.Timeout)
-		s.resend(p.body, p.items)
+			"events", p.req.Len(), "timeout", s.cfg.Ack.Timeout)
+		s.engine.Resend(p.req)
 	}
 }
 
@@ -143,9 +146,9 @@ func (a *acker) poll() {
 func (a *acker) query(ids []uint64) (acked []uint64, ok bool) {
 	s := a.s
 	body, _ := json.Marshal(ackQuery{Acks: ids})
-	code, _, data, err := s.post(s.ackURL, body)
+	code, _, data, err := s.post(a.ctx, s.ackURL, body)
 	if err != nil {
-		if s.sendCtx.Err() == nil {
+		if a.ctx.Err() == nil {
 			s.counters.Error("ack_poll")
 			s.log.Warn("splunk_hec: ack poll failed", "url", s.base, "err", err)
 		}
