@@ -86,6 +86,14 @@ type SourceDeps struct {
 	Metrics *Metrics
 	// Embedded is true when running the built-in default (relaxed naming rules).
 	Embedded bool
+	// DataDir is the node's data directory; a source keeps its checkpoints under
+	// DataDir/sources/<name>.
+	DataDir string
+	// WholeRecords is true when the source's format parses whole objects or payloads
+	// (a CloudTrail file, a CloudWatch Logs subscription payload) rather than lines: a
+	// source that reads files or objects then stores each one as one record instead
+	// of splitting it into lines.
+	WholeRecords bool
 }
 
 // SinkDeps is what a sink constructor gets besides its config.

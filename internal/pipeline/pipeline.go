@@ -154,8 +154,13 @@ func (p *Pipeline) Start(ctx context.Context) (err error) {
 			}
 			counters := p.metrics.For("source", sc.Name)
 			in := &intake{st: st, source: sc.Name, format: sc.Format, dataset: sc.Dataset, counters: counters}
+			whole := false
+			if fm, ok := reg.Format(sc.Format); ok {
+				whole = fm.WholeRecord
+			}
 			src, err := f.New(sc.Settings, component.SourceDeps{Name: sc.Name, Source: sc, Intake: in,
-				Log: p.log.With("source", sc.Name), Metrics: p.metrics, Embedded: p.cfg.Embedded})
+				Log: p.log.With("source", sc.Name), Metrics: p.metrics, Embedded: p.cfg.Embedded,
+				DataDir: p.cfg.DataDir, WholeRecords: whole})
 			if err != nil {
 				return fmt.Errorf("source %s: %w", sc.Name, err)
 			}
