@@ -297,20 +297,15 @@ func (s *Source) handleBulk(w http.ResponseWriter, r *http.Request) {
 			s.storeFailed(w, err)
 			return
 		}
-		s.counters.DeadLettered("decode", len(letters))
 	}
-	stored, storedBytes := 0, 0
+	// The intake counts what it stores and dead-letters as this source's sent and
+	// dead-lettered records.
 	for _, g := range groups {
 		if err := s.intake.Store(ctx, g); err != nil {
 			s.storeFailed(w, err)
 			return
 		}
-		stored += len(g.Records)
-		for _, d := range g.Records {
-			storedBytes += len(d)
-		}
 	}
-	s.counters.Sent(stored, storedBytes)
 	s.writeJSON(w, http.StatusOK, bulkResponse(items, time.Since(start)))
 }
 
