@@ -285,12 +285,24 @@ func (r *sinkRunner) run(ctx context.Context) {
 		})
 		b.Redelivered = md.NumDelivered > 1
 		r.counters.Received(count, len(docs))
-		if err := r.sink.Consume(ctx, b); err != nil {
+		if err := r.consume(ctx, b); err != nil {
 			r.log.Error("sink: cannot take batches", "sink", r.cfg.Name, "err", err)
 			b.Done(err)
 			sleep(ctx, time.Second)
 		}
 	}
+}
+
+// consume hands b to the sink; a panic in the sink fails the batch (it is redelivered
+// after a backoff) instead of stopping the node.
+func (r *sinkRunner) consume(ctx context.Context, b *component.Batch) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			r.counters.Error("panic")
+			err = fmt.Errorf("the sink failed on a bug (please report it): %v", p)
+		}
+	}()
+	return r.sink.Consume(ctx, b)
 }
 
 // backoff grows with the number of deliveries, capped at a minute.

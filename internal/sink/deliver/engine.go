@@ -214,6 +214,14 @@ func (e *Engine) dispatch(ctx context.Context, j *job) {
 	}
 	e.deliver.Go(func() {
 		defer func() { <-e.sem }()
+		defer func() {
+			// A bug in a protocol fails the request's batches (they are redelivered)
+			// instead of stopping the node.
+			if r := recover(); r != nil {
+				e.cfg.Counters.Error("panic")
+				e.giveUp(j.docs)
+			}
+		}()
 		e.run(j.body, [][]doc{j.docs}, true)
 	})
 }

@@ -260,6 +260,14 @@ func (s *Source) readDeadline(c net.Conn, t time.Time) bool {
 // serveConn reads one TCP connection: read, frame, batch, store. While a batch is not
 // stored the connection is not read, so the sender blocks once its window is full.
 func (s *Source) serveConn(raw net.Conn) {
+	defer func() {
+		// A bug on one connection closes that connection (its sender reconnects and
+		// resends what it did not get written), never the node.
+		if r := recover(); r != nil {
+			s.counters.Error("panic")
+			s.log.Error("syslog source: a connection failed on a bug; closing it", "remote", raw.RemoteAddr().String(), "panic", r)
+		}
+	}()
 	defer s.untrack(raw)
 	defer raw.Close()
 	remote := raw.RemoteAddr().String()
