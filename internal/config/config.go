@@ -77,7 +77,7 @@ type Buffer struct {
 	// Intake, Events and DLQ bound the three streams.
 	Intake Retention `yaml:"intake"`
 	Events Retention `yaml:"events"`
-	DLQ    Retention `yaml:"dlq"`
+	DLQ    DLQRetention `yaml:"dlq"`
 	// DuplicateWindow is how long JetStream remembers message IDs to drop a
 	// re-publish after a crash.
 	DuplicateWindow time.Duration `yaml:"duplicate_window"`
@@ -123,6 +123,24 @@ type Retention struct {
 	MaxAge time.Duration `yaml:"max_age"`
 	// MaxBytes is the stream's size limit.
 	MaxBytes ByteSize `yaml:"max_bytes"`
+}
+
+// Overflow policies of a full dead-letter stream.
+const (
+	// DLQDropNewer discards the new dead letters while the stream is full.
+	DLQDropNewer = "drop_newer"
+	// DLQDropOlder removes the oldest dead letters to make room for new ones.
+	DLQDropOlder = "drop_older"
+)
+
+// DLQRetention bounds the dead-letter stream and says what happens when it is full.
+type DLQRetention struct {
+	Retention `yaml:",inline"`
+	// Overflow is what happens to dead letters when the stream is at max_bytes:
+	// drop_newer discards the new ones, drop_older removes the oldest to make room.
+	// Either way every discarded letter is counted (vigil_dlq_discarded_total) and
+	// logged, and good events keep flowing: a full DLQ never stops ingestion.
+	Overflow string `yaml:"overflow"`
 }
 
 // Admin configures the admin listener.
@@ -222,7 +240,7 @@ func Defaults() *Config {
 			SyncInterval:    2 * time.Minute,
 			Intake:          Retention{MaxAge: 72 * time.Hour, MaxBytes: 8 << 30},
 			Events:          Retention{MaxAge: 72 * time.Hour, MaxBytes: 16 << 30},
-			DLQ:             Retention{MaxAge: 30 * 24 * time.Hour, MaxBytes: 2 << 30},
+			DLQ:             DLQRetention{Retention: Retention{MaxAge: 30 * 24 * time.Hour, MaxBytes: 2 << 30}, Overflow: DLQDropNewer},
 			DuplicateWindow: 2 * time.Minute,
 			AckWait:         60 * time.Second,
 			PublishTimeout:  10 * time.Second,

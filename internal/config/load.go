@@ -602,7 +602,7 @@ func (c *Config) validate() Problems {
 	for _, sr := range []struct {
 		name string
 		r    Retention
-	}{{"intake", b.Intake}, {"events", b.Events}, {"dlq", b.DLQ}} {
+	}{{"intake", b.Intake}, {"events", b.Events}, {"dlq", b.DLQ.Retention}} {
 		name, r := sr.name, sr.r
 		if r.MaxAge <= 0 {
 			add("buffer."+name+".max_age", "must be positive")
@@ -610,6 +610,9 @@ func (c *Config) validate() Problems {
 		if r.MaxBytes < 1<<20 {
 			add("buffer."+name+".max_bytes", "must be at least 1MiB")
 		}
+	}
+	if b.DLQ.Overflow != DLQDropNewer && b.DLQ.Overflow != DLQDropOlder {
+		add("buffer.dlq.overflow", "want drop_newer or drop_older, got %q", b.DLQ.Overflow)
 	}
 	if b.DuplicateWindow <= 0 || b.DuplicateWindow > b.Intake.MaxAge {
 		add("buffer.duplicate_window", "must be positive and no longer than buffer.intake.max_age")

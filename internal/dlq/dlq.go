@@ -17,6 +17,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/vigil-sec/vigil/internal/component"
 	"github.com/vigil-sec/vigil/internal/stream"
 	"github.com/vigil-sec/vigil/internal/wire"
 )
@@ -68,8 +69,10 @@ func validToken(s string) bool {
 
 // Entry is one dead letter as `vigil dlq show` prints it.
 type Entry struct {
-	// Sequence is the letter's DLQ stream sequence.
+	// Sequence is the DLQ stream sequence of the message that holds the letter;
+	// Index its place in that message (letters are stored in batches).
 	Sequence uint64 `json:"sequence"`
+	Index    int    `json:"index,omitempty"`
 	Stage    string `json:"stage"`
 	Reason   string `json:"reason"`
 	Source   string `json:"source"`
@@ -104,10 +107,14 @@ type letter struct {
 	msgID    string
 	size     int
 	data     []byte // nil when scanned headers-only
+	// index is the letter's place among the count letters of its message.
+	index, count int
+	// processor is "index:type" of the processor that rejected the event, if any.
+	processor string
 }
 
 func (l *letter) entry() Entry {
-	e := Entry{Sequence: l.seq, Stage: l.stage, Reason: l.reason, Source: l.source, Dataset: l.dataset,
+	e := Entry{Sequence: l.seq, Index: l.index, Stage: l.stage, Reason: l.reason, Source: l.source, Dataset: l.dataset,
 		Format: l.format, DeadLettered: l.stored.UTC(), Origin: l.origin, Size: len(l.data)}
 	if ns, err := strconv.ParseInt(l.received, 10, 64); err == nil {
 		e.Time = time.Unix(0, ns).UTC()
@@ -181,22 +188,25 @@ func scan(ctx context.Context, st *stream.Stream, f Filter, headersOnly bool, fn
 			if stop {
 				continue // drain what was already delivered
 			}
-			l, err := readLetter(m, headersOnly)
-			if err != nil {
+			ls, err := readLetters(ctx, st, m, headersOnly)
+			if err != nil || len(ls) == 0 {
 				continue
 			}
-			if f.UpTo != 0 && l.seq > f.UpTo {
+			if f.UpTo != 0 && ls[0].seq > f.UpTo {
 				stop, complete = true, true
 				continue
 			}
-			if f.Source != "" && l.source != f.Source {
+			if f.Source != "" && ls[0].source != f.Source {
 				continue
 			}
-			if !f.After.IsZero() && l.stored.Before(f.After) {
+			if !f.After.IsZero() && ls[0].stored.Before(f.After) {
 				continue
 			}
-			if !fn(l) {
-				stop = true
+			for _, l := range ls {
+				if !fn(l) {
+					stop = true
+					break
+				}
 			}
 		}
 		if stop {
@@ -217,26 +227,68 @@ func scan(ctx context.Context, st *stream.Stream, f Filter, headersOnly bool, fn
 // msgSizeHeader carries a message's body size on a headers-only delivery.
 const msgSizeHeader = "Nats-Msg-Size"
 
-func readLetter(m jetstream.Msg, headersOnly bool) (*letter, error) {
+// readLetters reads the letters of one DLQ message: one for a plain message, several
+// for a batch (whose body a headers-only scan then fetches, since their reasons are
+// in it).
+func readLetters(ctx context.Context, st *stream.Stream, m jetstream.Msg, headersOnly bool) ([]*letter, error) {
 	md, err := m.Metadata()
 	if err != nil {
 		return nil, err
 	}
 	h := m.Headers()
-	l := &letter{
-		seq: md.Sequence.Stream, stored: md.Timestamp,
-		stage:  wire.StageOf(m.Subject()),
-		reason: h.Get(wire.HeaderReason), source: h.Get(wire.HeaderSource), dataset: h.Get(wire.HeaderDataset),
-		format: h.Get(wire.HeaderFormat), received: h.Get(wire.HeaderReceived), origin: h.Get(wire.HeaderOrigin),
-		msgID: h.Get(jetstream.MsgIDHeader),
+	if wire.LetterCount(h) == 1 && h.Get(wire.HeaderEncoding) != wire.EncodingLetters {
+		l := &letter{
+			seq: md.Sequence.Stream, stored: md.Timestamp, count: 1,
+			stage:  wire.StageOf(m.Subject()),
+			reason: h.Get(wire.HeaderReason), source: h.Get(wire.HeaderSource), dataset: h.Get(wire.HeaderDataset),
+			format: h.Get(wire.HeaderFormat), received: h.Get(wire.HeaderReceived), origin: h.Get(wire.HeaderOrigin),
+			msgID: h.Get(jetstream.MsgIDHeader), processor: h.Get(wire.HeaderProcessor),
+		}
+		if headersOnly {
+			l.size, _ = strconv.Atoi(h.Get(msgSizeHeader))
+		} else {
+			l.data = m.Data()
+			l.size = len(l.data)
+		}
+		return []*letter{l}, nil
 	}
+	body := m.Data()
 	if headersOnly {
-		l.size, _ = strconv.Atoi(h.Get(msgSizeHeader))
-	} else {
-		l.data = m.Data()
-		l.size = len(l.data)
+		s, err := st.JetStream().Stream(ctx, stream.DLQStream)
+		if err != nil {
+			return nil, err
+		}
+		raw, err := s.GetMsg(ctx, md.Sequence.Stream)
+		if err != nil {
+			return nil, err
+		}
+		body = raw.Data
 	}
-	return l, nil
+	cls, err := wire.ReadLetters(m.Subject(), h, body)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]*letter, len(cls))
+	for i, cl := range cls {
+		out[i] = &letter{seq: md.Sequence.Stream, stored: md.Timestamp, index: i, count: len(cls),
+			stage: cl.Stage, reason: cl.Reason, source: cl.Source, dataset: cl.Dataset, format: cl.Format,
+			received: strconv.FormatInt(cl.Time.UnixNano(), 10), origin: cl.Origin, msgID: cl.ID,
+			processor: cl.Processor, data: cl.Original, size: len(cl.Original)}
+		if headersOnly {
+			out[i].data = nil
+		}
+	}
+	return out, nil
+}
+
+// componentLetter is l as the writer stores it.
+func (l *letter) componentLetter() component.Letter {
+	cl := component.Letter{Stage: l.stage, Reason: l.reason, Source: l.source, Dataset: l.dataset, Format: l.format,
+		Origin: l.origin, Processor: l.processor, ID: l.msgID, Original: l.data, Time: l.stored}
+	if ns, err := strconv.ParseInt(l.received, 10, 64); err == nil {
+		cl.Time = time.Unix(0, ns)
+	}
+	return cl
 }
 
 // Group is one line of the summary: letters of one stage, source and reason.

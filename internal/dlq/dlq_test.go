@@ -20,6 +20,7 @@ import (
 	"github.com/vigil-sec/vigil/internal/component"
 	"github.com/vigil-sec/vigil/internal/components"
 	"github.com/vigil-sec/vigil/internal/config"
+	"github.com/vigil-sec/vigil/internal/deadletter"
 	"github.com/vigil-sec/vigil/internal/event"
 	"github.com/vigil-sec/vigil/internal/pipeline"
 	"github.com/vigil-sec/vigil/internal/sink/archivesink"
@@ -304,12 +305,20 @@ func TestReplayInterrupted(t *testing.T) {
 	}
 }
 
-// TestReplayChunks replays five letters two at a time, continuing from Next.
+// TestReplayChunks replays five letters, stored as three messages of 2, 2 and 1
+// (the letters of one request share a message), two at a time, continuing from Next.
 func TestReplayChunks(t *testing.T) {
 	n := startNode(t)
 	ctx := context.Background()
-	n.postNDJSON(t, "app", "a\nb\nc\nd\ne\n")
+	n.postNDJSON(t, "app", "a\nb\n")
+	n.postNDJSON(t, "app", "c\nd\n")
+	n.postNDJSON(t, "app", "e\n")
 	sum := n.waitLetters(t, Filter{}, 5)
+	if ds, err := n.st.JetStream().Stream(ctx, stream.DLQStream); err != nil {
+		t.Fatal(err)
+	} else if info, err := ds.Info(ctx); err != nil || info.State.Msgs != 3 {
+		t.Fatalf("want the 5 letters in 3 messages: %+v %v", info.State, err)
+	}
 	if len(sum.Groups) != 1 || sum.Groups[0].Reason == "" || strings.ContainsAny(sum.Groups[0].Reason, "12345") {
 		t.Errorf("one group with numbers masked: %+v", sum.Groups)
 	}
@@ -386,7 +395,8 @@ func TestReplayWholeBatch(t *testing.T) {
 // TestAPI drives the HTTP API.
 func TestAPI(t *testing.T) {
 	n := startNode(t)
-	n.postNDJSON(t, "app", "x\ny\n")
+	n.postNDJSON(t, "app", "x\n")
+	n.postNDJSON(t, "app", "y\n")
 	n.waitLetters(t, Filter{}, 2)
 	mux := http.NewServeMux()
 	NewAPI(n.st, prometheus.NewRegistry(), nil).Mount(mux)
@@ -492,4 +502,35 @@ func counterValue(t *testing.T, reg *prometheus.Registry, name, stage string) fl
 		}
 	}
 	return 0
+}
+
+// TestReplayPartOfABatch: a message of two letters of which only one can be
+// replayed is replaced by a message of the other; nothing is lost.
+func TestReplayPartOfABatch(t *testing.T) {
+	n := startNode(t)
+	ctx := context.Background()
+	w := deadletter.NewWriter(n.st, config.Defaults().Buffer.DLQ, prometheus.NewRegistry(), slog.New(slog.DiscardHandler))
+	letters := []component.Letter{
+		{Stage: "sink", Source: "web", Dataset: "app", Reason: "mapping", Original: []byte(`{"message":"fixed"}`), ID: "t:1"},
+		{Stage: "sink", Source: "web", Dataset: "app", Reason: "corrupt", Original: []byte("not a document"), ID: "t:2"},
+	}
+	if err := w.Store(ctx, letters); err != nil {
+		t.Fatal(err)
+	}
+	sum := n.waitLetters(t, Filter{}, 2)
+	if sum.Total != 2 {
+		t.Fatalf("summary %+v", sum)
+	}
+	res, err := Replay(ctx, n.st, Filter{}, ReplayOptions{}, nil)
+	if err != nil || res.Replayed != 1 || res.Skipped != 1 {
+		t.Fatalf("replay: %+v %v", res, err)
+	}
+	entries, err := Entries(ctx, n.st, Filter{}, 10)
+	if err != nil || len(entries) != 1 || entries[0].Original != "not a document" || entries[0].Reason != "corrupt" {
+		t.Fatalf("left in the DLQ: %+v %v", entries, err)
+	}
+	docs := n.waitDocs(t, 1)
+	if docs[0]["message"] != "fixed" {
+		t.Errorf("replayed: %v", docs)
+	}
 }

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -117,7 +118,8 @@ func Replay(ctx context.Context, st *stream.Stream, f Filter, opts ReplayOptions
 	complete, err := scan(ctx, st, f, false, func(l *letter) bool {
 		chunk = append(chunk, l)
 		held += len(l.data)
-		return len(chunk) < limit && held < maxChunkBytes
+		// The letters of one message are replayed together: it is removed whole.
+		return len(chunk) < limit && held < maxChunkBytes || l.index < l.count-1
 	})
 	if err != nil {
 		m.countError()
@@ -143,7 +145,7 @@ func Replay(ctx context.Context, st *stream.Stream, f Filter, opts ReplayOptions
 			skip(l, err.Error())
 			continue
 		}
-		fut, err := st.PublishAsync(msg, ReplayID(epoch, l.seq))
+		fut, err := st.PublishAsync(msg, replayID(epoch, l))
 		if errors.Is(err, component.ErrTooLarge) {
 			skip(l, err.Error())
 			continue
@@ -162,6 +164,23 @@ func Replay(ctx context.Context, st *stream.Stream, f Filter, opts ReplayOptions
 	}
 	deadline := time.NewTimer(st.PublishTimeout())
 	defer deadline.Stop()
+	// Each DLQ message goes once all its letters are stored again; one whose letters
+	// were replayed only in part is replaced by a message of the rest.
+	type msgState struct {
+		count, replayed int
+		rest            []*letter
+	}
+	msgs := map[uint64]*msgState{}
+	var order []uint64
+	for _, l := range chunk {
+		ms, ok := msgs[l.seq]
+		if !ok {
+			ms = &msgState{count: l.count}
+			msgs[l.seq] = ms
+			order = append(order, l.seq)
+		}
+		ms.rest = append(ms.rest, l)
+	}
 	for _, p := range inflight {
 		var ack *jetstream.PubAck
 		select {
@@ -176,16 +195,37 @@ func Replay(ctx context.Context, st *stream.Stream, f Filter, opts ReplayOptions
 		if ack == nil {
 			continue
 		}
-		// Only now, with the copy stored, may the letter go.
-		if err := dlq.DeleteMsg(ctx, p.l.seq); err != nil && !errors.Is(err, jetstream.ErrMsgNotFound) {
-			pubErr = cmpOr(pubErr, fmt.Errorf("dlq: remove replayed letter %d: %w", p.l.seq, err))
-			continue
-		}
+		ms := msgs[p.l.seq]
+		ms.replayed++
+		ms.rest = slices.DeleteFunc(ms.rest, func(x *letter) bool { return x == p.l })
 		res.Replayed++
 		if ack.Duplicate {
 			res.Duplicates++
 		}
 		m.countReplayed(p.l.stage)
+	}
+	for _, seq := range order {
+		ms := msgs[seq]
+		if ms.replayed == 0 {
+			continue
+		}
+		if len(ms.rest) > 0 {
+			// Keep the letters that stay (skipped or not acknowledged) in a message of
+			// their own before the old one goes.
+			rest := make([]component.Letter, len(ms.rest))
+			for i, l := range ms.rest {
+				rest[i] = l.componentLetter()
+			}
+			id := "dlq-rest:" + strconv.FormatInt(epoch, 10) + ":" + strconv.FormatUint(seq, 10)
+			if _, err := st.Publish(ctx, wire.LettersMsg(rest), id); err != nil {
+				pubErr = cmpOr(pubErr, fmt.Errorf("dlq: keep the letters of %d that were not replayed: %w", seq, err))
+				continue
+			}
+		}
+		// Only now, with the copies stored, may the message go.
+		if err := dlq.DeleteMsg(ctx, seq); err != nil && !errors.Is(err, jetstream.ErrMsgNotFound) {
+			pubErr = cmpOr(pubErr, fmt.Errorf("dlq: remove replayed letter %d: %w", seq, err))
+		}
 	}
 	if pubErr != nil {
 		m.countError()
@@ -217,6 +257,16 @@ func cmpOr(a, b error) error {
 // epoch is the DLQ stream's creation time, so a recreated stream never reuses IDs.
 func ReplayID(epoch int64, seq uint64) string {
 	return "dlq-replay:" + strconv.FormatInt(epoch, 10) + ":" + strconv.FormatUint(seq, 10)
+}
+
+// replayID is ReplayID for a letter, with its index when it shares its message. A
+// letter kept in a rest message after a partial replay gets a new sequence, and so
+// a new ID; what was replayed of its old message is gone from the DLQ.
+func replayID(epoch int64, l *letter) string {
+	if l.count <= 1 {
+		return ReplayID(epoch, l.seq)
+	}
+	return ReplayID(epoch, l.seq) + ":" + strconv.Itoa(l.index)
 }
 
 // replayMsg builds the message that puts a letter back into the pipeline, or says

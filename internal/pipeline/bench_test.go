@@ -38,6 +38,25 @@ func counterValue(t testing.TB, p *pipeline.Pipeline, name string, want map[stri
 	return sum
 }
 
+func gaugeValue(t testing.TB, p *pipeline.Pipeline, name string, want map[string]string) float64 {
+	t.Helper()
+	mfs, err := p.Metrics().Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			if labelsMatch(m, want) {
+				return m.GetGauge().GetValue()
+			}
+		}
+	}
+	return 0
+}
+
 func labelsMatch(m *dto.Metric, want map[string]string) bool {
 	n := 0
 	for _, lp := range m.GetLabel() {

@@ -17,6 +17,7 @@ var (
 	descStreamBytes    = prometheus.NewDesc("vigil_stream_bytes", "Bytes stored in a stream.", []string{"stream"}, nil)
 	descStreamMaxBytes = prometheus.NewDesc("vigil_stream_max_bytes", "A stream's byte limit.", []string{"stream"}, nil)
 	descStreamMsgs     = prometheus.NewDesc("vigil_stream_messages", "Messages stored in a stream.", []string{"stream"}, nil)
+	descStreamFill     = prometheus.NewDesc("vigil_stream_fill_ratio", "A stream's bytes over its byte limit; /readyz warns when the dead-letter stream passes 0.8.", []string{"stream"}, nil)
 	descStreamUp       = prometheus.NewDesc("vigil_stream_up", "1 when the stream answered this scrape.", nil, nil)
 	descLag            = prometheus.NewDesc("vigil_consumer_lag_messages", "Messages not yet delivered to a consumer.", []string{"consumer"}, nil)
 	descPending        = prometheus.NewDesc("vigil_consumer_pending_ack_messages", "Messages delivered to a consumer and not yet acknowledged.", []string{"consumer"}, nil)
@@ -26,7 +27,7 @@ var (
 )
 
 func (c *streamCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descStreamBytes, descStreamMaxBytes, descStreamMsgs, descStreamUp, descLag, descPending, descRedelivered, descOldest, descTimeLeft} {
+	for _, d := range []*prometheus.Desc{descStreamBytes, descStreamMaxBytes, descStreamMsgs, descStreamFill, descStreamUp, descLag, descPending, descRedelivered, descOldest, descTimeLeft} {
 		ch <- d
 	}
 }
@@ -49,6 +50,9 @@ func (c *streamCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(descStreamBytes, prometheus.GaugeValue, float64(u.Bytes), u.Name)
 		ch <- prometheus.MustNewConstMetric(descStreamMaxBytes, prometheus.GaugeValue, float64(u.MaxBytes), u.Name)
 		ch <- prometheus.MustNewConstMetric(descStreamMsgs, prometheus.GaugeValue, float64(u.Msgs), u.Name)
+		if u.MaxBytes > 0 {
+			ch <- prometheus.MustNewConstMetric(descStreamFill, prometheus.GaugeValue, float64(u.Bytes)/float64(u.MaxBytes), u.Name)
+		}
 		maxAge[u.Name] = u.MaxAge
 	}
 	type cons struct{ stream, name string }

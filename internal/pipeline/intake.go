@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/vigil-sec/vigil/internal/component"
+	"github.com/vigil-sec/vigil/internal/deadletter"
 	"github.com/vigil-sec/vigil/internal/event"
 	"github.com/vigil-sec/vigil/internal/stream"
 	"github.com/vigil-sec/vigil/internal/wire"
@@ -19,7 +20,8 @@ type intake struct {
 	source  string
 	format  string
 	dataset string
-	// dlqSource names the source on dead letters.
+	letters *deadletter.Writer
+	// counters are the source's.
 	counters *component.Counters
 }
 
@@ -99,7 +101,7 @@ func (in *intake) DeadLetter(ctx context.Context, letters ...component.Letter) e
 			letters[i].Format = in.format
 		}
 	}
-	if err := publishLetters(ctx, in.st, letters); err != nil {
+	if err := storeLetters(ctx, in.st, in.letters, letters); err != nil {
 		return in.fail(err)
 	}
 	for _, l := range letters {
@@ -108,13 +110,10 @@ func (in *intake) DeadLetter(ctx context.Context, letters ...component.Letter) e
 	return nil
 }
 
-// publishLetters stores dead letters and waits for their acknowledgements.
-func publishLetters(ctx context.Context, st *stream.Stream, letters []component.Letter) error {
+// storeLetters stores dead letters and waits until each is stored or handled by the
+// DLQ's overflow policy.
+func storeLetters(ctx context.Context, st *stream.Stream, w *deadletter.Writer, letters []component.Letter) error {
 	ctx, cancel := context.WithTimeout(ctx, st.PublishTimeout())
 	defer cancel()
-	outs := make([]wire.Out, len(letters))
-	for i, l := range letters {
-		outs[i] = wire.Out{Msg: wire.LetterMsg(l), ID: l.ID}
-	}
-	return wire.PublishAll(ctx, st, outs...)
+	return w.Store(ctx, letters)
 }

@@ -10,7 +10,9 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"strings"
 	"sync"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -18,6 +20,7 @@ import (
 	"github.com/vigil-sec/vigil/internal/component"
 	"github.com/vigil-sec/vigil/internal/components"
 	"github.com/vigil-sec/vigil/internal/config"
+	"github.com/vigil-sec/vigil/internal/deadletter"
 	"github.com/vigil-sec/vigil/internal/process"
 	"github.com/vigil-sec/vigil/internal/process/processors"
 	"github.com/vigil-sec/vigil/internal/stream"
@@ -44,6 +47,7 @@ type Pipeline struct {
 	sources []sourceEntry
 	sinks   []*sinkRunner
 	proc    *process.Stage
+	letters *deadletter.Writer
 
 	mu      sync.Mutex
 	started bool
@@ -113,6 +117,7 @@ func (p *Pipeline) Start(ctx context.Context) (err error) {
 	}
 	p.st = st
 	p.prom.MustRegister(&streamCollector{p: p})
+	p.letters = deadletter.NewWriter(st, p.cfg.Buffer.DLQ, p.prom, p.log)
 	reg := p.opts.Registry
 	hostname, _ := os.Hostname()
 
@@ -125,12 +130,12 @@ func (p *Pipeline) Start(ctx context.Context) (err error) {
 			snk, err := f.New(sc.Settings, component.SinkDeps{Name: sc.Name, Sink: sc, DataDir: p.cfg.DataDir,
 				Log: p.log.With("sink", sc.Name), Metrics: p.metrics,
 				DeadLetter: func(ctx context.Context, letters ...component.Letter) error {
-					return publishLetters(ctx, st, letters)
+					return storeLetters(ctx, st, p.letters, letters)
 				}})
 			if err != nil {
 				return fmt.Errorf("sink %s: %w", sc.Name, err)
 			}
-			r := &sinkRunner{st: st, cfg: sc, buffer: p.cfg.Buffer, sink: snk, log: p.log, dataDir: p.cfg.DataDir,
+			r := &sinkRunner{st: st, cfg: sc, buffer: p.cfg.Buffer, sink: snk, log: p.log, dataDir: p.cfg.DataDir, letters: p.letters,
 				counters: p.metrics.For("sink", sc.Name)}
 			p.sinks = append(p.sinks, r)
 			if err := r.start(ctx); err != nil {
@@ -140,7 +145,7 @@ func (p *Pipeline) Start(ctx context.Context) (err error) {
 	}
 	if p.cfg.RunsProcessing() {
 		p.proc = process.NewStage(p.cfg, process.StageDeps{Stream: st, Formats: reg.Format, Types: reg.Processor,
-			Processors: processors.Configured(p.cfg), Log: p.log, Counters: p.metrics.For("processing", "processing"),
+			Processors: processors.Configured(p.cfg), Letters: p.letters, Log: p.log, Counters: p.metrics.For("processing", "processing"),
 			Version: p.opts.Version, Hostname: hostname})
 		if err := p.proc.Start(ctx); err != nil {
 			return err
@@ -153,7 +158,7 @@ func (p *Pipeline) Start(ctx context.Context) (err error) {
 				return fmt.Errorf("source %s: unknown type %q", sc.Name, sc.Type)
 			}
 			counters := p.metrics.For("source", sc.Name)
-			in := &intake{st: st, source: sc.Name, format: sc.Format, dataset: sc.Dataset, counters: counters}
+			in := &intake{st: st, source: sc.Name, format: sc.Format, dataset: sc.Dataset, letters: p.letters, counters: counters}
 			whole := false
 			if fm, ok := reg.Format(sc.Format); ok {
 				whole = fm.WholeRecord
@@ -224,5 +229,61 @@ func (p *Pipeline) Ready() (bool, string) {
 			return false, "source " + s.name + " not accepting"
 		}
 	}
+	if ws := p.warnings(); len(ws) > 0 {
+		return true, "ok; warning: " + strings.Join(ws, "; warning: ")
+	}
 	return true, "ok"
+}
+
+// Thresholds of the warnings on /readyz (and the matching alerts in docs/durability.md).
+const (
+	dlqWarnFill    = 0.8  // the dead-letter stream this full
+	intakeWarnLeft = 0.25 // unprocessed intake with this share of max_age left
+)
+
+// warnings are conditions that need an operator before they cost data: a dead-letter
+// stream about to overflow, unprocessed intake records about to age out.
+func (p *Pipeline) warnings() []string {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	usages, err := p.st.Usages(ctx)
+	if err != nil {
+		return nil
+	}
+	var ws []string
+	for _, u := range usages {
+		if u.Name == stream.DLQStream && u.MaxBytes > 0 && float64(u.Bytes) >= dlqWarnFill*float64(u.MaxBytes) {
+			ws = append(ws, fmt.Sprintf("dead-letter stream %.0f%% full (buffer.dlq.overflow %s discards letters when it is full)",
+				100*float64(u.Bytes)/float64(u.MaxBytes), p.cfg.Buffer.DLQ.Overflow))
+		}
+	}
+	if p.proc != nil {
+		if left, ok := p.intakeTimeLeft(ctx); ok && left < time.Duration(intakeWarnLeft*float64(p.cfg.Buffer.Intake.MaxAge)) {
+			ws = append(ws, fmt.Sprintf("the oldest unprocessed intake record is removed by buffer.intake.max_age in %s", left.Round(time.Second)))
+		}
+	}
+	return ws
+}
+
+// intakeTimeLeft is how long until intake's max_age removes the oldest record
+// processing has not acknowledged; false when there is none.
+func (p *Pipeline) intakeTimeLeft(ctx context.Context) (time.Duration, bool) {
+	js := p.st.JetStream()
+	cons, err := js.Consumer(ctx, stream.IntakeStream, process.ProcessingConsumer)
+	if err != nil {
+		return 0, false
+	}
+	info, err := cons.Info(ctx)
+	if err != nil || info.NumPending+uint64(info.NumAckPending) == 0 {
+		return 0, false
+	}
+	s, err := js.Stream(ctx, stream.IntakeStream)
+	if err != nil {
+		return 0, false
+	}
+	m, err := s.GetMsg(ctx, info.AckFloor.Stream+1)
+	if err != nil {
+		return 0, false
+	}
+	return p.cfg.Buffer.Intake.MaxAge - time.Since(m.Time), true
 }

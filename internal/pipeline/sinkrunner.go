@@ -15,6 +15,7 @@ import (
 
 	"github.com/vigil-sec/vigil/internal/component"
 	"github.com/vigil-sec/vigil/internal/config"
+	"github.com/vigil-sec/vigil/internal/deadletter"
 	"github.com/vigil-sec/vigil/internal/stream"
 	"github.com/vigil-sec/vigil/internal/wire"
 )
@@ -28,6 +29,7 @@ type sinkRunner struct {
 	sink     component.Sink
 	log      *slog.Logger
 	counters *component.Counters
+	letters  *deadletter.Writer
 
 	// held are the messages handed to the sink and not yet done; they are kept alive
 	// with InProgress so a sink that holds a batch through an outage longer than
@@ -258,7 +260,7 @@ func (r *sinkRunner) run(ctx context.Context) {
 			r.log.Error("sink: corrupt event batch, dead-lettering it", "sink", r.cfg.Name, "seq", md.Sequence.Stream, "err", err)
 			letter := component.Letter{Stage: "sink", Reason: "corrupt event batch: " + err.Error(), Source: evs.Source,
 				Dataset: dataset, Original: msg.Data(), ID: fmt.Sprintf("sink:%s:%d", r.cfg.Name, md.Sequence.Stream)}
-			if err := publishLetters(ctx, r.st, []component.Letter{letter}); err != nil {
+			if err := storeLetters(ctx, r.st, r.letters, []component.Letter{letter}); err != nil {
 				_ = msg.NakWithDelay(5 * time.Second)
 				continue
 			}

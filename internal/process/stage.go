@@ -1,6 +1,7 @@
 package process
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/vigil-sec/vigil/internal/component"
 	"github.com/vigil-sec/vigil/internal/config"
+	"github.com/vigil-sec/vigil/internal/deadletter"
 	"github.com/vigil-sec/vigil/internal/event"
 	"github.com/vigil-sec/vigil/internal/parse"
 	"github.com/vigil-sec/vigil/internal/stream"
@@ -35,8 +37,10 @@ type StageDeps struct {
 	// Processors are the processors to run, in order (the config's list, with the
 	// deprecated processing.validate appended as a validate step).
 	Processors []*config.Processor
-	Log        *slog.Logger
-	Counters   *component.Counters
+	// Letters stores dead letters (batched, with the DLQ's overflow policy).
+	Letters  *deadletter.Writer
+	Log      *slog.Logger
+	Counters *component.Counters
 	// Version and Hostname fill agent.version and agent.name.
 	Version, Hostname string
 }
@@ -56,6 +60,7 @@ type Stage struct {
 	formats  Formats
 	types    Types
 	procs    []*config.Processor
+	letters  *deadletter.Writer
 	log      *slog.Logger
 	counters *component.Counters
 	version  string
@@ -68,7 +73,7 @@ type Stage struct {
 
 // NewStage returns a processing stage for cfg.
 func NewStage(cfg *config.Config, deps StageDeps) *Stage {
-	return &Stage{st: deps.Stream, cfg: cfg, formats: deps.Formats, types: deps.Types, procs: deps.Processors,
+	return &Stage{st: deps.Stream, cfg: cfg, formats: deps.Formats, types: deps.Types, procs: deps.Processors, letters: deps.Letters,
 		log: deps.Log, counters: deps.Counters, version: deps.Version, hostname: deps.Hostname}
 }
 
@@ -214,21 +219,32 @@ func (w *worker) run(ctx context.Context) {
 		// work queue, and acknowledging now spares a redelivery after ack_wait.
 		stopKeepAlive := w.keepAlive(msgs)
 		var pending wire.Pending
+		var letters []*deadletter.Pending
 		failed := make([]bool, len(msgs))
 		for i, m := range msgs {
-			err := w.process(m, &pending)
+			ls, err := w.process(m, &pending)
 			if errors.Is(err, component.ErrTooLarge) {
 				// An event batch too large for the stream fails the same way on every
 				// retry: dead-letter the intake message whole instead of looping.
-				err = w.deadLetterMessage(m, "process", "an event is larger than the stream's max payload: "+err.Error(), &pending)
+				ls, err = []component.Letter{w.messageLetter(m, "process", "an event is larger than the stream's max payload: "+err.Error())}, nil
 			}
 			failed[i] = err != nil
 			if err != nil {
 				w.p.log.Warn("processing: message will be retried", "seq", seqOf(m), "err", err)
+				continue
+			}
+			// One dead-letter message per stage and intake message: its ID is the same
+			// when the message is processed again.
+			letters = append(letters, w.p.letters.Start(ls))
+			for _, l := range ls {
+				w.p.counters.DeadLettered(l.Stage, 1)
 			}
 		}
 		wctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		pubErr := pending.Wait(wctx)
+		for _, lp := range letters {
+			pubErr = cmp.Or(pubErr, lp.Wait(wctx))
+		}
 		cancel()
 		stopKeepAlive()
 		if pubErr != nil {
@@ -286,32 +302,27 @@ func sleep(ctx context.Context, d time.Duration) {
 	}
 }
 
-// deadLetterMessage publishes a whole intake message (its compressed body, as `vigil
-// dlq replay` expects for IDs ending in ":msg") to the stage's dead letters.
-func (w *worker) deadLetterMessage(m jetstream.Msg, stage, reason string, pending *wire.Pending) error {
+// messageLetter is the dead letter of a whole intake message (its compressed body,
+// as `vigil dlq replay` expects for IDs ending in ":msg").
+func (w *worker) messageLetter(m jetstream.Msg, stage, reason string) component.Letter {
 	raw := wire.ReadRaw(m.Subject(), m.Headers(), m.Data(), time.Now())
-	l := component.Letter{Stage: stage, Reason: reason, Source: raw.Source, Dataset: raw.Dataset, Format: raw.Format,
+	return component.Letter{Stage: stage, Reason: reason, Source: raw.Source, Dataset: raw.Dataset, Format: raw.Format,
 		Time: raw.Received, Original: m.Data(), ID: fmt.Sprintf("%d:%d:msg", w.p.st.Epoch(), seqOf(m))}
-	if err := pending.Publish(w.p.st, wire.LetterMsg(l), l.ID); err != nil {
-		return err
-	}
-	w.p.counters.DeadLettered(stage, 1)
-	return nil
 }
 
-// process turns one intake message into event batches and dead letters, starting
-// their publishes on pending.
-func (w *worker) process(m jetstream.Msg, pending *wire.Pending) error {
+// process turns one intake message into event batches, whose publishes it starts on
+// pending, and the dead letters it returns.
+func (w *worker) process(m jetstream.Msg, pending *wire.Pending) ([]component.Letter, error) {
 	md, err := m.Metadata()
 	if err != nil {
-		return err
+		return nil, err
 	}
 	seq := md.Sequence.Stream
 	raw := wire.ReadRaw(m.Subject(), m.Headers(), m.Data(), time.Now())
 	norm, err := w.normalizer(raw.Source, raw.Format, raw.FormatOverride)
 	if err != nil {
 		// A record we cannot even pick a parser for is a dead letter, not a retry loop.
-		return w.deadLetterMessage(m, "decode", err.Error(), pending)
+		return []component.Letter{w.messageLetter(m, "decode", err.Error())}, nil
 	}
 	epoch := w.p.st.Epoch()
 	var replayed event.Origin
@@ -372,7 +383,7 @@ func (w *worker) process(m jetstream.Msg, pending *wire.Pending) error {
 	w.p.counters.Received(records, bytes)
 	if err != nil {
 		if pubErr != nil {
-			return pubErr
+			return nil, pubErr
 		}
 		// The batch itself is corrupt: dead-letter the message body as it is.
 		letters = append(letters, component.Letter{Stage: "decode", Reason: err.Error(), Source: raw.Source, Dataset: raw.Dataset,
@@ -382,15 +393,9 @@ func (w *worker) process(m jetstream.Msg, pending *wire.Pending) error {
 		flush(ds, w.out[ds])
 	}
 	if pubErr != nil {
-		return pubErr
+		return nil, pubErr
 	}
-	for _, l := range letters {
-		if err := pending.Publish(w.p.st, wire.LetterMsg(l), l.ID); err != nil {
-			return err
-		}
-		w.p.counters.DeadLettered(l.Stage, 1)
-	}
-	return nil
+	return letters, nil
 }
 
 // processorOf returns "index:type" of the processor that rejected an event.

@@ -13,6 +13,10 @@
 package wire
 
 import (
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
 	"strconv"
 	"strings"
 	"time"
@@ -226,4 +230,109 @@ func ParseOrigin(s string) (event.Origin, bool) {
 		return event.Origin{}, false
 	}
 	return event.Origin{Epoch: e, Seq: q, Index: uint32(i)}, true
+}
+
+// EncodingLetters marks a dead-letter message that carries several letters of one
+// stage and source: its body is S2-compressed, each letter a uvarint-prefixed JSON
+// head (its own reason, dataset, format, time, origin, processor and ID) followed by
+// a uvarint-prefixed original. A message of one letter keeps the plain form, its
+// original as the body, so `nats` tools show it as it came.
+const EncodingLetters = "letters-s2"
+
+// letterHead is what a batched letter carries besides its original.
+type letterHead struct {
+	Reason    string `json:"reason"`
+	Dataset   string `json:"dataset,omitempty"`
+	Format    string `json:"format,omitempty"`
+	Time      int64  `json:"time"`
+	Origin    string `json:"origin,omitempty"`
+	Processor string `json:"processor,omitempty"`
+	ID        string `json:"id,omitempty"`
+}
+
+// LettersMsg builds one dead-letter message for letters of one stage and source
+// (the first letter's); with one letter it is LetterMsg.
+func LettersMsg(letters []component.Letter) *nats.Msg {
+	if len(letters) == 1 {
+		return LetterMsg(letters[0])
+	}
+	first := letters[0]
+	var body []byte
+	for _, l := range letters {
+		t := l.Time
+		if t.IsZero() {
+			t = time.Now()
+		}
+		head, _ := json.Marshal(letterHead{Reason: l.Reason, Dataset: l.Dataset, Format: l.Format, Time: t.UnixNano(),
+			Origin: l.Origin, Processor: l.Processor, ID: l.ID})
+		body = binary.AppendUvarint(body, uint64(len(head)))
+		body = append(body, head...)
+		body = binary.AppendUvarint(body, uint64(len(l.Original)))
+		body = append(body, l.Original...)
+	}
+	msg := nats.NewMsg(DLQSubject(first.Stage))
+	msg.Header.Set(HeaderEncoding, EncodingLetters)
+	msg.Header.Set(HeaderStage, first.Stage)
+	msg.Header.Set(HeaderSource, first.Source)
+	msg.Header.Set(HeaderCount, strconv.Itoa(len(letters)))
+	// The first reason, so that headers-only tools see what the batch is about.
+	msg.Header.Set(HeaderReason, truncate(first.Reason, 2048))
+	msg.Header.Set(HeaderReceived, strconv.FormatInt(first.Time.UnixNano(), 10))
+	msg.Data = event.Compress(body)
+	return msg
+}
+
+// LetterCount returns how many letters a dead-letter message carries.
+func LetterCount(h nats.Header) int {
+	if h.Get(HeaderEncoding) != EncodingLetters {
+		return 1
+	}
+	n, err := strconv.Atoi(h.Get(HeaderCount))
+	if err != nil || n < 1 {
+		return 1
+	}
+	return n
+}
+
+// ReadLetters reads the letters of a dead-letter message, batched or plain. The
+// originals are fresh copies the caller owns.
+func ReadLetters(subject string, h nats.Header, body []byte) ([]component.Letter, error) {
+	if h.Get(HeaderEncoding) != EncodingLetters {
+		l := ReadLetter(subject, h, body)
+		return []component.Letter{l}, nil
+	}
+	data, err := event.Decompress(nil, body)
+	if err != nil {
+		return nil, fmt.Errorf("dead-letter batch: %w", err)
+	}
+	stage, source := StageOf(subject), h.Get(HeaderSource)
+	var out []component.Letter
+	for len(data) > 0 {
+		head, rest, err := chunk(data)
+		if err != nil {
+			return out, err
+		}
+		orig, rest, err := chunk(rest)
+		if err != nil {
+			return out, err
+		}
+		data = rest
+		var lh letterHead
+		if err := json.Unmarshal(head, &lh); err != nil {
+			return out, fmt.Errorf("dead-letter batch: letter %d: %w", len(out), err)
+		}
+		out = append(out, component.Letter{Stage: stage, Source: source, Reason: lh.Reason, Dataset: lh.Dataset,
+			Format: lh.Format, Time: time.Unix(0, lh.Time), Origin: lh.Origin, Processor: lh.Processor, ID: lh.ID,
+			Original: orig})
+	}
+	return out, nil
+}
+
+// chunk splits a uvarint-prefixed chunk off data.
+func chunk(data []byte) (c, rest []byte, err error) {
+	n, k := binary.Uvarint(data)
+	if k <= 0 || n > uint64(len(data)-k) {
+		return nil, nil, errors.New("dead-letter batch: truncated")
+	}
+	return data[k : k+int(n) : k+int(n)], data[k+int(n):], nil
 }
