@@ -30,7 +30,7 @@ type Config struct {
 	Role string `yaml:"role"`
 	// Buffer is the durable stream between stages.
 	Buffer Buffer `yaml:"buffer"`
-	// Admin is the admin HTTP listener (/metrics, /healthz, /readyz).
+	// Admin is the admin HTTP listener (/metrics, /healthz, /readyz and the DLQ API).
 	Admin Admin `yaml:"admin"`
 	// Processing configures the stage between the intake and events streams.
 	Processing Processing `yaml:"processing"`
@@ -72,8 +72,14 @@ type Buffer struct {
 	// SyncInterval is the flush period when sync is "interval".
 	SyncInterval time.Duration `yaml:"sync_interval"`
 	// Listen, when set, also serves the embedded NATS server on this TCP address so
-	// that other nodes or the nats CLI can reach it. Empty: no port is opened.
+	// that other nodes or the nats CLI can reach it. Empty: no port is opened. A
+	// non-loopback address needs listen_auth and listen_tls; port 0 picks a free port.
 	Listen string `yaml:"listen"`
+	// ListenAuth is the credentials clients of buffer.listen must present. Vigil's
+	// own connection is in-process and unaffected.
+	ListenAuth ListenAuth `yaml:"listen_auth"`
+	// ListenTLS serves buffer.listen over TLS only.
+	ListenTLS ServerTLS `yaml:"listen_tls"`
 	// Intake, Events and DLQ bound the three streams.
 	Intake Retention `yaml:"intake"`
 	Events Retention `yaml:"events"`
@@ -104,6 +110,36 @@ func (t ClientTLS) Enabled() bool {
 	return t.CAFile != "" || t.CertFile != "" || t.KeyFile != "" || t.InsecureSkipVerify
 }
 
+// ListenAuth is who may connect to the embedded server's listener: a user with a
+// password, a user nkey, or both (either then suffices).
+type ListenAuth struct {
+	// User and Password: clients connect with nats://user:password@host or the nats
+	// CLI's --user/--password. Password may be a bcrypt hash ("$2a$…", `nats server
+	// passwd`), which nats-server then checks against.
+	User     string `yaml:"user"`
+	Password string `yaml:"password" secret:"true"`
+	// NKey is the public key of a user nkey ("U…", from `nk -gen user -pubout`);
+	// clients sign the server's challenge with its seed (nats CLI --nkey).
+	NKey string `yaml:"nkey"`
+}
+
+// Enabled reports whether any credential is set.
+func (a ListenAuth) Enabled() bool { return a.User != "" || a.Password != "" || a.NKey != "" }
+
+// ServerTLS configures a TLS listener.
+type ServerTLS struct {
+	// CertFile and KeyFile are the PEM certificate chain and key the listener
+	// presents.
+	CertFile string `yaml:"cert_file"`
+	KeyFile  string `yaml:"key_file"`
+	// ClientCAFile, when set, requires clients to present a certificate signed by
+	// one of these PEM CAs.
+	ClientCAFile string `yaml:"client_ca_file"`
+}
+
+// Enabled reports whether any TLS setting is present.
+func (t ServerTLS) Enabled() bool { return t.CertFile != "" || t.KeyFile != "" || t.ClientCAFile != "" }
+
 // Retention bounds one stream.
 type Retention struct {
 	// MaxAge is how long messages are kept.
@@ -114,8 +150,15 @@ type Retention struct {
 
 // Admin configures the admin listener.
 type Admin struct {
-	// Address to listen on; empty disables the admin listener.
+	// Address to listen on; empty disables the admin listener. A non-loopback
+	// address needs a token.
 	Address string `yaml:"address"`
+	// Token is the bearer token (`Authorization: Bearer …`, `vigil dlq --token` or
+	// VIGIL_ADMIN_TOKEN) the admin API requires: always for the DLQ endpoints, and
+	// for /metrics and /readyz too when the address is not loopback. /healthz stays
+	// open for liveness probes. At least 16 printable characters, such as
+	// `openssl rand -hex 32`; write it as ${VAR} or ${file:/path}.
+	Token string `yaml:"token" secret:"true"`
 }
 
 // Processing configures the processing stage.

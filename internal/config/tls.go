@@ -31,3 +31,27 @@ func (t ClientTLS) TLSConfig() (*tls.Config, error) {
 	}
 	return tc, nil
 }
+
+// TLSConfig builds a listener's TLS configuration: TLS 1.2 or later, and client
+// certificates required and verified when client_ca_file is set. Errors name the
+// option without a prefix (callers add theirs, such as "buffer.listen_tls.").
+func (t ServerTLS) TLSConfig() (*tls.Config, error) {
+	cert, err := tls.LoadX509KeyPair(t.CertFile, t.KeyFile)
+	if err != nil {
+		return nil, fmt.Errorf("cert_file: %w", err)
+	}
+	tc := &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{cert}}
+	if t.ClientCAFile != "" {
+		pem, err := os.ReadFile(t.ClientCAFile)
+		if err != nil {
+			return nil, fmt.Errorf("client_ca_file: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("client_ca_file: no PEM certificates in %s", t.ClientCAFile)
+		}
+		tc.ClientCAs = pool
+		tc.ClientAuth = tls.RequireAndVerifyClientCert
+	}
+	return tc, nil
+}
