@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strings"
 	"syscall"
 
 	"github.com/spf13/cobra"
@@ -128,7 +129,7 @@ func printBanner(e *env, cfg *config.Config, p *pipeline.Pipeline, adm *admin.Se
 		abs, _ := filepath.Abs(filepath.Join(cfg.DataDir, "stream"))
 		fmt.Fprintf(w, "  stream:   embedded JetStream in %s (sync %s)\n", abs, cfg.Buffer.Sync)
 	} else {
-		fmt.Fprintf(w, "  stream:   NATS at %v\n", cfg.Buffer.URLs)
+		fmt.Fprintf(w, "  stream:   NATS at %s\n", strings.Join(config.RedactURLs(cfg.Buffer.URLs), ", "))
 	}
 	var curlURL string
 	for name, src := range p.Sources() {
