@@ -53,7 +53,9 @@ type Buffer struct {
 	// Type is "embedded" (an in-process NATS server under data_dir) or "nats" (an
 	// external server or cluster).
 	Type string `yaml:"type"`
-	// URLs of the external NATS servers (type nats).
+	// URLs of the external NATS servers (type nats). A password or token in a URL
+	// (nats://user:pass@host) is shown as xxxxx in logs, errors and the banner;
+	// user/password, token or credentials_file keep it out of the URL.
 	URLs []string `yaml:"urls"`
 	// CredentialsFile is a NATS .creds file (type nats).
 	CredentialsFile string `yaml:"credentials_file"`
