@@ -29,7 +29,7 @@ func TestValidate(t *testing.T) {
 		wantErr  []string // substrings of stderr, each must appear
 	}{
 		{name: "valid", file: "testdata/valid.yaml", wantCode: 0,
-			wantOut: "testdata/valid.yaml: valid (1 sources, 1 sinks, buffer embedded, role all)"},
+			wantOut: "testdata/valid.yaml: valid (1 sources, 0 processors, 1 sinks, buffer embedded, role all)"},
 		{name: "typo", file: "testdata/typo.yaml", wantCode: 1,
 			wantErr: []string{"testdata/typo.yaml:4:5: sources.apps: unknown field \"adress\"", "1 problem"}},
 		{name: "wrong types and references", file: "testdata/bad_types.yaml", wantCode: 1,
@@ -38,6 +38,12 @@ func TestValidate(t *testing.T) {
 				"processing",
 				"testdata/bad_types.yaml:5:11: sources.apps.type: unknown source type \"htp\"; known types:",
 				"sinks.archive.inputs: missing",
+			}},
+		{name: "exposed listeners", file: "testdata/exposed.yaml", wantCode: 1,
+			wantErr: []string{
+				"testdata/exposed.yaml:4:3: buffer.listen: 0.0.0.0:4222 is reachable from other machines but has neither credentials",
+				"testdata/exposed.yaml:6:3: admin.address: 0.0.0.0:8686 is reachable from other machines but admin.token is not set",
+				"2 problems",
 			}},
 		{name: "no such file", file: "testdata/missing.yaml", wantCode: 1, wantErr: []string{"no such file"}},
 	}

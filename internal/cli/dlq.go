@@ -21,15 +21,30 @@ import (
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
 
+	"github.com/vigil-sec/vigil/internal/admin"
 	"github.com/vigil-sec/vigil/internal/dlq"
 )
 
 // dlqFlags are the options every `vigil dlq` subcommand shares.
 type dlqFlags struct {
 	admin  string
+	token  string
 	stage  string
 	source string
 	since  string
+}
+
+// tokenEnv holds the admin token when --token is not given; a variable, unlike a
+// flag, does not show in the process list.
+const tokenEnv = "VIGIL_ADMIN_TOKEN"
+
+// client returns the API client the flags describe.
+func (f *dlqFlags) client() (*dlqClient, error) {
+	token := f.token
+	if token == "" {
+		token = os.Getenv(tokenEnv)
+	}
+	return newDLQClient(f.admin, token)
 }
 
 // query turns the filter flags into API query parameters. since is resolved here,
@@ -60,10 +75,12 @@ func dlqCmd(e *env) *cobra.Command {
 		Long: "dlq works on the dead-letter stream of a running Vigil node through its admin listener " +
 			"(the embedded store can be opened by one process only). Dead letters are records a stage " +
 			"rejected, kept with the stage, the reason and the original bytes; replay feeds them back into " +
-			"the pipeline once the parser, config or schema is fixed.",
+			"the pipeline once the parser, config or schema is fixed. A node with admin.token needs it: " +
+			"--token or the " + tokenEnv + " environment variable.",
 	}
 	pf := cmd.PersistentFlags()
 	pf.StringVar(&f.admin, "admin", "http://127.0.0.1:8686", "admin listener of the running node (admin.address)")
+	pf.StringVar(&f.token, "token", "", "the node's admin.token (default $"+tokenEnv+", which keeps it out of the process list)")
 	pf.StringVar(&f.stage, "stage", "", "only letters of this stage (decode, parse, validate, intake, sink)")
 	pf.StringVar(&f.source, "source", "", "only letters of this source")
 	pf.StringVar(&f.since, "since", "", "only letters dead-lettered within this duration (30m, 12h, 7d)")
@@ -81,7 +98,7 @@ func dlqListCmd(e *env, f *dlqFlags) *cobra.Command {
 			if err != nil {
 				return &exitError{code: 2, err: err}
 			}
-			c, err := newDLQClient(f.admin)
+			c, err := f.client()
 			if err != nil {
 				return &exitError{code: 2, err: err}
 			}
@@ -138,15 +155,14 @@ func dlqShowCmd(e *env, f *dlqFlags) *cobra.Command {
 			"original_base64 set when they are not valid UTF-8).",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if limit < 1 || limit > dlq.MaxEntries {
-				return &exitError{code: 2, err: fmt.Errorf("--limit: want 1 to %d, got %d", dlq.MaxEntries, limit)}
+			if limit < 1 {
+				return &exitError{code: 2, err: fmt.Errorf("--limit: want at least 1, got %d", limit)}
 			}
 			q, err := f.query(time.Now())
 			if err != nil {
 				return &exitError{code: 2, err: err}
 			}
-			q.Set("limit", strconv.Itoa(limit))
-			c, err := newDLQClient(f.admin)
+			c, err := f.client()
 			if err != nil {
 				return &exitError{code: 2, err: err}
 			}
@@ -154,16 +170,31 @@ func dlqShowCmd(e *env, f *dlqFlags) *cobra.Command {
 			// always well-formed JSON lines.
 			out := bufio.NewWriter(e.stdout)
 			defer out.Flush()
-			err = c.stream(cmd.Context(), dlq.PathEntries, q, func(line []byte) error {
-				var entry dlq.Entry
-				if err := json.Unmarshal(line, &entry); err != nil {
-					return fmt.Errorf("admin API %s: bad entry: %w", dlq.PathEntries, err)
+			// The node answers a page at a time; the next starts after the last
+			// letter printed.
+			for left := limit; left > 0; {
+				page := min(left, showPage)
+				q.Set("limit", strconv.Itoa(page))
+				got, last, lastIndex := 0, uint64(0), 0
+				err = c.stream(cmd.Context(), dlq.PathEntries, q, func(line []byte) error {
+					var entry dlq.Entry
+					if err := json.Unmarshal(line, &entry); err != nil {
+						return fmt.Errorf("admin API %s: bad entry: %w", dlq.PathEntries, err)
+					}
+					got, last, lastIndex = got+1, entry.Sequence, entry.Index
+					out.Write(line)
+					return out.WriteByte('\n')
+				})
+				if err != nil {
+					return &exitError{code: 1, err: err}
 				}
-				out.Write(line)
-				return out.WriteByte('\n')
-			})
-			if err != nil {
-				return &exitError{code: 1, err: err}
+				if got < page {
+					break
+				}
+				left -= got
+				// Letters are stored in batches: go on after the last one printed.
+				q.Set("from", strconv.FormatUint(last, 10))
+				q.Set("from_index", strconv.Itoa(lastIndex+1))
 			}
 			return out.Flush()
 		},
@@ -194,7 +225,7 @@ func dlqReplayCmd(e *env, f *dlqFlags) *cobra.Command {
 			if err != nil {
 				return &exitError{code: 2, err: err}
 			}
-			c, err := newDLQClient(f.admin)
+			c, err := f.client()
 			if err != nil {
 				return &exitError{code: 2, err: err}
 			}
@@ -289,13 +320,17 @@ func isTerminal(w io.Writer) bool {
 	return ok && term.IsTerminal(int(f.Fd()))
 }
 
+// showPage is how many letters `dlq show` asks for per request.
+var showPage = dlq.MaxEntries
+
 // dlqClient calls the DLQ API of a node's admin listener.
 type dlqClient struct {
-	base *url.URL
-	hc   *http.Client
+	base  *url.URL
+	token string
+	hc    *http.Client
 }
 
-func newDLQClient(admin string) (*dlqClient, error) {
+func newDLQClient(admin, token string) (*dlqClient, error) {
 	if !strings.Contains(admin, "://") {
 		admin = "http://" + admin
 	}
@@ -304,7 +339,7 @@ func newDLQClient(admin string) (*dlqClient, error) {
 		return nil, fmt.Errorf("--admin: want the admin listener's URL such as http://127.0.0.1:8686, got %q", admin)
 	}
 	// A replay chunk may take up to a couple of minutes on a busy node.
-	return &dlqClient{base: u, hc: &http.Client{Timeout: 3 * time.Minute}}, nil
+	return &dlqClient{base: u, token: token, hc: &http.Client{Timeout: 3 * time.Minute}}, nil
 }
 
 func (c *dlqClient) do(ctx context.Context, method, path string, q url.Values) (*http.Response, error) {
@@ -315,14 +350,27 @@ func (c *dlqClient) do(ctx context.Context, method, path string, q url.Values) (
 	if err != nil {
 		return nil, err
 	}
+	if c.token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.token)
+	}
+	// Tells the node that a program, not a web form, sends this (see admin).
+	req.Header.Set(admin.RequestHeader, "vigil-cli")
 	resp, err := c.hc.Do(req)
 	if err != nil {
 		return nil, fmt.Errorf("cannot reach the admin API at %s (is `vigil run` running with admin.address there?): %w",
 			c.base.Redacted(), err)
 	}
-	if resp.StatusCode == http.StatusNotFound || resp.StatusCode == http.StatusMethodNotAllowed {
+	switch resp.StatusCode {
+	case http.StatusNotFound, http.StatusMethodNotAllowed:
 		resp.Body.Close()
 		return nil, fmt.Errorf("%s %s: HTTP %d: this node has no DLQ API (an older Vigil?)", method, path, resp.StatusCode)
+	case http.StatusUnauthorized:
+		resp.Body.Close()
+		what := "needs its admin.token: pass --token or set " + tokenEnv
+		if c.token != "" {
+			what = "refused the token given (--token or " + tokenEnv + "): it is not the node's admin.token"
+		}
+		return nil, fmt.Errorf("%s %s: HTTP 401: the node %s", method, path, what)
 	}
 	return resp, nil
 }

@@ -14,16 +14,21 @@ import (
 
 	"github.com/vigil-sec/vigil/internal/admin"
 	"github.com/vigil-sec/vigil/internal/components"
+	"github.com/vigil-sec/vigil/internal/config"
 	"github.com/vigil-sec/vigil/internal/dlq"
 	"github.com/vigil-sec/vigil/internal/pipeline"
 	"github.com/vigil-sec/vigil/internal/sink/archivesink"
 	"github.com/vigil-sec/vigil/internal/source/httpsource"
+	"github.com/vigil-sec/vigil/internal/source/syslogsource"
 	"github.com/vigil-sec/vigil/internal/testutil"
 )
 
+// testToken is the admin.token of dlqNode's admin listener.
+const testToken = "test-admin-token-0123456789"
+
 // dlqNode runs the embedded pipeline of `vigil run` (http source on a random port,
-// on_malformed: dlq) with its real admin listener and DLQ API, and returns the
-// source URL, the admin URL and the archive directory.
+// on_malformed: dlq) with its real admin listener (admin.token testToken) and DLQ
+// API, and returns the source URL, the admin URL and the archive directory.
 func dlqNode(t *testing.T) (*pipeline.Pipeline, string, string, string) {
 	t.Helper()
 	dir := t.TempDir()
@@ -34,6 +39,8 @@ func dlqNode(t *testing.T) (*pipeline.Pipeline, string, string, string) {
 	}
 	h := cfg.Sources[0].Settings.(*httpsource.Config)
 	h.Address, h.OnMalformed = "127.0.0.1:0", "dlq"
+	sys := cfg.Sources[1].Settings.(*syslogsource.Config)
+	sys.TCP, sys.UDP = "127.0.0.1:0", "127.0.0.1:0"
 	cfg.Sinks[0].Settings.(*archivesink.Config).MaxAge = 100 * time.Millisecond
 	cfg.Buffer.AckWait = 5 * time.Second
 	if err := cfg.Validate(); err != nil {
@@ -48,7 +55,7 @@ func dlqNode(t *testing.T) (*pipeline.Pipeline, string, string, string) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = p.Stop(context.Background()) })
-	adm := admin.New("127.0.0.1:0", p.Metrics(), p.Ready, log)
+	adm := admin.New(config.Admin{Address: "127.0.0.1:0", Token: testToken}, p.Metrics(), p.Ready, log)
 	dlq.NewAPI(p.Stream(), p.Metrics(), log).Mount(adm)
 	if err := adm.Start(); err != nil {
 		t.Fatal(err)
@@ -60,6 +67,7 @@ func dlqNode(t *testing.T) (*pipeline.Pipeline, string, string, string) {
 
 func TestDLQCommands(t *testing.T) {
 	p, src, adminURL, archive := dlqNode(t)
+	t.Setenv(tokenEnv, testToken)
 	resp, err := http.Post(src+"/v1/events/myapp", "application/x-ndjson", strings.NewReader("{\"ok\":1}\nline 1\nline 2\n"))
 	if err != nil {
 		t.Fatal(err)
@@ -112,6 +120,19 @@ func TestDLQCommands(t *testing.T) {
 		t.Errorf("entries: %+v", entries)
 	}
 
+	// Pages of one letter: the second page starts after the first letter.
+	showPage = 1
+	defer func() { showPage = dlq.MaxEntries }()
+	code, paged, errs := runCLI(t, "", "dlq", "show", "--admin", adminURL, "--stage", "decode", "-n", "5")
+	if code != 0 || paged != out {
+		t.Errorf("show in pages of 1: %d %q %s, want %q", code, paged, errs, out)
+	}
+	code, paged, _ = runCLI(t, "", "dlq", "show", "--admin", adminURL, "-n", "1")
+	if code != 0 || strings.Count(paged, "\n") != 1 {
+		t.Errorf("show -n 1 in pages of 1: %d %q", code, paged)
+	}
+	showPage = dlq.MaxEntries
+
 	code, out, errs = runCLI(t, "", "dlq", "replay", "--admin", adminURL, "--format", "lines", "--chunk", "1")
 	if code != 0 || !strings.Contains(out, "Replayed 2 dead letter(s).") {
 		t.Fatalf("replay: %d %q %q", code, out, errs)
@@ -135,6 +156,50 @@ func TestDLQCommands(t *testing.T) {
 	code, out, _ = runCLI(t, "", "dlq", "replay", "--admin", adminURL)
 	if code != 0 || !strings.Contains(out, "No dead letters to replay.") {
 		t.Errorf("second replay: %d %q", code, out)
+	}
+}
+
+// TestDLQAuth checks that the DLQ API of a node with admin.token answers only with
+// the token, that the CLI sends it from --token or VIGIL_ADMIN_TOKEN, and that a
+// missing or wrong token is explained.
+func TestDLQAuth(t *testing.T) {
+	_, _, adminURL, _ := dlqNode(t)
+	t.Setenv(tokenEnv, "")
+
+	// Straight to the API: dead letters are not readable, nor replayable, without it.
+	for _, req := range []*http.Request{
+		httptest.NewRequest(http.MethodGet, adminURL+dlq.PathEntries+"?limit=10", nil),
+		httptest.NewRequest(http.MethodGet, adminURL+dlq.PathSummary, nil),
+		httptest.NewRequest(http.MethodPost, adminURL+dlq.PathReplay, nil),
+	} {
+		req.RequestURI = ""
+		req.Header.Set(admin.RequestHeader, "test")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusUnauthorized {
+			t.Errorf("%s %s without a token: HTTP %d, want 401", req.Method, req.URL.Path, resp.StatusCode)
+		}
+	}
+
+	code, _, errs := runCLI(t, "", "dlq", "list", "--admin", adminURL)
+	if code != 1 || !strings.Contains(errs, "HTTP 401: the node needs its admin.token: pass --token or set VIGIL_ADMIN_TOKEN") {
+		t.Errorf("no token: %d %q", code, errs)
+	}
+	code, _, errs = runCLI(t, "", "dlq", "show", "--admin", adminURL, "--token", "not-the-token-at-all")
+	if code != 1 || !strings.Contains(errs, "HTTP 401: the node refused the token given") || strings.Contains(errs, "not-the-token-at-all") {
+		t.Errorf("wrong token: %d %q", code, errs)
+	}
+	code, out, errs := runCLI(t, "", "dlq", "list", "--admin", adminURL, "--token", testToken)
+	if code != 0 || !strings.Contains(out, "No dead letters.") {
+		t.Errorf("--token: %d %q %q", code, out, errs)
+	}
+	t.Setenv(tokenEnv, testToken)
+	code, out, errs = runCLI(t, "", "dlq", "replay", "--admin", adminURL)
+	if code != 0 || !strings.Contains(out, "No dead letters to replay.") {
+		t.Errorf("%s: %d %q %q", tokenEnv, code, out, errs)
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strings"
 	"syscall"
 
 	"github.com/spf13/cobra"
@@ -86,7 +87,7 @@ func runCmd(e *env) *cobra.Command {
 			}
 			var adm *admin.Server
 			if cfg.Admin.Address != "" {
-				adm = admin.New(cfg.Admin.Address, p.Metrics(), p.Ready, log)
+				adm = admin.New(cfg.Admin, p.Metrics(), p.Ready, log)
 				dlq.NewAPI(p.Stream(), p.Metrics(), log).Mount(adm)
 				if err := adm.Start(); err != nil {
 					shutdown(p, nil, cfg)
@@ -127,8 +128,11 @@ func printBanner(e *env, cfg *config.Config, p *pipeline.Pipeline, adm *admin.Se
 	if p.Stream().Embedded() {
 		abs, _ := filepath.Abs(filepath.Join(cfg.DataDir, "stream"))
 		fmt.Fprintf(w, "  stream:   embedded JetStream in %s (sync %s)\n", abs, cfg.Buffer.Sync)
+		if addr := p.Stream().ListenAddr(); addr != "" {
+			fmt.Fprintf(w, "  nats:     %s for other nodes (%s)\n", addr, listenSecurity(cfg.Buffer))
+		}
 	} else {
-		fmt.Fprintf(w, "  stream:   NATS at %v\n", cfg.Buffer.URLs)
+		fmt.Fprintf(w, "  stream:   NATS at %s\n", strings.Join(config.RedactURLs(cfg.Buffer.URLs), ", "))
 	}
 	var curlURL string
 	for name, src := range p.Sources() {
@@ -150,10 +154,34 @@ func printBanner(e *env, cfg *config.Config, p *pipeline.Pipeline, adm *admin.Se
 		fmt.Fprintf(w, "  sink:     %s\n", desc)
 	}
 	if adm != nil {
-		fmt.Fprintf(w, "  admin:    http://%s/metrics  /healthz  /readyz\n", adm.Addr())
+		auth := " (no token: loopback only)"
+		if cfg.Admin.Token != "" {
+			auth = " (bearer token: admin.token)"
+		}
+		fmt.Fprintf(w, "  admin:    http://%s/metrics  /healthz  /readyz  /v1/dlq%s\n", adm.Addr(), auth)
 	}
 	if curlURL != "" && cfg.Embedded {
 		fmt.Fprintf(w, "Send a test event:\n  curl -s -H 'Content-Type: application/json' -d '{\"message\":\"hello from curl\"}' %s\n", curlURL)
 		fmt.Fprintf(w, "  logger --server 127.0.0.1 --port 5514 --tcp --rfc5424 'hello from logger'\n")
 	}
+}
+
+// listenSecurity says how buffer.listen is protected.
+func listenSecurity(b config.Buffer) string {
+	var parts []string
+	if b.ListenAuth.User != "" {
+		parts = append(parts, "user "+b.ListenAuth.User)
+	}
+	if b.ListenAuth.NKey != "" {
+		parts = append(parts, "nkey")
+	}
+	if len(parts) == 0 {
+		parts = append(parts, "no authentication")
+	}
+	if b.ListenTLS.CertFile != "" {
+		parts = append(parts, "TLS")
+	} else {
+		parts = append(parts, "no TLS")
+	}
+	return strings.Join(parts, ", ")
 }

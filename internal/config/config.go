@@ -30,7 +30,7 @@ type Config struct {
 	Role string `yaml:"role"`
 	// Buffer is the durable stream between stages.
 	Buffer Buffer `yaml:"buffer"`
-	// Admin is the admin HTTP listener (/metrics, /healthz, /readyz).
+	// Admin is the admin HTTP listener (/metrics, /healthz, /readyz and the DLQ API).
 	Admin Admin `yaml:"admin"`
 	// Processing configures the stage between the intake and events streams.
 	Processing Processing `yaml:"processing"`
@@ -53,7 +53,9 @@ type Buffer struct {
 	// Type is "embedded" (an in-process NATS server under data_dir) or "nats" (an
 	// external server or cluster).
 	Type string `yaml:"type"`
-	// URLs of the external NATS servers (type nats).
+	// URLs of the external NATS servers (type nats). A password or token in a URL
+	// (nats://user:pass@host) is shown as xxxxx in logs, errors and the banner;
+	// user/password, token or credentials_file keep it out of the URL.
 	URLs []string `yaml:"urls"`
 	// CredentialsFile is a NATS .creds file (type nats).
 	CredentialsFile string `yaml:"credentials_file"`
@@ -72,11 +74,17 @@ type Buffer struct {
 	// SyncInterval is the flush period when sync is "interval".
 	SyncInterval time.Duration `yaml:"sync_interval"`
 	// Listen, when set, also serves the embedded NATS server on this TCP address so
-	// that other nodes or the nats CLI can reach it. Empty: no port is opened.
+	// that other nodes or the nats CLI can reach it. Empty: no port is opened. A
+	// non-loopback address needs listen_auth and listen_tls; port 0 picks a free port.
 	Listen string `yaml:"listen"`
+	// ListenAuth is the credentials clients of buffer.listen must present. Vigil's
+	// own connection is in-process and unaffected.
+	ListenAuth ListenAuth `yaml:"listen_auth"`
+	// ListenTLS serves buffer.listen over TLS only.
+	ListenTLS ServerTLS `yaml:"listen_tls"`
 	// Intake, Events and DLQ bound the three streams.
-	Intake Retention `yaml:"intake"`
-	Events Retention `yaml:"events"`
+	Intake Retention    `yaml:"intake"`
+	Events Retention    `yaml:"events"`
 	DLQ    DLQRetention `yaml:"dlq"`
 	// DuplicateWindow is how long JetStream remembers message IDs to drop a
 	// re-publish after a crash.
@@ -117,6 +125,22 @@ type ServerTLS struct {
 // Enabled reports whether the listener serves TLS.
 func (t ServerTLS) Enabled() bool { return t.CertFile != "" }
 
+// ListenAuth is who may connect to the embedded server's listener: a user with a
+// password, a user nkey, or both (either then suffices).
+type ListenAuth struct {
+	// User and Password: clients connect with nats://user:password@host or the nats
+	// CLI's --user/--password. Password may be a bcrypt hash ("$2a$…", `nats server
+	// passwd`), which nats-server then checks against.
+	User     string `yaml:"user"`
+	Password string `yaml:"password" secret:"true"`
+	// NKey is the public key of a user nkey ("U…", from `nk -gen user -pubout`);
+	// clients sign the server's challenge with its seed (nats CLI --nkey).
+	NKey string `yaml:"nkey"`
+}
+
+// Enabled reports whether any credential is set.
+func (a ListenAuth) Enabled() bool { return a.User != "" || a.Password != "" || a.NKey != "" }
+
 // Retention bounds one stream.
 type Retention struct {
 	// MaxAge is how long messages are kept.
@@ -145,8 +169,15 @@ type DLQRetention struct {
 
 // Admin configures the admin listener.
 type Admin struct {
-	// Address to listen on; empty disables the admin listener.
+	// Address to listen on; empty disables the admin listener. A non-loopback
+	// address needs a token.
 	Address string `yaml:"address"`
+	// Token is the bearer token (`Authorization: Bearer …`, `vigil dlq --token` or
+	// VIGIL_ADMIN_TOKEN) the admin API requires: always for the DLQ endpoints, and
+	// for /metrics and /readyz too when the address is not loopback. /healthz stays
+	// open for liveness probes. At least 16 printable characters, such as
+	// `openssl rand -hex 32`; write it as ${VAR} or ${file:/path}.
+	Token string `yaml:"token" secret:"true"`
 }
 
 // Processing configures the processing stage.

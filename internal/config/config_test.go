@@ -146,6 +146,28 @@ func TestLoadProblems(t *testing.T) {
 			`6:7: sources.apps.auth.password: ${file:testdata/no-such-file}: cannot read the secret file: no such file or directory`,
 			`12:5: sinks.out.path: empty ${}`,
 		}},
+		{"config_exposed.yaml", []string{
+			`3:3: buffer.listen_auth.password: missing: user needs a password`,
+			// The seed is a secret: the problem names it without echoing it.
+			"5:5: buffer.listen_auth.nkey: this is an nkey seed, the secret half: give the public key (U…, `nk -inkey FILE -pubout`) and keep the seed with the client",
+			`6:3: buffer.listen_tls: set both cert_file and key_file`,
+			`2:3: buffer.listen: 0.0.0.0:4222 is reachable from other machines but has no TLS (buffer.listen_tls): credentials and events would cross the network in clear text; set cert_file and key_file, or listen on 127.0.0.1`,
+			`9:3: admin.address: 0.0.0.0:8686 is reachable from other machines but admin.token is not set: anyone who reaches it could read dead letters (raw evidence), replay them and scrape /metrics; set admin.token (such as ${VIGIL_ADMIN_TOKEN}), or listen on 127.0.0.1`,
+		}},
+		{"config_exposed_more.yaml", []string{
+			`3:3: buffer.listen_auth.user: missing: password needs a user`,
+			`5:5: buffer.listen_auth.nkey: want the public key of a user nkey (56 characters starting with U)`,
+			`7:5: buffer.listen_tls.client_ca_file: needs cert_file and key_file`,
+			`2:3: buffer.listen: [::]:4222 is reachable from other machines but has no TLS (buffer.listen_tls): credentials and events would cross the network in clear text; set cert_file and key_file, or listen on 127.0.0.1`,
+			"10:3: admin.token: too short: want at least 16 characters, such as the output of `openssl rand -hex 32`",
+		}},
+		{"config_nats_urls.yaml", []string{
+			// Passwords and tokens in URLs are never echoed.
+			`3:3: buffer.urls[1]: want a server URL such as nats://127.0.0.1:4222, got "nats://xxxxx@nats-2:notaport"`,
+			`3:3: buffer.urls[2]: want a nats, tls, ws or wss URL, got "https://xxxxx@nats-3:4222"`,
+			`7:3: buffer.listen_auth: only for the embedded buffer`,
+			`10:3: admin.token: may hold printable ASCII characters only, no spaces (it is sent in an HTTP header)`,
+		}},
 		{"config_syntax.yaml", []string{`1:11: sequence end token ']' not found`}},
 		{"config_list.yaml", []string{`1:1: the top level must be a mapping of settings (data_dir, buffer, sources, sinks, …)`}},
 	}
@@ -305,6 +327,74 @@ func TestRedacted(t *testing.T) {
 	// Empty secrets stay empty, so a dump shows they are unset.
 	if r := Redacted(fakeAuth{User: "u"}); r.Password != "" {
 		t.Errorf("empty secret became %q", r.Password)
+	}
+}
+
+// TestExposedListenersWithSecrets loads a config whose admin listener and embedded
+// server are reachable from other machines with what each needs, the secrets read
+// from the environment and a file; without the admin token it is refused, naming
+// the line.
+func TestExposedListenersWithSecrets(t *testing.T) {
+	t.Setenv("VIGIL_TEST_ADMIN_TOKEN", "0123456789abcdef0123")
+	cfg, err := Load("testdata/config_admin_token.yaml", testRegistry{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Admin.Token != "0123456789abcdef0123" || cfg.Buffer.ListenAuth.Password != "s3cr3t-token" ||
+		cfg.Buffer.ListenTLS.CertFile != "/etc/vigil/nats.crt" {
+		t.Errorf("admin %+v buffer %+v", cfg.Admin, cfg.Buffer)
+	}
+	red := Redacted(cfg)
+	if red.Admin.Token != "<redacted>" || red.Buffer.ListenAuth.Password != "<redacted>" || red.Buffer.ListenAuth.User != "node2" {
+		t.Errorf("redacted: %+v %+v", red.Admin, red.Buffer.ListenAuth)
+	}
+
+	t.Setenv("VIGIL_TEST_ADMIN_TOKEN", "")
+	_, err = Load("testdata/config_admin_token.yaml", testRegistry{})
+	want := "testdata/config_admin_token.yaml:8:3: admin.token: environment variable VIGIL_TEST_ADMIN_TOKEN is not set"
+	if err == nil || !strings.HasPrefix(err.Error(), want) {
+		t.Errorf("without the token: %v, want %s…", err, want)
+	}
+}
+
+func TestIsLoopback(t *testing.T) {
+	for host, want := range map[string]bool{
+		"127.0.0.1": true, "::1": true, "localhost": true, "127.1.2.3": true,
+		"": false, "0.0.0.0": false, "::": false, "10.0.0.1": false, "example.com": false,
+	} {
+		if got := IsLoopback(host); got != want {
+			t.Errorf("IsLoopback(%q) = %v", host, got)
+		}
+	}
+}
+
+func TestRedactURL(t *testing.T) {
+	tests := []struct {
+		give, want string
+		secrets    []string
+	}{
+		{"nats://127.0.0.1:4222", "nats://127.0.0.1:4222", nil},
+		{"nats://vigil:pa55@nats-1:4222", "nats://vigil:xxxxx@nats-1:4222", []string{"pa55"}},
+		// A user name alone is a token to NATS.
+		{"tls://t0ken@nats-1:4222", "tls://xxxxx@nats-1:4222", []string{"t0ken"}},
+		// Without a scheme, as nats.go accepts it.
+		{"vigil:pa55@nats-1:4222", "nats://vigil:xxxxx@nats-1:4222", []string{"pa55"}},
+		{"nats://vigil:p%40ss@nats-1", "nats://vigil:xxxxx@nats-1", []string{"p%40ss", "p@ss"}},
+		// Unparseable: the whole user part goes.
+		{"nats://vigil:pa55@nats-1:notaport", "nats://xxxxx@nats-1:notaport", []string{"pa55"}},
+		{"nats://vigil:pa55@[::1", "nats://xxxxx@[::1", []string{"pa55"}},
+		{"nats://vigil@", "nats://xxxxx@", []string{"vigil"}},
+	}
+	for _, tt := range tests {
+		if got := RedactURL(tt.give); got != tt.want {
+			t.Errorf("RedactURL(%q) = %q, want %q", tt.give, got, tt.want)
+		}
+		if got := URLSecrets(tt.give); strings.Join(got, " ") != strings.Join(tt.secrets, " ") {
+			t.Errorf("URLSecrets(%q) = %q, want %q", tt.give, got, tt.secrets)
+		}
+	}
+	if got := RedactURLs([]string{"nats://a:b@h", "nats://h"}); strings.Join(got, ",") != "nats://a:xxxxx@h,nats://h" {
+		t.Errorf("RedactURLs: %q", got)
 	}
 }
 

@@ -3,6 +3,8 @@ package config
 import (
 	"errors"
 	"fmt"
+	"net"
+	"net/url"
 	"os"
 	"path"
 	"slices"
@@ -12,6 +14,7 @@ import (
 	"github.com/goccy/go-yaml"
 	"github.com/goccy/go-yaml/ast"
 	"github.com/goccy/go-yaml/parser"
+	"github.com/nats-io/nkeys"
 
 	"github.com/vigil-sec/vigil/internal/process/cond"
 )
@@ -577,15 +580,32 @@ func (c *Config) validate() Problems {
 		if b.Replicas != 1 {
 			add("buffer.replicas", "the embedded buffer has exactly 1 replica; use type nats with a cluster for more")
 		}
+		checkListen(b, add)
 	case "nats":
 		if len(b.URLs) == 0 {
 			add("buffer.urls", "type nats needs at least one server URL, like nats://127.0.0.1:4222")
+		}
+		for i, raw := range b.URLs {
+			// Echo the URL redacted: it may hold a password or a token.
+			u, err := url.Parse(withScheme(raw))
+			switch {
+			case err != nil || u.Host == "":
+				add(fmt.Sprintf("buffer.urls[%d]", i), "want a server URL such as nats://127.0.0.1:4222, got %q", RedactURL(raw))
+			case u.Scheme != "nats" && u.Scheme != "tls" && u.Scheme != "ws" && u.Scheme != "wss":
+				add(fmt.Sprintf("buffer.urls[%d]", i), "want a nats, tls, ws or wss URL, got %q", RedactURL(raw))
+			}
 		}
 		if b.Replicas < 1 || b.Replicas > 5 {
 			add("buffer.replicas", "want 1 to 5, got %d", b.Replicas)
 		}
 		if b.Listen != "" {
 			add("buffer.listen", "only for the embedded buffer")
+		}
+		if b.ListenAuth.Enabled() {
+			add("buffer.listen_auth", "only for the embedded buffer")
+		}
+		if b.ListenTLS.Enabled() {
+			add("buffer.listen_tls", "only for the embedded buffer")
 		}
 	default:
 		add("buffer.type", "want embedded or nats, got %q", b.Type)
@@ -623,6 +643,7 @@ func (c *Config) validate() Problems {
 	if b.AckWait < time.Second {
 		add("buffer.ack_wait", "must be at least 1s")
 	}
+	checkAdmin(c.Admin, add)
 	if c.Processing.Workers < 1 || c.Processing.Workers > 256 {
 		add("processing.workers", "want 1 to 256, got %d", c.Processing.Workers)
 	}
@@ -680,6 +701,92 @@ func (c *Config) validate() Problems {
 		ps = append(ps, p)
 	}
 	return ps
+}
+
+// checkListen checks the embedded server's listener: a port others can reach needs
+// credentials and TLS, since it gives access to every stream.
+func checkListen(b Buffer, add func(path, format string, args ...any)) {
+	a, t := b.ListenAuth, b.ListenTLS
+	if b.Listen == "" {
+		if a.Enabled() {
+			add("buffer.listen_auth", "only with buffer.listen (without it no port is opened)")
+		}
+		if t.Enabled() {
+			add("buffer.listen_tls", "only with buffer.listen (without it no port is opened)")
+		}
+		return
+	}
+	host, _, err := net.SplitHostPort(b.Listen)
+	if err != nil {
+		add("buffer.listen", "want host:port, got %q", b.Listen)
+		return
+	}
+	if a.User != "" && a.Password == "" {
+		add("buffer.listen_auth.password", "missing: user needs a password")
+	}
+	if a.Password != "" && a.User == "" {
+		add("buffer.listen_auth.user", "missing: password needs a user")
+	}
+	switch {
+	case a.NKey == "":
+	case strings.HasPrefix(a.NKey, "S"):
+		// Never echo it: a seed is the private key.
+		add("buffer.listen_auth.nkey", "this is an nkey seed, the secret half: give the public key (U…, `nk -inkey FILE -pubout`) and keep the seed with the client")
+	case !nkeys.IsValidPublicUserKey(a.NKey):
+		add("buffer.listen_auth.nkey", "want the public key of a user nkey (56 characters starting with U)")
+	}
+	if (t.CertFile == "") != (t.KeyFile == "") {
+		add("buffer.listen_tls", "set both cert_file and key_file")
+	}
+	if t.ClientCAFile != "" && t.CertFile == "" {
+		add("buffer.listen_tls.client_ca_file", "needs cert_file and key_file")
+	}
+	if IsLoopback(host) {
+		return
+	}
+	authed := a.User != "" && a.Password != "" || a.NKey != ""
+	switch {
+	case !authed && t.CertFile == "":
+		add("buffer.listen", "%s is reachable from other machines but has neither credentials (buffer.listen_auth) nor TLS (buffer.listen_tls): anyone who reaches the port could read, write and delete the streams; set listen_auth (user and password, or nkey) and listen_tls (cert_file and key_file), or listen on 127.0.0.1", b.Listen)
+	case !authed:
+		add("buffer.listen", "%s is reachable from other machines but has no credentials (buffer.listen_auth): anyone who reaches the port could read, write and delete the streams; set user and password, or nkey, or listen on 127.0.0.1", b.Listen)
+	case t.CertFile == "":
+		add("buffer.listen", "%s is reachable from other machines but has no TLS (buffer.listen_tls): credentials and events would cross the network in clear text; set cert_file and key_file, or listen on 127.0.0.1", b.Listen)
+	}
+}
+
+// minTokenLen is the shortest admin.token accepted: the API has no rate limit, so a
+// token must not be guessable.
+const minTokenLen = 16
+
+// checkAdmin checks the admin listener: a non-loopback address needs a token.
+func checkAdmin(a Admin, add func(path, format string, args ...any)) {
+	if a.Token != "" {
+		// Never echo the token.
+		printable := true
+		for i := 0; i < len(a.Token); i++ {
+			if a.Token[i] <= ' ' || a.Token[i] >= 0x7f {
+				printable = false
+			}
+		}
+		switch {
+		case !printable:
+			add("admin.token", "may hold printable ASCII characters only, no spaces (it is sent in an HTTP header)")
+		case len(a.Token) < minTokenLen:
+			add("admin.token", "too short: want at least %d characters, such as the output of `openssl rand -hex 32`", minTokenLen)
+		}
+	}
+	if a.Address == "" {
+		return
+	}
+	host, _, err := net.SplitHostPort(a.Address)
+	if err != nil {
+		add("admin.address", "want host:port, got %q", a.Address)
+		return
+	}
+	if a.Token == "" && !IsLoopback(host) {
+		add("admin.address", "%s is reachable from other machines but admin.token is not set: anyone who reaches it could read dead letters (raw evidence), replay them and scrape /metrics; set admin.token (such as ${VIGIL_ADMIN_TOKEN}), or listen on 127.0.0.1", a.Address)
+	}
 }
 
 // checkUnusedSinks flags a sink whose inputs match no dataset a source can produce,

@@ -25,10 +25,11 @@ const (
 	PathReplay  = "/v1/dlq/replay"
 )
 
-// Entries per request of GET /v1/dlq/entries.
+// Entries per request of GET /v1/dlq/entries: one answer is at most a page; the
+// next page starts from the last sequence + 1.
 const (
 	DefaultEntries = 100
-	MaxEntries     = 10000
+	MaxEntries     = 1000
 )
 
 // replayTimeout bounds one replay chunk. The chunk runs detached from the request,
@@ -39,11 +40,12 @@ const replayTimeout = 2 * time.Minute
 // API is the DLQ's JSON API:
 //
 //	GET  /v1/dlq/summary?stage=&source=&since=|after=       → Summary
-//	GET  /v1/dlq/entries?…&limit=N&from=SEQ                 → Entry per line (NDJSON)
+//	GET  /v1/dlq/entries?…&limit=N&from=SEQ[&from_index=I]                → Entry per line (NDJSON), streamed
 //	POST /v1/dlq/replay?…&limit=N&from=SEQ&up_to=SEQ&format= → ReplayResult
 //
 // since is a duration ("90m", "7d"), after an RFC 3339 time; errors answer
-// {"error": "..."} with 400 for a bad request and 503 when the stream failed.
+// {"error": "..."} with 400 for a bad request and 503 when the stream failed. Access
+// control (the bearer token, cross-site requests) is the admin listener's.
 type API struct {
 	st      *stream.Stream
 	metrics *Metrics
@@ -99,19 +101,28 @@ func (a *API) entries(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, err)
 		return
 	}
-	list, err := Entries(r.Context(), a.st, f, limit)
-	if err != nil {
-		a.fail(w, "entries", err)
-		return
-	}
+	// Each letter is written as it is read, so that a page of large letters is never
+	// held whole in memory.
 	w.Header().Set("Content-Type", "application/x-ndjson")
-	w.WriteHeader(http.StatusOK)
 	enc := json.NewEncoder(w)
 	enc.SetEscapeHTML(false)
-	for i := range list {
-		if err := enc.Encode(&list[i]); err != nil {
-			return
+	wrote := false
+	err = EachEntry(r.Context(), a.st, f, limit, func(e *Entry) error {
+		wrote = true
+		return enc.Encode(e)
+	})
+	switch {
+	case err == nil:
+		if !wrote {
+			w.WriteHeader(http.StatusOK)
 		}
+	case !wrote:
+		a.fail(w, "entries", err)
+	default:
+		// The status is sent: cut the response, so the client sees it incomplete
+		// rather than a short page.
+		a.log.Warn("dlq api: entries failed", "err", err)
+		panic(http.ErrAbortHandler)
 	}
 }
 
@@ -189,6 +200,13 @@ func FilterFromQuery(q url.Values, now time.Time) (Filter, error) {
 			}
 			*p.dst = n
 		}
+	}
+	if s := q.Get("from_index"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 0 {
+			errs = append(errs, fmt.Errorf("from_index: want a letter's index in its message, got %q", s))
+		}
+		f.FromIndex = n
 	}
 	if err := errors.Join(errs...); err != nil {
 		return f, err

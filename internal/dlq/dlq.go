@@ -33,6 +33,9 @@ type Filter struct {
 	// From is the first DLQ stream sequence to look at (0: the first there is); a
 	// replay answers the sequence to continue from.
 	From uint64
+	// FromIndex skips the letters of message From before this index (letters are
+	// stored in batches; a page of entries can end inside one).
+	FromIndex int
 	// UpTo is the last DLQ stream sequence to look at (0: the last there is). A
 	// replay is bounded by the last sequence when it began, so that records dead-
 	// lettered again by the replay itself are not replayed in a loop.
@@ -203,6 +206,9 @@ func scan(ctx context.Context, st *stream.Stream, f Filter, headersOnly bool, fn
 				continue
 			}
 			for _, l := range ls {
+				if l.seq == f.From && l.index < f.FromIndex {
+					continue
+				}
 				if !fn(l) {
 					stop = true
 					break
@@ -359,18 +365,38 @@ func Summarize(ctx context.Context, st *stream.Stream, f Filter) (*Summary, erro
 
 // Entries returns up to limit letters that f selects, oldest first.
 func Entries(ctx context.Context, st *stream.Stream, f Filter, limit int) ([]Entry, error) {
-	if err := f.Validate(); err != nil {
-		return nil, err
-	}
 	out := []Entry{}
-	if limit <= 0 {
-		return out, nil
-	}
-	_, err := scan(ctx, st, f, false, func(l *letter) bool {
-		out = append(out, l.entry())
-		return len(out) < limit
+	err := EachEntry(ctx, st, f, limit, func(e *Entry) error {
+		out = append(out, *e)
+		return nil
 	})
 	return out, err
+}
+
+// EachEntry calls fn with each of up to limit letters that f selects, oldest first,
+// as it reads them, and stops at fn's first error, which it returns. e is only valid
+// during the call.
+func EachEntry(ctx context.Context, st *stream.Stream, f Filter, limit int, fn func(e *Entry) error) error {
+	if err := f.Validate(); err != nil {
+		return err
+	}
+	if limit <= 0 {
+		return nil
+	}
+	n := 0
+	var fnErr error
+	_, err := scan(ctx, st, f, false, func(l *letter) bool {
+		e := l.entry()
+		if fnErr = fn(&e); fnErr != nil {
+			return false
+		}
+		n++
+		return n < limit
+	})
+	if fnErr != nil {
+		return fnErr
+	}
+	return err
 }
 
 // lastSeq is the DLQ stream's last sequence.

@@ -3,6 +3,7 @@ package dlq
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -423,10 +424,21 @@ func TestAPI(t *testing.T) {
 	if code != 200 || len(lines) != 1 || json.Unmarshal([]byte(lines[0]), &e) != nil || e.Original != "x" {
 		t.Fatalf("entries: %d %s", code, body)
 	}
-	for _, bad := range []string{"?since=yesterday", "?stage=a.b", "?source=*", "?limit=0", "?from=x", "?after=monday"} {
+	// A page holds at most MaxEntries letters, so that no request makes the node
+	// hold or send an unbounded answer.
+	if code, body := get(PathEntries + "?limit=1000"); code != 200 || strings.Count(body, "\n") != 2 {
+		t.Errorf("limit=1000: %d %s", code, body)
+	}
+	for _, bad := range []string{"?since=yesterday", "?stage=a.b", "?source=*", "?limit=0", "?from=x", "?after=monday",
+		"?limit=1001", "?limit=10000"} {
 		if code, body := get(PathEntries + bad); code != 400 || !strings.Contains(body, `"error"`) {
 			t.Errorf("%s: %d %s", bad, code, body)
 		}
+	}
+	// EachEntry hands letters over one at a time and stops at the first error.
+	calls, errStop := 0, errors.New("stop")
+	if err := EachEntry(context.Background(), n.st, Filter{}, 10, func(*Entry) error { calls++; return errStop }); err != errStop || calls != 1 {
+		t.Errorf("EachEntry: %v after %d calls, want stop after 1", err, calls)
 	}
 	resp, err := http.Post(srv.URL+PathReplay+"?limit=1&format=lines", "", nil)
 	if err != nil {

@@ -19,6 +19,7 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/nats-io/nkeys"
 
 	"github.com/vigil-sec/vigil/internal/component"
 	"github.com/vigil-sec/vigil/internal/config"
@@ -55,7 +56,7 @@ func Open(ctx context.Context, cfg config.Buffer, dataDir string, log *slog.Logg
 	case "embedded":
 		err = s.startEmbedded(filepath.Join(dataDir, "stream"))
 	case "nats":
-		err = s.connectExternal()
+		err = s.connectExternal(ctx)
 	default:
 		err = fmt.Errorf("buffer type %q", cfg.Type)
 	}
@@ -91,16 +92,13 @@ func (s *Stream) startEmbedded(dir string) error {
 		SyncAlways:         s.cfg.Sync == "always",
 		SyncInterval:       s.cfg.SyncInterval,
 	}
+	connOpts := []nats.Option{nats.Name("vigil"), nats.MaxReconnects(-1)}
 	if s.cfg.Listen != "" {
-		host, port, err := net.SplitHostPort(s.cfg.Listen)
+		own, err := s.listenOptions(opts)
 		if err != nil {
-			return fmt.Errorf("buffer.listen: %w", err)
+			return err
 		}
-		p, err := strconv.Atoi(port)
-		if err != nil {
-			return fmt.Errorf("buffer.listen: bad port %q", port)
-		}
-		opts.DontListen, opts.Host, opts.Port = false, host, p
+		connOpts = append(connOpts, own...)
 	}
 	srv, err := server.NewServer(opts)
 	if err != nil {
@@ -111,7 +109,7 @@ func (s *Stream) startEmbedded(dir string) error {
 	if !srv.ReadyForConnections(30 * time.Second) {
 		return errors.New("stream: embedded server did not become ready in 30s")
 	}
-	nc, err := nats.Connect("", nats.InProcessServer(srv), nats.Name("vigil"), nats.MaxReconnects(-1))
+	nc, err := nats.Connect("", append(connOpts, nats.InProcessServer(srv))...)
 	if err != nil {
 		return fmt.Errorf("stream: in-process connection: %w", err)
 	}
@@ -119,7 +117,72 @@ func (s *Stream) startEmbedded(dir string) error {
 	return nil
 }
 
-func (s *Stream) connectExternal() error {
+// listenOptions sets up buffer.listen on opts: the address, the credentials of
+// buffer.listen_auth and the TLS of buffer.listen_tls. It returns the options Vigil's
+// own in-process connection needs to pass the same authentication: a user nkey made
+// for this run, whose seed never leaves memory. (In-process connections skip TLS.)
+func (s *Stream) listenOptions(opts *server.Options) ([]nats.Option, error) {
+	host, port, err := net.SplitHostPort(s.cfg.Listen)
+	if err != nil {
+		return nil, fmt.Errorf("buffer.listen: %w", err)
+	}
+	p, err := strconv.Atoi(port)
+	if err != nil {
+		return nil, fmt.Errorf("buffer.listen: bad port %q", port)
+	}
+	if p == 0 {
+		p = server.RANDOM_PORT // nats-server reads 0 as its default, 4222
+	}
+	opts.DontListen, opts.Host, opts.Port = false, host, p
+	if t := s.cfg.ListenTLS; t.CertFile != "" {
+		tc, err := t.TLSConfig()
+		if err != nil {
+			return nil, fmt.Errorf("buffer.listen_tls.%w", err)
+		}
+		opts.TLS, opts.TLSConfig, opts.TLSVerify = true, tc, t.ClientCAFile != ""
+		opts.TLSTimeout = 5
+	}
+	a := s.cfg.ListenAuth
+	if a.User == "" && a.NKey == "" {
+		return nil, nil
+	}
+	if a.User != "" {
+		opts.Users = append(opts.Users, &server.User{Username: a.User, Password: a.Password})
+	}
+	if a.NKey != "" {
+		opts.Nkeys = append(opts.Nkeys, &server.NkeyUser{Nkey: a.NKey})
+	}
+	self, err := nkeys.CreateUser()
+	if err != nil {
+		return nil, fmt.Errorf("stream: in-process credentials: %w", err)
+	}
+	pub, err := self.PublicKey()
+	if err != nil {
+		return nil, fmt.Errorf("stream: in-process credentials: %w", err)
+	}
+	opts.Nkeys = append(opts.Nkeys, &server.NkeyUser{Nkey: pub})
+	return []nats.Option{nats.Nkey(pub, self.Sign)}, nil
+}
+
+// ListenAddr is the address buffer.listen is bound to (with the port picked when it
+// was 0), or "" when the embedded server opens no port or the buffer is external.
+func (s *Stream) ListenAddr() string {
+	if s.srv == nil || s.cfg.Listen == "" {
+		return ""
+	}
+	if a := s.srv.Addr(); a != nil {
+		return a.String()
+	}
+	return ""
+}
+
+// connectWait bounds the wait for the first connection to an external server.
+const connectWait = 15 * time.Second
+
+func (s *Stream) connectExternal(ctx context.Context) error {
+	// URLs may carry a password or a token (nats://user:pass@host): every log line
+	// and error names them redacted.
+	servers := strings.Join(config.RedactURLs(s.cfg.URLs), ",")
 	opts := []nats.Option{
 		nats.Name("vigil"),
 		nats.MaxReconnects(-1),
@@ -127,7 +190,7 @@ func (s *Stream) connectExternal() error {
 		nats.RetryOnFailedConnect(true),
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
 			if err != nil {
-				s.log.Warn("stream disconnected", "err", err)
+				s.log.Warn("stream disconnected", "err", s.scrub(err))
 			}
 		}),
 		nats.ReconnectHandler(func(nc *nats.Conn) { s.log.Info("stream reconnected", "url", nc.ConnectedUrlRedacted()) }),
@@ -150,20 +213,56 @@ func (s *Stream) connectExternal() error {
 	}
 	nc, err := nats.Connect(strings.Join(s.cfg.URLs, ","), opts...)
 	if err != nil {
-		return fmt.Errorf("stream: connect to %s: %w", strings.Join(s.cfg.URLs, ","), err)
+		return fmt.Errorf("stream: connect to %s: %w", servers, s.scrub(err))
 	}
 	s.nc = nc
 	// RetryOnFailedConnect returns at once; wait a bounded time for the first
 	// connection so that a wrong URL fails start-up with a clear error.
-	deadline := time.Now().Add(15 * time.Second)
+	deadline := time.Now().Add(connectWait)
 	for !nc.IsConnected() {
-		if time.Now().After(deadline) {
-			return fmt.Errorf("stream: no NATS server reachable at %s within 15s", strings.Join(s.cfg.URLs, ","))
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			err := fmt.Errorf("stream: no NATS server reachable at %s within %s", servers, connectWait)
+			if ctx.Err() != nil {
+				err = fmt.Errorf("stream: no NATS server reachable at %s: %w", servers, ctx.Err())
+			}
+			if last := nc.LastError(); last != nil {
+				err = fmt.Errorf("%w (last error: %w)", err, s.scrub(last))
+			}
+			return err
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+	s.log.Info("stream connected", "url", nc.ConnectedUrlRedacted(), "servers", servers)
 	return nil
 }
+
+// scrub hides the URLs' passwords and tokens in an error nats.go wrote, such as a
+// parse error quoting the URL; the error chain stays for errors.Is.
+func (s *Stream) scrub(err error) error {
+	if err == nil {
+		return nil
+	}
+	msg := err.Error()
+	scrubbed := msg
+	for _, raw := range s.cfg.URLs {
+		for _, secret := range config.URLSecrets(raw) {
+			scrubbed = strings.ReplaceAll(scrubbed, secret, "xxxxx")
+		}
+	}
+	if scrubbed == msg {
+		return err
+	}
+	return &scrubbedError{msg: scrubbed, err: err}
+}
+
+// scrubbedError is an error whose message had secrets removed.
+type scrubbedError struct {
+	msg string
+	err error
+}
+
+func (e *scrubbedError) Error() string { return e.msg }
+func (e *scrubbedError) Unwrap() error { return e.err }
 
 func (s *Stream) declare(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
