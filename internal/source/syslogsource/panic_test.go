@@ -70,7 +70,16 @@ func TestConnectionPanicClosesOnlyThatConnection(t *testing.T) {
 	})
 }
 
-func metricWith(t *testing.T, reg *prometheus.Registry, name, reason string) float64 {
+func metricWith(t testing.TB, reg *prometheus.Registry, name, reason string) float64 {
+	return metricLabel(t, reg, name, "reason", reason)
+}
+
+// metricKind sums a counter over the components of one kind.
+func metricKind(t testing.TB, reg *prometheus.Registry, name, kind string) float64 {
+	return metricLabel(t, reg, name, "kind", kind)
+}
+
+func metricLabel(t testing.TB, reg *prometheus.Registry, name, label, value string) float64 {
 	t.Helper()
 	mfs, err := reg.Gather()
 	if err != nil {
@@ -83,7 +92,7 @@ func metricWith(t *testing.T, reg *prometheus.Registry, name, reason string) flo
 		}
 		for _, m := range mf.GetMetric() {
 			for _, l := range m.GetLabel() {
-				if l.GetName() == "reason" && l.GetValue() == reason {
+				if l.GetName() == label && l.GetValue() == value {
 					sum += m.GetCounter().GetValue()
 				}
 			}
