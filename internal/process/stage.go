@@ -83,7 +83,7 @@ func (p *Stage) Start(ctx context.Context) error {
 	if _, err := p.newChain(); err != nil {
 		return err
 	}
-	cons, err := p.st.JetStream().CreateOrUpdateConsumer(ctx, stream.IntakeStream, jetstream.ConsumerConfig{
+	cons, err := p.st.DeclareConsumer(ctx, stream.IntakeStream, jetstream.ConsumerConfig{
 		Durable:       ProcessingConsumer,
 		Description:   "Vigil processing: decode, parse, normalize",
 		AckPolicy:     jetstream.AckExplicitPolicy,

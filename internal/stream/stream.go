@@ -375,6 +375,44 @@ func (s *Stream) PublishAsync(msg *nats.Msg, msgID string) (jetstream.PubAckFutu
 	return f, nil
 }
 
+// DeclareConsumer creates or updates a durable consumer of the named stream.
+//
+// On a node that is the only client of its embedded server (no buffer.listen),
+// messages the consumer had handed out before a crash can be acknowledged by
+// nobody: rather than wait ack_wait for them, DeclareConsumer has the server hand
+// them out again at once, by lowering the consumer's ack_wait for a moment. It
+// costs about a second, and only at a start that follows a crash.
+func (s *Stream) DeclareConsumer(ctx context.Context, name string, cc jetstream.ConsumerConfig) (jetstream.Consumer, error) {
+	cons, err := s.js.CreateOrUpdateConsumer(ctx, name, cc)
+	if err != nil || s.srv == nil || s.cfg.Listen != "" || cc.AckWait <= orphanAckWait {
+		return cons, err
+	}
+	info, err := cons.Info(ctx)
+	if err != nil || info.NumAckPending == 0 {
+		return cons, nil
+	}
+	short := cc
+	short.AckWait = orphanAckWait
+	if _, err := s.js.UpdateConsumer(ctx, name, short); err != nil {
+		s.log.Warn("stream: could not hand out a crashed run's messages at once; they come back after ack_wait",
+			"consumer", cc.Durable, "err", err)
+		return cons, nil
+	}
+	// The server checks pending messages against the new ack_wait shortly after the
+	// update; give it that, then restore the configured ack_wait.
+	t := time.NewTimer(orphanAckWait + 500*time.Millisecond)
+	select {
+	case <-ctx.Done():
+	case <-t.C:
+	}
+	t.Stop()
+	s.log.Info("stream: messages a crashed run had taken are handed out again", "consumer", cc.Durable, "messages", info.NumAckPending)
+	return s.js.CreateOrUpdateConsumer(ctx, name, cc)
+}
+
+// orphanAckWait is the ack_wait DeclareConsumer sets for a moment.
+const orphanAckWait = time.Second
+
 // Close drains the connection and shuts the embedded server down. Safe to call more
 // than once and on a partly opened Stream.
 func (s *Stream) Close() {

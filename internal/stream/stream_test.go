@@ -6,8 +6,10 @@ import (
 	"io"
 	"log/slog"
 	"testing"
+	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/vigil-sec/vigil/internal/component"
 	"github.com/vigil-sec/vigil/internal/config"
@@ -50,4 +52,64 @@ func TestOpenEmbedded(t *testing.T) {
 	}
 	st.Close()
 	st.Close() // idempotent
+}
+
+// TestDeclareConsumerHandsOutOrphans: messages a crashed run had fetched and never
+// acknowledged are handed out again at the next start at once, not after ack_wait.
+func TestDeclareConsumerHandsOutOrphans(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	cfg := config.Defaults().Buffer
+	st, err := Open(ctx, cfg, dir, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cc := jetstream.ConsumerConfig{Durable: "orphans", AckPolicy: jetstream.AckExplicitPolicy, AckWait: time.Minute}
+	cons, err := st.DeclareConsumer(ctx, EventsStream, cc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 3 {
+		if _, err := st.Publish(ctx, &nats.Msg{Subject: wire.EventsSubject("x"), Data: []byte{byte(i)}}, ""); err != nil {
+			t.Fatal(err)
+		}
+	}
+	batch, err := cons.Fetch(3, jetstream.FetchMaxWait(2*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for range batch.Messages() {
+		n++ // taken, never acknowledged: the run "crashes" here
+	}
+	if n != 3 {
+		t.Fatalf("fetched %d", n)
+	}
+	st.Close()
+
+	st, err = Open(ctx, cfg, dir, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	start := time.Now()
+	cons, err = st.DeclareConsumer(ctx, EventsStream, cc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	batch, err = cons.Fetch(3, jetstream.FetchMaxWait(5*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	n = 0
+	for m := range batch.Messages() {
+		n++
+		_ = m.Ack()
+	}
+	if n != 3 || time.Since(start) > 10*time.Second {
+		t.Fatalf("got %d of 3 orphaned messages after %s; want all within seconds, not after ack_wait (1m)", n, time.Since(start))
+	}
+	if info, err := cons.Info(ctx); err != nil || info.Config.AckWait != time.Minute {
+		t.Fatalf("ack_wait not restored: %v %v", info.Config.AckWait, err)
+	}
 }
