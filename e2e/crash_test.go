@@ -158,10 +158,11 @@ sinks:
 	})
 
 	// One syslog sender over TCP. Syslog has no acknowledgement, so a message counts
-	// as owed when no kill came within syslogMargin after it was written: what Vigil
-	// read and had not yet stored when killed (at most one 5 ms batch) may be lost,
-	// nothing else.
-	const syslogMargin = 2 * time.Second
+	// as owed when no kill came within syslogMargin after it was written: what sat in
+	// the sender's and Vigil's socket buffers, or in a connection's batch not yet
+	// stored, when Vigil was killed may be lost, nothing else. docs/durability.md
+	// states this bound; the test reports the largest loss it saw.
+	const syslogMargin = time.Second
 	type written struct {
 		id     string
 		at     time.Time
@@ -210,7 +211,8 @@ sinks:
 	p := startVigil(t, adminAddr, "-c", cfgPath)
 	const kills = 6
 	for k := range kills {
-		time.Sleep(time.Duration(300+rand.IntN(1200)) * time.Millisecond)
+		// Kills well apart, so that most syslog messages are clear of the margin.
+		time.Sleep(time.Duration(1500+rand.IntN(1500)) * time.Millisecond)
 		syslogMu.Lock()
 		killTimes = append(killTimes, time.Now())
 		syslogMu.Unlock()
@@ -255,8 +257,8 @@ sinks:
 			owedSyslog++
 		}
 	}
-	if owedSyslog == 0 {
-		t.Fatal("no syslog message was sent clear of a kill")
+	if owedSyslog == 0 || owedSyslog < len(syslogSent)/3 {
+		t.Fatalf("only %d of %d syslog messages were sent clear of a kill: the test checks too little", owedSyslog, len(syslogSent))
 	}
 	want = len(acked)
 	t.Logf("syslog: %d messages written, %d of them clear of a kill and owed", len(syslogSent), owedSyslog)
@@ -264,9 +266,10 @@ sinks:
 	archive := filepath.Join(dir, "data", "archive")
 	var docs []map[string]any
 	missing := 0
+	var found map[string]bool
 	testutil.Eventually(t, 90*time.Second, "every acknowledged event in the archive", func() bool {
 		docs = testutil.ArchiveDocs(t, archive)
-		found := map[string]bool{}
+		found = map[string]bool{}
 		for _, d := range docs {
 			if tid, ok := d["tid"]; ok {
 				found[fmt.Sprint(tid)] = true
@@ -282,6 +285,34 @@ sinks:
 		}
 		return missing == 0
 	})
+	// The syslog messages lost on a live connection: how long before a kill they
+	// were written. (Writes into a connection a kill had already closed are lost too;
+	// the sender cannot know until its next write fails.)
+	lost, dead, worst := 0, 0, time.Duration(0)
+	for _, w := range syslogSent {
+		if found[w.id] {
+			continue
+		}
+		live := true
+		for _, k := range killTimes {
+			if k.Before(w.at) && !w.connAt.After(k) {
+				live = false
+			}
+		}
+		if !live {
+			dead++
+			continue
+		}
+		lost++
+		for _, k := range killTimes {
+			if !k.Before(w.at) {
+				worst = max(worst, k.Sub(w.at))
+				break
+			}
+		}
+	}
+	t.Logf("syslog: %d messages lost to the kills, written at most %s before one (the margin is %s); %d more written into connections a kill had closed",
+		lost, worst, syslogMargin, dead)
 	if err := p.terminate(t, 40*time.Second); err != nil {
 		t.Fatalf("graceful stop: %v", err)
 	}
