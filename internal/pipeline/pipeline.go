@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"os"
 	"sync"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -44,6 +45,9 @@ type Pipeline struct {
 	sources []sourceEntry
 	sinks   []*sinkRunner
 	proc    *process.Stage
+
+	// pruneEvery, when set (by tests), is how often sink runners prune.
+	pruneEvery time.Duration
 
 	mu      sync.Mutex
 	started bool
@@ -131,7 +135,7 @@ func (p *Pipeline) Start(ctx context.Context) (err error) {
 				return fmt.Errorf("sink %s: %w", sc.Name, err)
 			}
 			r := &sinkRunner{st: st, cfg: sc, buffer: p.cfg.Buffer, sink: snk, log: p.log, dataDir: p.cfg.DataDir,
-				counters: p.metrics.For("sink", sc.Name)}
+				counters: p.metrics.For("sink", sc.Name), pruneEvery: p.pruneEvery}
 			p.sinks = append(p.sinks, r)
 			if err := r.start(ctx); err != nil {
 				return err
