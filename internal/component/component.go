@@ -111,10 +111,15 @@ type SinkDeps struct {
 type Batch struct {
 	// Dataset of every document in the batch.
 	Dataset string
-	// Seq is the events stream sequence of the batch; Time when it was stored. Both
-	// are the same on every redelivery, so names derived from them are stable.
-	Seq  uint64
-	Time time.Time
+	// Epoch identifies the events stream's lifetime (its creation time, Unix
+	// nanoseconds): a recreated stream numbers its sequences from 1 again, so a
+	// sequence means a batch only together with its epoch. Seq is the events stream
+	// sequence of the batch; Time when it was stored. All three are the same on every
+	// redelivery, so names derived from them are stable, and names that include the
+	// epoch never collide with a former stream's.
+	Epoch int64
+	Seq   uint64
+	Time  time.Time
 	// Docs is NDJSON: one ECS JSON document per line, each ending in '\n'. The sink
 	// owns it after Consume is called.
 	Docs []byte
@@ -126,7 +131,8 @@ type Batch struct {
 	ack func(error)
 }
 
-// NewBatch builds a batch whose Done calls ack. The runtime uses it; tests too.
+// NewBatch builds a batch whose Done calls ack. The runtime uses it; tests too. The
+// caller sets Epoch.
 func NewBatch(dataset string, seq uint64, t time.Time, docs []byte, count int, ack func(error)) *Batch {
 	return &Batch{Dataset: dataset, Seq: seq, Time: t, Docs: docs, Count: count, ack: ack}
 }
@@ -156,4 +162,15 @@ type Sink interface {
 	Consume(ctx context.Context, b *Batch) error
 	Stop(ctx context.Context) error
 	Describe() string
+}
+
+// Pruner is implemented by a sink that remembers the batches it delivered (to
+// recognise a redelivery after a crash) and can forget what the stream will not
+// deliver again. The runtime calls Prune from time to time, never concurrently with
+// itself, but concurrently with Consume.
+type Pruner interface {
+	// Prune says that no batch of the events stream epoch with a sequence at or
+	// below floor (the sink's acknowledgement floor, observed long enough ago to be
+	// saved by the stream), and no batch of another epoch, will be delivered again.
+	Prune(epoch int64, floor uint64)
 }

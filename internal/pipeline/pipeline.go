@@ -49,6 +49,9 @@ type Pipeline struct {
 	proc    *process.Stage
 	letters *deadletter.Writer
 
+	// pruneEvery, when set (by tests), is how often sink runners prune.
+	pruneEvery time.Duration
+
 	mu      sync.Mutex
 	started bool
 	stopped bool
@@ -136,7 +139,7 @@ func (p *Pipeline) Start(ctx context.Context) (err error) {
 				return fmt.Errorf("sink %s: %w", sc.Name, err)
 			}
 			r := &sinkRunner{st: st, cfg: sc, buffer: p.cfg.Buffer, sink: snk, log: p.log, dataDir: p.cfg.DataDir, letters: p.letters,
-				counters: p.metrics.For("sink", sc.Name)}
+				counters: p.metrics.For("sink", sc.Name), pruneEvery: p.pruneEvery}
 			p.sinks = append(p.sinks, r)
 			if err := r.start(ctx); err != nil {
 				return err

@@ -7,15 +7,18 @@ import (
 	"log/slog"
 	"path"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/vigil-sec/vigil/internal/component"
 	"github.com/vigil-sec/vigil/internal/config"
 	"github.com/vigil-sec/vigil/internal/deadletter"
+	"github.com/vigil-sec/vigil/internal/process"
 	"github.com/vigil-sec/vigil/internal/stream"
 	"github.com/vigil-sec/vigil/internal/wire"
 )
@@ -34,14 +37,21 @@ type sinkRunner struct {
 	// held are the messages handed to the sink and not yet done; they are kept alive
 	// with InProgress so a sink that holds a batch through an outage longer than
 	// ack_wait does not get it redelivered (and sent twice) meanwhile.
-	heldMu sync.Mutex
-	held   map[uint64]jetstream.Msg
+	// heldIDs are the message IDs of the held batches, so that a copy published
+	// again under a new sequence waits for the outcome of the one held.
+	heldMu  sync.Mutex
+	held    map[uint64]jetstream.Msg
+	heldIDs map[string]uint64
 
-	// delivered and acks: see deliveredLog. Done(nil) queues the message on acks; the
-	// acker records a group of sequences with one fsync, then acknowledges them.
-	dataDir   string
-	delivered *deliveredLog
-	acks      chan jetstream.Msg
+	// delivered and acks: see deliveredLog. Done(nil) notes the batch in the log's
+	// memory and queues it on acks; the acker records a group with one fsync, then
+	// acknowledges their messages. The acker also prunes the log (and the sink, if it
+	// is a component.Pruner) every pruneEvery, with floors.
+	dataDir    string
+	delivered  *deliveredLog
+	acks       chan ackItem
+	pruneEvery time.Duration
+	floors     floors
 
 	ackerDone chan struct{}
 	runDone   chan struct{} // closed when run returns
@@ -81,13 +91,25 @@ func (r *sinkRunner) matches(dataset string) bool {
 	return false
 }
 
+// ackItem is a delivered batch waiting to be recorded and acknowledged.
+type ackItem struct {
+	msg jetstream.Msg
+	rec delivery
+}
+
+// defaultPruneEvery is how often a sink runner prunes its delivered log.
+const defaultPruneEvery = 30 * time.Second
+
 func (r *sinkRunner) start(ctx context.Context) error {
-	d, err := openDeliveredLog(filepath.Join(r.dataDir, "sinks", r.cfg.Name+".delivered"))
+	d, err := openDeliveredLog(filepath.Join(r.dataDir, "sinks", r.cfg.Name+".delivered"), r.st.EventsEpoch())
 	if err != nil {
 		return fmt.Errorf("sink %s: delivered log: %w", r.cfg.Name, err)
 	}
 	r.delivered = d
-	r.acks = make(chan jetstream.Msg, 1024)
+	r.acks = make(chan ackItem, 1024)
+	if r.pruneEvery <= 0 {
+		r.pruneEvery = defaultPruneEvery
+	}
 	if err := r.sink.Start(ctx); err != nil {
 		return fmt.Errorf("sink %s: %w", r.cfg.Name, err)
 	}
@@ -105,7 +127,7 @@ func (r *sinkRunner) start(ctx context.Context) error {
 	} else {
 		cc.FilterSubjects = subs
 	}
-	cons, err := r.st.JetStream().CreateOrUpdateConsumer(ctx, stream.EventsStream, cc)
+	cons, err := r.st.DeclareConsumer(ctx, stream.EventsStream, cc)
 	if err != nil {
 		return fmt.Errorf("sink %s: consumer: %w", r.cfg.Name, err)
 	}
@@ -118,6 +140,7 @@ func (r *sinkRunner) start(ctx context.Context) error {
 	runCtx, cancel := context.WithCancel(context.Background())
 	r.cancel = cancel
 	r.held = map[uint64]jetstream.Msg{}
+	r.heldIDs = map[string]uint64{}
 	r.runDone = make(chan struct{})
 	r.wg.Go(func() { defer close(r.runDone); r.run(runCtx) })
 	r.wg.Go(func() { r.keepAlive(runCtx) })
@@ -126,18 +149,18 @@ func (r *sinkRunner) start(ctx context.Context) error {
 	return nil
 }
 
-// acker records delivered sequences durably, then acknowledges their messages. It
+// acker records delivered batches durably, then acknowledges their messages. It
 // runs until acks is closed (after the sink has stopped) and drains it.
 func (r *sinkRunner) acker() {
-	var group []jetstream.Msg
-	var seqs []uint64
-	prune := time.NewTicker(30 * time.Second)
+	var group []ackItem
+	var recs []delivery
+	prune := time.NewTicker(r.pruneEvery)
 	defer prune.Stop()
 	for {
-		var m jetstream.Msg
+		var it ackItem
 		var ok bool
 		select {
-		case m, ok = <-r.acks:
+		case it, ok = <-r.acks:
 		case <-prune.C:
 			r.prune()
 			continue
@@ -145,36 +168,37 @@ func (r *sinkRunner) acker() {
 		if !ok {
 			return
 		}
-		group, seqs = append(group[:0], m), seqs[:0]
+		group, recs = append(group[:0], it), recs[:0]
 	more:
 		for len(group) < 256 {
 			select {
-			case m, ok := <-r.acks:
+			case it, ok := <-r.acks:
 				if !ok {
 					break more
 				}
-				group = append(group, m)
+				group = append(group, it)
 			default:
 				break more
 			}
 		}
-		for _, m := range group {
-			if md, err := m.Metadata(); err == nil {
-				seqs = append(seqs, md.Sequence.Stream)
-			}
+		for _, it := range group {
+			recs = append(recs, it.rec)
 		}
-		if err := r.delivered.Add(seqs); err != nil {
+		if err := r.delivered.Add(recs); err != nil {
 			// Without the record a crash could deliver these again; acknowledging
 			// anyway is still right (they are delivered), so only count it.
 			r.counters.Error("delivered_log")
 			r.log.Warn("sink: cannot record delivered batches", "sink", r.cfg.Name, "err", err)
 		}
-		for _, m := range group {
-			_ = m.Ack()
+		for _, it := range group {
+			_ = it.msg.Ack()
 		}
 	}
 }
 
+// prune observes the sink's consumer, then the processing consumer and the events
+// stream, and forgets what floors says cannot come back, in the delivered log and
+// in the sink.
 func (r *sinkRunner) prune() {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
@@ -182,8 +206,29 @@ func (r *sinkRunner) prune() {
 	if err != nil {
 		return
 	}
-	if err := r.delivered.Prune(info.AckFloor.Stream); err != nil {
+	obs := observation{ackFloor: info.AckFloor.Stream, caughtUp: info.NumPending == 0 && info.NumAckPending == 0}
+	var m *mark
+	js := r.st.JetStream()
+	// On a node without processing, or before processing has ever run, there is no
+	// processing consumer: then no mark, and message IDs are kept.
+	if pc, err := js.Consumer(ctx, stream.IntakeStream, process.ProcessingConsumer); err == nil {
+		if es, err := js.Stream(ctx, stream.EventsStream); err == nil {
+			m = &mark{intake: pc.CachedInfo().AckFloor.Stream, events: es.CachedInfo().State.LastSeq}
+		}
+	}
+	seqFloor, intakeFloor := r.floors.tick(obs, m)
+	epoch := r.st.Epoch()
+	keepID := func(id string) bool {
+		e, q, ok := wire.ParseEventsID(id)
+		// Another intake epoch: that intake stream is gone, its messages cannot be
+		// processed again.
+		return ok && e == epoch && q > intakeFloor
+	}
+	if err := r.delivered.Prune(seqFloor, keepID); err != nil {
 		r.log.Warn("sink: pruning the delivered log failed", "sink", r.cfg.Name, "err", err)
+	}
+	if p, ok := r.sink.(component.Pruner); ok {
+		p.Prune(r.st.EventsEpoch(), seqFloor)
 	}
 }
 
@@ -234,8 +279,12 @@ func (r *sinkRunner) run(ctx context.Context) {
 			_ = msg.Nak()
 			continue
 		}
+		seq := md.Sequence.Stream
+		id := msg.Headers().Get(nats.MsgIdHdr)
 		r.heldMu.Lock()
-		_, busy := r.held[md.Sequence.Stream]
+		_, busy := r.held[seq]
+		otherSeq, copyHeld := r.heldIDs[id]
+		copyHeld = copyHeld && id != "" && otherSeq != seq
 		r.heldMu.Unlock()
 		if busy {
 			// A redelivery of a batch the sink still holds (it waited in the pull
@@ -243,12 +292,25 @@ func (r *sinkRunner) run(ctx context.Context) {
 			r.counters.Discarded("redelivered_while_held", 1)
 			continue
 		}
-		if r.delivered.Has(md.Sequence.Stream) {
+		if r.delivered.Has(seq) {
 			// Delivered before a crash lost the stream's record of the acknowledgement
 			// (a server restarted from lazily saved consumer state may even count it as
 			// a first delivery, so every message is checked).
 			r.counters.Discarded("already_delivered", 1)
 			_ = msg.Ack()
+			continue
+		}
+		if id != "" && r.delivered.HasID(id) {
+			// The same batch published again under a new sequence: processing
+			// re-processed its intake message after the stream's duplicate window.
+			r.counters.Discarded("republished", countOf(msg))
+			_ = msg.Ack()
+			continue
+		}
+		if copyHeld {
+			// Another copy is with the sink: its outcome decides. Ask again later, when
+			// it is either recorded as delivered or handed back.
+			_ = msg.NakWithDelay(min(r.buffer.AckWait, 5*time.Second))
 			continue
 		}
 		// The sink owns the batch's bytes: ReadEvents decodes into a fresh buffer.
@@ -257,9 +319,9 @@ func (r *sinkRunner) run(ctx context.Context) {
 			// A batch we wrote ourselves and cannot read is a bug or corruption: keep it
 			// for inspection in the DLQ instead of retrying forever.
 			r.counters.Error("corrupt_batch")
-			r.log.Error("sink: corrupt event batch, dead-lettering it", "sink", r.cfg.Name, "seq", md.Sequence.Stream, "err", err)
+			r.log.Error("sink: corrupt event batch, dead-lettering it", "sink", r.cfg.Name, "seq", seq, "err", err)
 			letter := component.Letter{Stage: "sink", Reason: "corrupt event batch: " + err.Error(), Source: evs.Source,
-				Dataset: dataset, Original: msg.Data(), ID: fmt.Sprintf("sink:%s:%d", r.cfg.Name, md.Sequence.Stream)}
+				Dataset: dataset, Original: msg.Data(), ID: fmt.Sprintf("sink:%s:%d:%d", r.cfg.Name, r.st.EventsEpoch(), seq)}
 			if err := storeLetters(ctx, r.st, r.letters, []component.Letter{letter}); err != nil {
 				_ = msg.NakWithDelay(5 * time.Second)
 				continue
@@ -270,21 +332,32 @@ func (r *sinkRunner) run(ctx context.Context) {
 		docs, count := evs.Docs, evs.Count
 		m := msg
 		attempts := md.NumDelivered
-		seq := md.Sequence.Stream
+		rec := delivery{epoch: r.st.EventsEpoch(), seq: seq, id: id}
 		r.heldMu.Lock()
 		r.held[seq] = m
+		if id != "" {
+			r.heldIDs[id] = seq
+		}
 		r.heldMu.Unlock()
 		b := component.NewBatch(dataset, seq, md.Timestamp, docs, count, func(err error) {
+			if err == nil {
+				// Noted before the held entry goes, so that no copy slips between.
+				r.delivered.Note(rec)
+			}
 			r.heldMu.Lock()
 			delete(r.held, seq)
+			if id != "" && r.heldIDs[id] == seq {
+				delete(r.heldIDs, id)
+			}
 			r.heldMu.Unlock()
 			if err == nil {
-				r.acks <- m
+				r.acks <- ackItem{msg: m, rec: rec}
 				return
 			}
 			r.counters.Retry()
 			_ = m.NakWithDelay(backoff(attempts))
 		})
+		b.Epoch = rec.epoch
 		b.Redelivered = md.NumDelivered > 1
 		r.counters.Received(count, len(docs))
 		if err := r.consume(ctx, b); err != nil {
@@ -305,6 +378,15 @@ func (r *sinkRunner) consume(ctx context.Context, b *component.Batch) (err error
 		}
 	}()
 	return r.sink.Consume(ctx, b)
+}
+
+// countOf is the number of events in an event batch, from its header.
+func countOf(msg jetstream.Msg) int {
+	n, err := strconv.Atoi(msg.Headers().Get(wire.HeaderCount))
+	if err != nil {
+		return 1
+	}
+	return n
 }
 
 // backoff grows with the number of deliveries, capped at a minute.

@@ -341,8 +341,9 @@ func (w *worker) process(m jetstream.Msg, pending *wire.Pending) ([]component.Le
 			return
 		}
 		msg := wire.EventsMsg(wire.Events{Dataset: ds, Source: raw.Source, Count: ob.count, Docs: ob.buf})
-		// The ID makes a re-publish after a crash a duplicate the stream drops.
-		id := fmt.Sprintf("%d:%d:%s:%d", epoch, seq, ds, ob.chunk)
+		// The ID makes a re-publish after a crash a duplicate the stream drops
+		// (inside its duplicate window) and the sink runners skip (after it).
+		id := wire.EventsID(epoch, seq, ds, ob.chunk)
 		if err := pending.Publish(w.p.st, msg, id); err != nil {
 			pubErr = err
 			return

@@ -40,7 +40,8 @@ type Stream struct {
 	js     jetstream.JetStream
 	cfg    config.Buffer
 	log    *slog.Logger
-	epoch  int64
+	epoch  int64 // intake stream identity
+	events int64 // events stream identity
 	maxPay int
 }
 
@@ -311,8 +312,11 @@ func (s *Stream) declare(ctx context.Context) error {
 		if err != nil {
 			return fmt.Errorf("stream: declare %s: %w", spec.Name, err)
 		}
-		if spec.Name == IntakeStream {
+		switch spec.Name {
+		case IntakeStream:
 			s.epoch = st.CachedInfo().Created.UnixNano()
+		case EventsStream:
+			s.events = st.CachedInfo().Created.UnixNano()
 		}
 	}
 	return nil
@@ -327,6 +331,12 @@ func (s *Stream) Conn() *nats.Conn { return s.nc }
 // Epoch identifies the intake stream's lifetime (its creation time); event IDs derive
 // from it so that a recreated stream never reuses old IDs.
 func (s *Stream) Epoch() int64 { return s.epoch }
+
+// EventsEpoch identifies the events stream's lifetime (its creation time, Unix
+// nanoseconds). Events stream sequences are unique only within one lifetime: a
+// recreated stream (its folder wiped, `nats stream rm`, a new cluster) numbers from
+// 1 again, so whatever remembers or names batches by sequence binds them to this.
+func (s *Stream) EventsEpoch() int64 { return s.events }
 
 // PublishTimeout is how long a writer waits for an acknowledgement.
 func (s *Stream) PublishTimeout() time.Duration { return s.cfg.PublishTimeout }

@@ -113,3 +113,44 @@ func TestDeclareConsumerHandsOutOrphans(t *testing.T) {
 		t.Fatalf("ack_wait not restored: %v %v", info.Config.AckWait, err)
 	}
 }
+
+// TestEpochs: each stream's identity survives a restart on the same directory and
+// changes when that stream, and only it, is recreated.
+func TestEpochs(t *testing.T) {
+	cfg := config.Defaults().Buffer
+	ctx := context.Background()
+	dir := t.TempDir()
+	log := slog.New(slog.DiscardHandler)
+	open := func() *Stream {
+		t.Helper()
+		st, err := Open(ctx, cfg, dir, log)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return st
+	}
+	st := open()
+	intake, events := st.Epoch(), st.EventsEpoch()
+	if intake == 0 || events == 0 {
+		t.Fatalf("epochs %d, %d: want both set", intake, events)
+	}
+	st.Close()
+
+	st = open()
+	if st.Epoch() != intake || st.EventsEpoch() != events {
+		t.Errorf("after a restart: epochs %d, %d; want %d, %d", st.Epoch(), st.EventsEpoch(), intake, events)
+	}
+	if err := st.JetStream().DeleteStream(ctx, EventsStream); err != nil {
+		t.Fatal(err)
+	}
+	st.Close()
+
+	st = open()
+	defer st.Close()
+	if st.Epoch() != intake {
+		t.Errorf("intake epoch %d after the events stream was recreated, want %d", st.Epoch(), intake)
+	}
+	if st.EventsEpoch() == events || st.EventsEpoch() == 0 {
+		t.Errorf("events epoch %d after the stream was recreated, want a new one (was %d)", st.EventsEpoch(), events)
+	}
+}

@@ -336,3 +336,27 @@ func chunk(data []byte) (c, rest []byte, err error) {
 	}
 	return data[k : k+int(n) : k+int(n)], data[k+int(n):], nil
 }
+
+// EventsID is the JetStream message ID of the chunk-th event batch of dataset that
+// processing made from intake message seq of the intake stream epoch:
+// "epoch:seq:dataset:chunk". Re-processing the same intake message yields the same
+// IDs, so the stream drops a re-publish inside its duplicate window and the sink
+// runner recognises one after it (see ParseEventsID).
+func EventsID(epoch int64, seq uint64, dataset string, chunk int) string {
+	return strconv.FormatInt(epoch, 10) + ":" + strconv.FormatUint(seq, 10) + ":" + dataset + ":" + strconv.Itoa(chunk)
+}
+
+// ParseEventsID returns the intake stream epoch and sequence an EventsID names.
+func ParseEventsID(id string) (epoch int64, seq uint64, ok bool) {
+	e, rest, ok1 := strings.Cut(id, ":")
+	q, rest, ok2 := strings.Cut(rest, ":")
+	if !ok1 || !ok2 || rest == "" {
+		return 0, 0, false
+	}
+	epoch, err1 := strconv.ParseInt(e, 10, 64)
+	seq, err2 := strconv.ParseUint(q, 10, 64)
+	if err1 != nil || err2 != nil {
+		return 0, 0, false
+	}
+	return epoch, seq, true
+}

@@ -31,3 +31,31 @@ func TestClassify(t *testing.T) {
 		t.Error("Classify(nil) must be nil")
 	}
 }
+
+func TestEventsID(t *testing.T) {
+	id := EventsID(1767225600123456789, 42, "aws.cloudtrail", 3)
+	if id != "1767225600123456789:42:aws.cloudtrail:3" {
+		t.Fatalf("EventsID = %q", id)
+	}
+	tests := []struct {
+		give      string
+		wantEpoch int64
+		wantSeq   uint64
+		wantOK    bool
+	}{
+		{give: id, wantEpoch: 1767225600123456789, wantSeq: 42, wantOK: true},
+		{give: "5:7:odd:dataset:0", wantEpoch: 5, wantSeq: 7, wantOK: true},
+		{give: "5:7", wantOK: false},
+		{give: "5:7:", wantOK: false},
+		{give: "x:7:ds:0", wantOK: false},
+		{give: "5:-7:ds:0", wantOK: false},
+		{give: "sink:archive:12", wantOK: false},
+		{give: "", wantOK: false},
+	}
+	for _, tt := range tests {
+		e, q, ok := ParseEventsID(tt.give)
+		if ok != tt.wantOK || e != tt.wantEpoch || q != tt.wantSeq {
+			t.Errorf("ParseEventsID(%q) = %d, %d, %v; want %d, %d, %v", tt.give, e, q, ok, tt.wantEpoch, tt.wantSeq, tt.wantOK)
+		}
+	}
+}

@@ -22,12 +22,19 @@ import (
 
 // Sink writes event batches to gzip NDJSON files.
 //
-// Exactly-once files: a file's name is <min-seq>-<max-seq> of the batches it holds,
-// and before the file is renamed into place a journal line listing those sequences is
+// Exactly-once files: a file's name is <epoch>-<min-seq>-<max-seq> of the batches it
+// holds (the events stream's epoch, component.Batch.Epoch, and their sequences), and
+// before the file is renamed into place a journal line listing those sequences is
 // fsynced. On start, journal lines whose file exists mark batches already archived:
 // a redelivery of one of them is acknowledged without writing it again, so a crash
 // between rename and acknowledgement duplicates nothing. Journal lines without their
 // file are discarded (the batches were not archived and will be redelivered).
+//
+// A recreated events stream numbers its batches from 1 again under a new epoch: the
+// journal's records of the former epoch do not match its batches, and its files get
+// names no former file has. Prune (called by the runtime with the consumer's
+// acknowledgement floor) drops the former epoch's records and those the stream will
+// not redeliver, so the journal and its map stay as small as the batches in flight.
 type Sink struct {
 	cfg      Config
 	name     string
@@ -35,10 +42,10 @@ type Sink struct {
 	counters *component.Counters
 
 	mu      sync.Mutex
-	open    map[string]*file // by dataset
-	written map[string]map[uint64]bool
+	open    map[stretch]*file
+	written map[stretch]map[uint64]bool
+	lines   []journalLine // the journal's records, in the file's order
 	journal *os.File
-	started time.Time
 	stopped bool
 
 	stopTicker chan struct{}
@@ -50,10 +57,27 @@ type Sink struct {
 	testHook func(step string)
 }
 
-var _ component.Sink = (*Sink)(nil)
+var (
+	_ component.Sink   = (*Sink)(nil)
+	_ component.Pruner = (*Sink)(nil)
+)
+
+// stretch is a dataset's batches in one events stream epoch: the batches of one file
+// come from one stretch.
+type stretch struct {
+	epoch   int64
+	dataset string
+}
+
+// journalLine is one record of the journal.
+type journalLine struct {
+	stretch
+	last uint64 // the highest sequence it lists
+	text string // the line, without its '\n'
+}
 
 type file struct {
-	dataset string
+	stretch
 	tmp     string
 	f       *os.File
 	bw      *bufio.Writer
@@ -72,7 +96,7 @@ func New(cfg *Config, deps component.SinkDeps) *Sink {
 		c.Path = filepath.Join(deps.DataDir, "archive")
 	}
 	return &Sink{cfg: c, name: deps.Name, log: deps.Log, counters: deps.Metrics.For("sink", deps.Name),
-		open: map[string]*file{}, written: map[string]map[uint64]bool{}}
+		open: map[stretch]*file{}, written: map[stretch]map[uint64]bool{}}
 }
 
 // Describe implements component.Sink.
@@ -102,54 +126,93 @@ func (s *Sink) Start(context.Context) error {
 	if err := s.loadJournal(); err != nil {
 		return err
 	}
-	s.started = time.Now()
 	s.stopTicker = make(chan struct{})
 	s.wg.Go(s.tick)
 	return nil
 }
 
-// journal line: <unix-seconds> <dataset> <relative file> <seq>,<seq>,...
+// journal line: <unix-seconds> <epoch> <dataset> <relative file> <seq>,<seq>,...
 func (s *Sink) loadJournal() error {
 	data, err := os.ReadFile(s.journalPath())
 	if err != nil && !errors.Is(err, os.ErrNotExist) {
 		return fmt.Errorf("archive: journal: %w", err)
 	}
-	var keep []string
 	for _, line := range strings.Split(string(data), "\n") {
-		fields := strings.Fields(line)
-		if len(fields) != 4 {
-			continue // a torn last line from a crash
+		// Lines of another shape are torn last lines from a crash, or records of
+		// earlier versions that named no epoch and so cannot be told from this one's.
+		jl, seqs, ok := parseJournalLine(line)
+		if !ok {
+			continue
 		}
-		if _, err := os.Stat(filepath.Join(s.cfg.Path, fields[2])); err != nil {
+		if _, err := os.Stat(filepath.Join(s.cfg.Path, strings.Fields(line)[3])); err != nil {
 			continue // renamed never happened: not archived
 		}
-		set := s.written[fields[1]]
-		if set == nil {
-			set = map[uint64]bool{}
-			s.written[fields[1]] = set
-		}
-		for _, q := range strings.Split(fields[3], ",") {
-			if n, err := strconv.ParseUint(q, 10, 64); err == nil {
-				set[n] = true
-			}
-		}
-		keep = append(keep, line)
+		s.remember(jl, seqs)
 	}
 	// Rewrite the journal with the valid lines only.
-	tmp := s.journalPath() + ".new"
-	content := strings.Join(keep, "\n")
-	if content != "" {
-		content += "\n"
-	}
-	if err := writeFileSync(tmp, []byte(content)); err != nil {
+	if err := s.rewriteJournal(); err != nil {
 		return fmt.Errorf("archive: journal: %w", err)
+	}
+	return nil
+}
+
+func parseJournalLine(line string) (journalLine, []uint64, bool) {
+	fields := strings.Fields(line)
+	if len(fields) != 5 {
+		return journalLine{}, nil, false
+	}
+	epoch, err := strconv.ParseInt(fields[1], 10, 64)
+	if err != nil {
+		return journalLine{}, nil, false
+	}
+	var seqs []uint64
+	for _, q := range strings.Split(fields[4], ",") {
+		n, err := strconv.ParseUint(q, 10, 64)
+		if err != nil {
+			return journalLine{}, nil, false
+		}
+		seqs = append(seqs, n)
+	}
+	return journalLine{stretch: stretch{epoch: epoch, dataset: fields[2]}, last: slices.Max(seqs), text: line}, seqs, true
+}
+
+// remember adds a journal record to the lines and the written map.
+func (s *Sink) remember(jl journalLine, seqs []uint64) {
+	s.lines = append(s.lines, jl)
+	set := s.written[jl.stretch]
+	if set == nil {
+		set = map[uint64]bool{}
+		s.written[jl.stretch] = set
+	}
+	for _, q := range seqs {
+		set[q] = true
+	}
+}
+
+// rewriteJournal replaces the journal with s.lines and opens it for appending.
+func (s *Sink) rewriteJournal() error {
+	var content strings.Builder
+	for _, jl := range s.lines {
+		content.WriteString(jl.text)
+		content.WriteByte('\n')
+	}
+	tmp := s.journalPath() + ".new"
+	if err := writeFileSync(tmp, []byte(content.String())); err != nil {
+		return err
+	}
+	if s.journal != nil {
+		s.journal.Close()
+		s.journal = nil
 	}
 	if err := os.Rename(tmp, s.journalPath()); err != nil {
-		return fmt.Errorf("archive: journal: %w", err)
+		return err
+	}
+	if err := syncDir(filepath.Dir(s.journalPath())); err != nil {
+		return err
 	}
 	j, err := os.OpenFile(s.journalPath(), os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o640)
 	if err != nil {
-		return fmt.Errorf("archive: journal: %w", err)
+		return err
 	}
 	s.journal = j
 	return nil
@@ -178,12 +241,13 @@ func (s *Sink) Consume(_ context.Context, b *component.Batch) error {
 	if s.stopped {
 		return errors.New("archive: stopped")
 	}
-	if s.written[b.Dataset][b.Seq] {
+	at := stretch{epoch: b.Epoch, dataset: b.Dataset}
+	if s.written[at][b.Seq] {
 		s.counters.Discarded("already_archived", b.Count)
 		b.Done(nil)
 		return nil
 	}
-	f := s.open[b.Dataset]
+	f := s.open[at]
 	if f == nil {
 		var err error
 		if f, err = s.create(b); err != nil {
@@ -191,7 +255,7 @@ func (s *Sink) Consume(_ context.Context, b *component.Batch) error {
 			b.Done(err)
 			return nil
 		}
-		s.open[b.Dataset] = f
+		s.open[at] = f
 	}
 	if _, err := f.gz.Write(b.Docs); err != nil {
 		s.fail(f, err)
@@ -208,7 +272,7 @@ func (s *Sink) Consume(_ context.Context, b *component.Batch) error {
 }
 
 func (s *Sink) create(b *component.Batch) (*file, error) {
-	tmp := filepath.Join(s.tmpDir(), fmt.Sprintf("%s-%s-%d.tmp", s.name, b.Dataset, b.Seq))
+	tmp := filepath.Join(s.tmpDir(), fmt.Sprintf("%s-%s-%d-%d.tmp", s.name, b.Dataset, b.Epoch, b.Seq))
 	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o640)
 	if err != nil {
 		return nil, fmt.Errorf("archive: %w", err)
@@ -219,7 +283,7 @@ func (s *Sink) create(b *component.Batch) (*file, error) {
 		f.Close()
 		return nil, err
 	}
-	return &file{dataset: b.Dataset, tmp: tmp, f: f, bw: bw, gz: gz, opened: time.Now(), first: b.Time}, nil
+	return &file{stretch: stretch{epoch: b.Epoch, dataset: b.Dataset}, tmp: tmp, f: f, bw: bw, gz: gz, opened: time.Now(), first: b.Time}, nil
 }
 
 // fail discards an open file after a write error; its batches are redelivered.
@@ -228,7 +292,7 @@ func (s *Sink) fail(f *file, err error) {
 	s.log.Error("archive: write failed; batches will be redelivered", "sink", s.name, "file", f.tmp, "err", err)
 	f.f.Close()
 	_ = os.Remove(f.tmp)
-	delete(s.open, f.dataset)
+	delete(s.open, f.stretch)
 	for _, b := range f.batches {
 		b.Done(err)
 	}
@@ -236,75 +300,75 @@ func (s *Sink) fail(f *file, err error) {
 
 // rotate closes, syncs and renames f, journals it, then acknowledges its batches.
 func (s *Sink) rotate(f *file) {
-	delete(s.open, f.dataset)
+	delete(s.open, f.stretch)
 	seqs := make([]uint64, 0, len(f.batches))
 	for _, b := range f.batches {
 		seqs = append(seqs, b.Seq)
 	}
 	slices.Sort(seqs)
 	rel := filepath.Join(f.dataset, f.first.UTC().Format("2006/01/02/15"),
-		fmt.Sprintf("%d-%d.ndjson.gz", seqs[0], seqs[len(seqs)-1]))
-	err := s.finish(f, rel, seqs)
+		fmt.Sprintf("%d-%d-%d.ndjson.gz", f.epoch, seqs[0], seqs[len(seqs)-1]))
+	line, err := s.finish(f, rel, seqs)
 	if err != nil {
 		s.fail(f, err)
 		return
 	}
 	s.crashPoint("acknowledge")
-	set := s.written[f.dataset]
-	if set == nil {
-		set = map[uint64]bool{}
-		s.written[f.dataset] = set
-	}
-	for _, q := range seqs {
-		set[q] = true
-	}
+	s.remember(journalLine{stretch: f.stretch, last: seqs[len(seqs)-1], text: line}, seqs)
 	for _, b := range f.batches {
 		b.Done(nil)
 	}
 	s.counters.Sent(f.events, f.size)
 }
 
-func (s *Sink) finish(f *file, rel string, seqs []uint64) error {
+// finish closes, journals and renames f; it returns the journal line, without its
+// '\n'.
+func (s *Sink) finish(f *file, rel string, seqs []uint64) (string, error) {
 	if err := f.gz.Close(); err != nil {
-		return err
+		return "", err
 	}
 	if err := f.bw.Flush(); err != nil {
-		return err
+		return "", err
 	}
 	if err := f.f.Sync(); err != nil {
-		return err
+		return "", err
 	}
 	if err := f.f.Close(); err != nil {
-		return err
+		return "", err
 	}
 	final := filepath.Join(s.cfg.Path, rel)
 	dir := filepath.Dir(final)
 	if err := os.MkdirAll(dir, 0o750); err != nil {
-		return err
+		return "", err
 	}
 	// Journal first: a journal line whose file is missing is ignored on start, while
 	// a file without its journal line could be written again under another name.
 	var line strings.Builder
-	fmt.Fprintf(&line, "%d %s %s ", time.Now().Unix(), f.dataset, rel)
+	fmt.Fprintf(&line, "%d %d %s %s ", time.Now().Unix(), f.epoch, f.dataset, rel)
 	for i, q := range seqs {
 		if i > 0 {
 			line.WriteByte(',')
 		}
 		line.WriteString(strconv.FormatUint(q, 10))
 	}
-	line.WriteByte('\n')
 	s.crashPoint("journal")
-	if _, err := io.WriteString(s.journal, line.String()); err != nil {
-		return fmt.Errorf("journal: %w", err)
+	if s.journal == nil {
+		// A compaction failed after closing it: try again.
+		if err := s.rewriteJournal(); err != nil {
+			return "", fmt.Errorf("journal: %w", err)
+		}
+	}
+	if _, err := io.WriteString(s.journal, line.String()+"\n"); err != nil {
+		return "", fmt.Errorf("journal: %w", err)
 	}
 	if err := s.journal.Sync(); err != nil {
-		return fmt.Errorf("journal: %w", err)
+		return "", fmt.Errorf("journal: %w", err)
 	}
 	s.crashPoint("rename")
 	if err := os.Rename(f.tmp, final); err != nil {
-		return err
+		return "", err
 	}
-	return syncDir(dir)
+	return line.String(), syncDir(dir)
 }
 
 func (s *Sink) crashPoint(step string) {
@@ -326,7 +390,6 @@ func (s *Sink) tick() {
 	period := min(s.cfg.MaxAge/4, time.Second)
 	t := time.NewTicker(max(period, 25*time.Millisecond))
 	defer t.Stop()
-	compacted := false
 	for {
 		select {
 		case <-s.stopTicker:
@@ -339,63 +402,45 @@ func (s *Sink) tick() {
 				s.rotate(f)
 			}
 		}
-		if !compacted && time.Since(s.started) > 10*time.Minute {
-			s.compactJournal()
-			compacted = true
-		}
 		s.mu.Unlock()
 	}
 }
 
-// compactJournal drops the lines written before this process started: any batch of
-// theirs that was not acknowledged has long been redelivered by now (ack_wait).
-func (s *Sink) compactJournal() {
-	data, err := os.ReadFile(s.journalPath())
-	if err != nil {
-		return
+// Prune implements component.Pruner: it forgets the records of other epochs and of
+// batches at or below floor, which the stream will not deliver again, and rewrites
+// the journal without them. Files are never touched.
+func (s *Sink) Prune(epoch int64, floor uint64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.stopped || s.stopTicker == nil {
+		return // not running
 	}
-	var keep []string
-	s.written = map[string]map[uint64]bool{}
-	for _, line := range strings.Split(string(data), "\n") {
-		fields := strings.Fields(line)
-		if len(fields) != 4 {
+	for at, set := range s.written {
+		if at.epoch != epoch {
+			delete(s.written, at)
 			continue
 		}
-		ts, _ := strconv.ParseInt(fields[0], 10, 64)
-		if time.Unix(ts, 0).Before(s.started.Add(-time.Second)) {
-			continue
-		}
-		keep = append(keep, line)
-		set := s.written[fields[1]]
-		if set == nil {
-			set = map[uint64]bool{}
-			s.written[fields[1]] = set
-		}
-		for _, q := range strings.Split(fields[3], ",") {
-			if n, err := strconv.ParseUint(q, 10, 64); err == nil {
-				set[n] = true
+		for q := range set {
+			if q <= floor {
+				delete(set, q)
 			}
 		}
+		if len(set) == 0 {
+			delete(s.written, at)
+		}
 	}
-	content := strings.Join(keep, "\n")
-	if content != "" {
-		content += "\n"
-	}
-	tmp := s.journalPath() + ".new"
-	if err := writeFileSync(tmp, []byte(content)); err != nil {
-		s.log.Warn("archive: journal compaction failed", "err", err)
+	keep := slices.DeleteFunc(slices.Clone(s.lines), func(jl journalLine) bool {
+		return jl.epoch != epoch || jl.last <= floor
+	})
+	if len(keep) == len(s.lines) && s.journal != nil {
 		return
 	}
-	s.journal.Close()
-	if err := os.Rename(tmp, s.journalPath()); err != nil {
-		s.log.Warn("archive: journal compaction failed", "err", err)
+	s.lines = keep
+	if err := s.rewriteJournal(); err != nil {
+		// The records are still in memory; the next rotation or Prune tries again.
+		s.counters.Error("journal")
+		s.log.Warn("archive: journal compaction failed", "sink", s.name, "err", err)
 	}
-	j, err := os.OpenFile(s.journalPath(), os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o640)
-	if err != nil {
-		s.log.Error("archive: journal reopen failed", "err", err)
-		return
-	}
-	s.journal = j
 }
 
 // Stop implements component.Sink: every open file is finished and its batches

@@ -25,8 +25,17 @@ const sinkName = "archive"
 // streamTime is the stream time of every test batch: it names the hour directory.
 var streamTime = time.Date(2026, 3, 4, 5, 6, 7, 0, time.UTC)
 
+// testEpoch is the events stream epoch of the test batches unless a test says
+// otherwise.
+const testEpoch = 1772600767000000000
+
 // hourDir is where the files of a dataset's batches at streamTime go.
 func hourDir(dataset string) string { return filepath.Join(dataset, "2026", "03", "04", "05") }
+
+// fileName is the name of the file of testEpoch's batches first to last.
+func fileName(first, last uint64) string {
+	return fmt.Sprintf("%d-%d-%d.ndjson.gz", testEpoch, first, last)
+}
 
 // testConfig rotates by size after three batches (3 × 400 bytes ≥ 1KiB) and, unless a
 // test says otherwise, never by age.
@@ -42,6 +51,7 @@ func testConfig(dir string) *archivesink.Config {
 type run struct {
 	*archivesink.Sink
 	metrics *component.Metrics
+	epoch   int64 // of the batches consume hands over
 
 	mu        sync.Mutex
 	delivered map[uint64]int // batches handed to Consume, by sequence
@@ -54,7 +64,7 @@ func start(t *testing.T, cfg *archivesink.Config) *run {
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
 	}
-	r := &run{metrics: component.NewMetrics(prometheus.NewRegistry()), delivered: map[uint64]int{}, acks: map[uint64][]error{}}
+	r := &run{metrics: component.NewMetrics(prometheus.NewRegistry()), epoch: testEpoch, delivered: map[uint64]int{}, acks: map[uint64][]error{}}
 	r.Sink = archivesink.New(cfg, component.SinkDeps{Name: sinkName, Log: slog.New(slog.DiscardHandler), Metrics: r.metrics})
 	if err := r.Start(context.Background()); err != nil {
 		t.Fatal(err)
@@ -68,12 +78,17 @@ const (
 	docSize      = 100
 )
 
-// consume hands the sink batch seq of dataset, with ids "<dataset>-<seq>-<i>".
+// docID is the event.id of document i of batch seq of dataset in epoch.
+func docID(epoch int64, dataset string, seq uint64, i int) string {
+	return fmt.Sprintf("%d/%s-%d-%d", epoch, dataset, seq, i)
+}
+
+// consume hands the sink batch seq of dataset of r.epoch, with ids from docID.
 func (r *run) consume(t *testing.T, dataset string, seq uint64, redelivered bool) {
 	t.Helper()
 	var docs []byte
 	for i := range docsPerBatch {
-		doc := fmt.Sprintf(`{"event":{"id":"%s-%d-%d","dataset":%q},"message":"`, dataset, seq, i, dataset)
+		doc := fmt.Sprintf(`{"event":{"id":%q,"dataset":%q},"message":"`, docID(r.epoch, dataset, seq, i), dataset)
 		doc += strings.Repeat("x", docSize-len(doc)-3) + "\"}\n"
 		docs = append(docs, doc...)
 	}
@@ -82,6 +97,7 @@ func (r *run) consume(t *testing.T, dataset string, seq uint64, redelivered bool
 		r.acks[seq] = append(r.acks[seq], err)
 		r.mu.Unlock()
 	})
+	b.Epoch = r.epoch
 	b.Redelivered = redelivered
 	r.mu.Lock()
 	r.delivered[seq]++
@@ -180,9 +196,15 @@ func tmpFiles(t *testing.T, dir string) []string {
 	return out
 }
 
-// checkArchive fails unless the archive holds every document of the batches want
-// (by dataset) exactly once, and nothing else.
+// checkArchive fails unless the archive holds every document of testEpoch's batches
+// want (by dataset) exactly once, and nothing else.
 func checkArchive(t *testing.T, dir string, want map[string][]uint64) {
+	t.Helper()
+	checkEpochs(t, dir, map[int64]map[string][]uint64{testEpoch: want})
+}
+
+// checkEpochs is checkArchive for batches of several epochs.
+func checkEpochs(t *testing.T, dir string, want map[int64]map[string][]uint64) {
 	t.Helper()
 	seen := map[string]int{}
 	docs := vtestutil.ArchiveDocs(t, dir)
@@ -191,14 +213,16 @@ func checkArchive(t *testing.T, dir string, want map[string][]uint64) {
 		seen[id]++
 	}
 	total := 0
-	for ds, seqs := range want {
-		for _, q := range seqs {
-			for i := range docsPerBatch {
-				id := fmt.Sprintf("%s-%d-%d", ds, q, i)
-				if seen[id] != 1 {
-					t.Errorf("document %s archived %d times, want once", id, seen[id])
+	for epoch, batches := range want {
+		for ds, seqs := range batches {
+			for _, q := range seqs {
+				for i := range docsPerBatch {
+					id := docID(epoch, ds, q, i)
+					if seen[id] != 1 {
+						t.Errorf("document %s archived %d times, want once", id, seen[id])
+					}
+					total++
 				}
-				total++
 			}
 		}
 	}
@@ -217,11 +241,11 @@ func checkConsistent(t *testing.T, dir string) {
 	var named []string
 	for _, line := range journal(t, dir) {
 		f := strings.Fields(line)
-		if len(f) != 4 {
-			t.Errorf("journal line %q: want 4 fields", line)
+		if len(f) != 5 {
+			t.Errorf("journal line %q: want 5 fields", line)
 			continue
 		}
-		named = append(named, f[2])
+		named = append(named, f[3])
 	}
 	slices.Sort(named)
 	if got := files(t, dir); !slices.Equal(named, got) {
@@ -282,7 +306,7 @@ func TestRotateBySize(t *testing.T) {
 	}
 	r.consume(t, "web", 4, false)
 	r.checkAcked(t, 1, 3, 4)
-	want := []string{filepath.Join(hourDir("web"), "1-4.ndjson.gz")}
+	want := []string{filepath.Join(hourDir("web"), fileName(1, 4))}
 	if got := files(t, dir); !slices.Equal(got, want) {
 		t.Fatalf("files %v, want %v", got, want)
 	}
@@ -294,9 +318,9 @@ func TestRotateBySize(t *testing.T) {
 	r.stop(t)
 	r.checkAcked(t, 1, 2, 3, 4, 5, 6, 7)
 	want = []string{
-		filepath.Join(hourDir("fw"), "2-6.ndjson.gz"),
-		filepath.Join(hourDir("web"), "1-4.ndjson.gz"),
-		filepath.Join(hourDir("web"), "7-7.ndjson.gz"),
+		filepath.Join(hourDir("fw"), fileName(2, 6)),
+		filepath.Join(hourDir("web"), fileName(1, 4)),
+		filepath.Join(hourDir("web"), fileName(7, 7)),
 	}
 	if got := files(t, dir); !slices.Equal(got, want) {
 		t.Fatalf("files %v, want %v", got, want)
@@ -324,7 +348,7 @@ func TestRotateByAge(t *testing.T) {
 		t.Errorf("file ended after %v, before max_age %v", waited, cfg.MaxAge)
 	}
 	r.checkAcked(t, 1, 2)
-	if got, want := files(t, dir), []string{filepath.Join(hourDir("web"), "1-2.ndjson.gz")}; !slices.Equal(got, want) {
+	if got, want := files(t, dir), []string{filepath.Join(hourDir("web"), fileName(1, 2))}; !slices.Equal(got, want) {
 		t.Fatalf("files %v, want %v", got, want)
 	}
 	checkArchive(t, dir, map[string][]uint64{"web": {1, 2}})
@@ -432,15 +456,15 @@ func (r *run) consumeUntilCrash(t *testing.T, dataset string, seq uint64) {
 // redeliver every batch not acknowledged: the archive must end with every document
 // exactly once, and a further run that gets everything again must write nothing.
 //
-// A file's life (Consume → rotate → finish): written to .tmp/<sink>-<dataset>-<seq>.tmp
+// A file's life (Consume → rotate → finish): written to .tmp/<sink>-<dataset>-<epoch>-<seq>.tmp
 // through bufio and gzip, closed and fsynced; its journal line appended and fsynced;
 // renamed into place and its directory fsynced; its batches acknowledged. The
 // crashes happen just before each step (CrashBefore), so a reordering of the steps
 // moves the crash with them: renaming before journaling would leave a file no
 // journal line protects, and the redelivery would duplicate it.
 func TestCrash(t *testing.T) {
-	fileA := filepath.Join(hourDir("web"), "1-3.ndjson.gz")
-	tmpA := filepath.Join(".tmp", sinkName+"-web-1.tmp")
+	fileA := filepath.Join(hourDir("web"), fileName(1, 3))
+	tmpA := filepath.Join(".tmp", fmt.Sprintf("%s-web-%d-1.tmp", sinkName, testEpoch))
 	exists := func(t *testing.T, path string) bool {
 		t.Helper()
 		_, err := os.Stat(path)
@@ -573,43 +597,125 @@ func TestJournalGarbage(t *testing.T) {
 	checkConsistent(t, dir)
 }
 
-// TestJournalCompaction: compaction drops the records of earlier processes (their
-// batches have long been acknowledged or redelivered), keeps this process's, and the
-// journal stays appendable.
-func TestJournalCompaction(t *testing.T) {
+// TestPrune: Prune with the consumer's acknowledgement floor keeps the journal and
+// the sink's memory of archived batches as small as what may still be redelivered,
+// however many batches pass; what is above the floor is still recognised, and the
+// records of another epoch are dropped.
+func TestPrune(t *testing.T) {
+	dir := t.TempDir()
+	r := start(t, testConfig(dir))
+	const batches = 600 // 200 files: three batches fill one
+	for q := uint64(1); q <= batches; q++ {
+		r.consume(t, "web", q, false)
+		if q%30 == 0 {
+			// The runtime prunes with a floor observed a while ago: lag it.
+			r.Prune(testEpoch, q-15)
+		}
+	}
+	seqs, lines := r.Remembered()
+	if seqs > 30 || lines > 10 {
+		t.Errorf("after %d batches: %d sequences and %d journal records remembered, want at most 30 and 10", batches, seqs, lines)
+	}
+	if n := len(journal(t, dir)); n > 10 {
+		t.Errorf("after %d batches: %d journal lines, want at most 10", batches, n)
+	}
+	// Above the floor: still known, acknowledged without writing.
+	before := len(files(t, dir))
+	r.consume(t, "web", batches, true)
+	if got := testutil.ToFloat64(r.metrics.Discarded.WithLabelValues("sink", sinkName, "already_archived")); got != docsPerBatch {
+		t.Errorf("already_archived %v, want %d", got, docsPerBatch)
+	}
+	// Another epoch: everything of this one goes.
+	r.Prune(testEpoch+1, 0)
+	if seqs, lines := r.Remembered(); seqs != 0 || lines != 0 {
+		t.Errorf("after a prune for another epoch: %d sequences and %d records, want none", seqs, lines)
+	}
+	r.stop(t)
+	if got := files(t, dir); len(got) != before {
+		t.Errorf("%d files after pruning, want the %d written: pruning never removes files", len(got), before)
+	}
+	all := make([]uint64, batches)
+	for i := range all {
+		all[i] = uint64(i + 1)
+	}
+	checkArchive(t, dir, map[string][]uint64{"web": all})
+
+	// The journal stays appendable after a compaction, and a restart reads it.
+	r2 := start(t, testConfig(dir))
+	r2.consume(t, "web", batches+1, false)
+	r2.stop(t)
+	checkConsistentFrom(t, dir, before)
+}
+
+// checkConsistentFrom checks that every journal line names an existing file, and
+// that the temporary directory is empty, when pruning left the journal without the
+// records of the first files.
+func checkConsistentFrom(t *testing.T, dir string, pruned int) {
+	t.Helper()
+	if tmps := tmpFiles(t, dir); len(tmps) > 0 {
+		t.Errorf("temporary files left: %v", tmps)
+	}
+	all := files(t, dir)
+	lines := journal(t, dir)
+	for _, line := range lines {
+		f := strings.Fields(line)
+		if len(f) != 5 || !slices.Contains(all, f[3]) {
+			t.Errorf("journal line %q names no file", line)
+		}
+	}
+	if len(all) != pruned+len(lines) {
+		t.Errorf("%d files, want %d pruned and %d journaled", len(all), pruned, len(lines))
+	}
+}
+
+// TestNewEpoch: the events stream was recreated, and its batches come with the
+// sequences of the former one's. They are archived, under names that do not collide
+// with the files of the former epoch, which stay untouched.
+func TestNewEpoch(t *testing.T) {
+	dir := t.TempDir()
+	r1 := start(t, testConfig(dir))
+	for q := uint64(1); q <= 4; q++ {
+		r1.consume(t, "web", q, false)
+	}
+	r1.stop(t)
+	old := files(t, dir)
+
+	const newEpoch = testEpoch + 1
+	r2 := start(t, testConfig(dir))
+	r2.epoch = newEpoch
+	for q := uint64(1); q <= 4; q++ {
+		r2.consume(t, "web", q, q == 2) // whether marked redelivered or not
+	}
+	r2.stop(t)
+	r2.checkAcked(t, 1, 2, 3, 4)
+	checkEpochs(t, dir, map[int64]map[string][]uint64{testEpoch: {"web": {1, 2, 3, 4}}, newEpoch: {"web": {1, 2, 3, 4}}})
+	checkConsistent(t, dir)
+	want := append(slices.Clone(old),
+		filepath.Join(hourDir("web"), fmt.Sprintf("%d-1-3.ndjson.gz", newEpoch)),
+		filepath.Join(hourDir("web"), fmt.Sprintf("%d-4-4.ndjson.gz", newEpoch)))
+	slices.Sort(want)
+	if got := files(t, dir); !slices.Equal(got, want) {
+		t.Errorf("files %v, want %v", got, want)
+	}
+}
+
+// TestLegacyJournal: records of earlier versions name no epoch; they are dropped
+// on start and their files kept.
+func TestLegacyJournal(t *testing.T) {
 	dir := t.TempDir()
 	r1 := start(t, testConfig(dir))
 	for q := uint64(1); q <= 3; q++ {
 		r1.consume(t, "web", q, false)
 	}
 	r1.stop(t)
-	// Make the first process's record an hour old.
-	old := journal(t, dir)
-	for i, line := range old {
-		_, rest, _ := strings.Cut(line, " ")
-		old[i] = fmt.Sprintf("%d %s", time.Now().Add(-time.Hour).Unix(), rest)
-	}
-	writeJournal(t, dir, strings.Join(old, "\n")+"\n")
-
+	f := strings.Fields(journal(t, dir)[0])
+	writeJournal(t, dir, strings.Join([]string{f[0], f[2], f[3], f[4]}, " ")+"\n")
 	r2 := start(t, testConfig(dir))
-	for q := uint64(4); q <= 6; q++ {
-		r2.consume(t, "web", q, false)
+	defer r2.stop(t)
+	if seqs, lines := r2.Remembered(); seqs != 0 || lines != 0 {
+		t.Errorf("legacy record kept: %d sequences, %d records", seqs, lines)
 	}
-	r2.CompactJournal()
-	lines := journal(t, dir)
-	if len(lines) != 1 || !strings.Contains(lines[0], "4-6.ndjson.gz 4,5,6") {
-		t.Fatalf("journal after compaction %q, want only the 4-6 record", lines)
+	if got := files(t, dir); len(got) != 1 {
+		t.Errorf("files %v, want the one written", got)
 	}
-	for q := uint64(4); q <= 6; q++ {
-		r2.consume(t, "web", q, true) // still known after compaction
-	}
-	for q := uint64(7); q <= 9; q++ {
-		r2.consume(t, "web", q, false)
-	}
-	r2.stop(t)
-	r2.checkAcked(t, 4, 5, 6, 7, 8, 9)
-	if lines := journal(t, dir); len(lines) != 2 || !strings.Contains(lines[1], "7-9.ndjson.gz 7,8,9") {
-		t.Errorf("journal %q: want the 7-9 record appended after compaction", lines)
-	}
-	checkArchive(t, dir, map[string][]uint64{"web": {1, 2, 3, 4, 5, 6, 7, 8, 9}})
 }

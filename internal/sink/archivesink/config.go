@@ -1,7 +1,7 @@
 // Package archivesink is the `file_archive` sink: gzip NDJSON files in a local
-// directory, laid out by dataset and hour, named by the events stream sequences they
-// hold, written to a temporary name, fsynced and renamed before the stream is
-// acknowledged.
+// directory, laid out by dataset and hour, named by the events stream's epoch and the
+// sequences they hold, written to a temporary name, fsynced and renamed before the
+// stream is acknowledged.
 package archivesink
 
 import (

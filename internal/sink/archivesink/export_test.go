@@ -12,18 +12,22 @@ func (s *Sink) Crash() {
 	for _, f := range s.open {
 		f.f.Close()
 	}
-	s.open = map[string]*file{}
+	s.open = map[stretch]*file{}
 	s.mu.Unlock()
 	close(s.stopTicker)
 	s.wg.Wait()
 	s.journal.Close()
 }
 
-// CompactJournal runs the compaction the ticker runs ten minutes after Start.
-func (s *Sink) CompactJournal() {
+// Remembered returns how many batch sequences the sink holds as archived, and how
+// many journal records.
+func (s *Sink) Remembered() (seqs, lines int) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.compactJournal()
+	for _, set := range s.written {
+		seqs += len(set)
+	}
+	return seqs, len(s.lines)
 }
 
 // ErrCrash is what the sink panics with at the step CrashBefore names.

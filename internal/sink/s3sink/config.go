@@ -20,7 +20,8 @@ type Config struct {
 	// Key is the key prefix of each object: literal text with {event.dataset} (the
 	// batch's dataset) and {sink} (this sink's name) replaced, and %Y %m %d %H %M by
 	// the UTC stream time of the object's first batch. The object's name,
-	// <min-seq>-<max-seq>.<ext>, is appended.
+	// <epoch>-<min-seq>-<max-seq>.<ext> (the events stream's creation time in Unix
+	// nanoseconds and the sequences it holds), is appended.
 	Key string `yaml:"key"`
 	// Encoding of objects: ndjson (one ECS JSON document per line, compressed) or
 	// parquet (typed columns for common ECS fields plus a doc column with the whole

@@ -98,16 +98,35 @@ func (a *acks) failed() []uint64 {
 	return out
 }
 
-// batch builds a batch of n ECS documents with ids "<dataset>-<seq>-<i>".
+// testEpoch is the events stream epoch of the test batches unless a test says
+// otherwise.
+const testEpoch = 1773500966000000000
+
+// batch builds a batch of testEpoch of n ECS documents with ids "<dataset>-<seq>-<i>".
 func batch(dataset string, seq uint64, at time.Time, n int, a *acks) *component.Batch {
+	return batchOf(testEpoch, dataset, seq, at, n, a)
+}
+
+// docID is the id of document i of batch seq of dataset in epoch.
+func docID(epoch int64, dataset string, seq uint64, i int) string {
+	if epoch == testEpoch {
+		return fmt.Sprintf("%s-%d-%d", dataset, seq, i)
+	}
+	return fmt.Sprintf("%d/%s-%d-%d", epoch, dataset, seq, i)
+}
+
+// batchOf builds a batch of epoch of n ECS documents with ids from docID.
+func batchOf(epoch int64, dataset string, seq uint64, at time.Time, n int, a *acks) *component.Batch {
 	var docs []byte
 	for i := range n {
-		docs = fmt.Appendf(docs, `{"@timestamp":"%s","event":{"dataset":%q,"id":"%s-%d-%d","action":"login","outcome":"success"},`+
+		docs = fmt.Appendf(docs, `{"@timestamp":"%s","event":{"dataset":%q,"id":%q,"action":"login","outcome":"success"},`+
 			`"message":"user %d logged in","source":{"ip":"10.0.%d.%d","port":%d},"user":{"name":"u%d"},`+
 			`"http":{"request":{"method":"GET"},"response":{"status_code":200}},"cloud":{"account":{"id":"123456789012"},"region":"eu-west-1"}}`+"\n",
-			at.Add(time.Duration(i)*time.Millisecond).UTC().Format(time.RFC3339Nano), dataset, dataset, seq, i, i, seq%250, i%250, 1024+i, i)
+			at.Add(time.Duration(i)*time.Millisecond).UTC().Format(time.RFC3339Nano), dataset, docID(epoch, dataset, seq, i), i, seq%250, i%250, 1024+i, i)
 	}
-	return component.NewBatch(dataset, seq, at, docs, n, a.fn(seq))
+	b := component.NewBatch(dataset, seq, at, docs, n, a.fn(seq))
+	b.Epoch = epoch
+	return b
 }
 
 // countIDs counts documents per event.id.

@@ -7,13 +7,16 @@
 // part_size) with the configured server-side encryption and storage class. Its key
 // is the template's prefix, rendered from the dataset and the stream time of the
 // object's first batch (component.Batch.Time, the same on every redelivery),
-// followed by "<min-seq>-<max-seq>.<ext>" of the events stream sequences it holds.
-// Its batches are acknowledged only after S3 confirmed the upload.
+// followed by "<epoch>-<min-seq>-<max-seq>.<ext>": the events stream's epoch
+// (component.Batch.Epoch, its creation time) and the sequences it holds. A
+// recreated events stream numbers its batches from 1 again, under a new epoch, so
+// its objects never overwrite a former stream's. Its batches are acknowledged only
+// after S3 confirmed the upload.
 //
 // Exactly once. A crash between the upload and the acknowledgement makes the stream
 // redeliver batches that are already in the bucket. Sequence ranges are not exact
 // sets (other datasets' batches interleave), so before an object is uploaded the
-// sink writes a small manifest, <manifest_prefix><sink>/<dataset>/<max>-<min>
+// sink writes a small manifest, <manifest_prefix><sink>/<dataset>/<epoch>/<max>-<min>
 // (sequences zero-padded to 20 digits), holding the object's key and its exact
 // sequence list. PutObject and CompleteMultipartUpload are atomic, so the object
 // either exists whole or not at all. When a batch arrives marked as redelivered
@@ -25,8 +28,8 @@
 // the batch is written again. A retried upload of the same batches gets the same
 // key and overwrites itself. Manifests are not deleted by the sink; an S3
 // lifecycle rule on manifest_prefix may expire them after a few days (well past
-// buffer.ack_wait). If the events stream is ever recreated (sequences restart),
-// the manifests of the old stream must be removed or manifest_prefix changed.
+// buffer.ack_wait). The manifests of a former events stream are in another epoch's
+// folder and are never read again.
 //
 // Failures. Uploads and lookups are retried with backoff for as long as the sink
 // runs: a server that is down or answers 5xx holds the stream back (backpressure),
@@ -76,9 +79,9 @@ type Sink struct {
 	uploader *manager.Uploader
 
 	mu      sync.Mutex
-	open    map[string]*object            // by dataset
-	pending map[string]map[uint64]*object // sequences held in an open or ended object
-	done    map[string]map[uint64]time.Time
+	open    map[stretch]*object
+	pending map[stretch]map[uint64]*object // sequences held in an open or ended object
+	done    map[stretch]map[uint64]time.Time
 	stopped bool
 	started bool
 
@@ -91,11 +94,23 @@ type Sink struct {
 	ticker     sync.WaitGroup
 }
 
-var _ component.Sink = (*Sink)(nil)
+var (
+	_ component.Sink   = (*Sink)(nil)
+	_ component.Pruner = (*Sink)(nil)
+)
+
+// stretch is a dataset's batches in one events stream epoch: the batches of one
+// object come from one stretch.
+type stretch struct {
+	epoch   int64
+	dataset string
+}
+
+func stretchOf(b *component.Batch) stretch { return stretch{epoch: b.Epoch, dataset: b.Dataset} }
 
 // object is one object being filled or uploaded.
 type object struct {
-	dataset string
+	stretch
 	first   time.Time // stream time of the first batch: renders the key prefix
 	opened  time.Time
 	enc     encoder
@@ -112,6 +127,7 @@ type object struct {
 type manifest struct {
 	Object  string `json:"object"`
 	Dataset string `json:"dataset"`
+	Epoch   int64  `json:"epoch"`
 	Seqs    string `json:"seqs"`
 	Events  int    `json:"events"`
 	Bytes   int    `json:"bytes"`
@@ -129,7 +145,7 @@ func New(cfg *Config, deps component.SinkDeps) (*Sink, error) {
 		log = slog.New(slog.DiscardHandler)
 	}
 	return &Sink{cfg: c, key: key, name: deps.Name, log: log, counters: deps.Metrics.For("sink", deps.Name),
-		open: map[string]*object{}, pending: map[string]map[uint64]*object{}, done: map[string]map[uint64]time.Time{}}, nil
+		open: map[stretch]*object{}, pending: map[stretch]map[uint64]*object{}, done: map[stretch]map[uint64]time.Time{}}, nil
 }
 
 // Describe implements component.Sink.
@@ -213,7 +229,8 @@ func (s *Sink) Consume(ctx context.Context, b *component.Batch) error {
 		s.mu.Unlock()
 		return nil
 	}
-	o := s.open[b.Dataset]
+	at := stretchOf(b)
+	o := s.open[at]
 	if o == nil {
 		enc, err := s.newEncoder(b.Dataset)
 		if err != nil {
@@ -222,12 +239,12 @@ func (s *Sink) Consume(ctx context.Context, b *component.Batch) error {
 			b.Done(err)
 			return nil
 		}
-		o = &object{dataset: b.Dataset, first: b.Time, opened: time.Now(), enc: enc}
-		s.open[b.Dataset] = o
+		o = &object{stretch: at, first: b.Time, opened: time.Now(), enc: enc}
+		s.open[at] = o
 	}
 	if err := o.enc.write(b.Docs); err != nil {
 		// The encoders write to memory, so this is a bug; hand everything back.
-		delete(s.open, o.dataset)
+		delete(s.open, at)
 		s.mu.Unlock()
 		s.counters.Error("encode")
 		s.log.Error("s3 sink: encoding failed; batches will be redelivered", "sink", s.name, "err", err)
@@ -239,15 +256,15 @@ func (s *Sink) Consume(ctx context.Context, b *component.Batch) error {
 	o.events += b.Count
 	o.seqs = append(o.seqs, b.Seq)
 	o.batches = append(o.batches, b)
-	set := s.pending[b.Dataset]
+	set := s.pending[at]
 	if set == nil {
 		set = map[uint64]*object{}
-		s.pending[b.Dataset] = set
+		s.pending[at] = set
 	}
 	set[b.Seq] = o
 	var full *object
 	if o.size >= int(s.cfg.MaxBytes) {
-		delete(s.open, o.dataset)
+		delete(s.open, at)
 		full = o
 	}
 	s.mu.Unlock()
@@ -260,11 +277,11 @@ func (s *Sink) Consume(ctx context.Context, b *component.Batch) error {
 // heldLocked handles a batch the sink already holds or has uploaded itself, and
 // reports whether it did.
 func (s *Sink) heldLocked(b *component.Batch) bool {
-	if o := s.pending[b.Dataset][b.Seq]; o != nil {
+	if o := s.pending[stretchOf(b)][b.Seq]; o != nil {
 		o.extra = append(o.extra, b)
 		return true
 	}
-	if _, ok := s.done[b.Dataset][b.Seq]; ok {
+	if _, ok := s.done[stretchOf(b)][b.Seq]; ok {
 		s.counters.Discarded("already_archived", b.Count)
 		b.Done(nil)
 		return true
@@ -298,7 +315,7 @@ func (s *Sink) abandon(o *object, err error) {
 }
 
 func (s *Sink) releaseLocked(o *object) {
-	set := s.pending[o.dataset]
+	set := s.pending[o.stretch]
 	for _, q := range o.seqs {
 		if set[q] == o {
 			delete(set, q)
@@ -337,10 +354,10 @@ func (s *Sink) upload(o *object) {
 	seqs := slices.Clone(o.seqs)
 	slices.Sort(seqs)
 	lo, hi := seqs[0], seqs[len(seqs)-1]
-	key := s.key.render(o.dataset, s.name, o.first) + fmt.Sprintf("%d-%d", lo, hi) + o.enc.ext()
+	key := s.key.render(o.dataset, s.name, o.first) + fmt.Sprintf("%d-%d-%d", o.epoch, lo, hi) + o.enc.ext()
 	list := formatSeqs(seqs)
-	body, _ := json.Marshal(manifest{Object: key, Dataset: o.dataset, Seqs: list, Events: o.events, Bytes: o.size})
-	mkey := s.manifestKey(o.dataset, hi, lo)
+	body, _ := json.Marshal(manifest{Object: key, Dataset: o.dataset, Epoch: o.epoch, Seqs: list, Events: o.events, Bytes: o.size})
+	mkey := s.manifestKey(o.stretch, hi, lo)
 	err = s.retry("manifest "+mkey, func(ctx context.Context) error {
 		_, err := s.client.PutObject(ctx, &s3.PutObjectInput{
 			Bucket: aws.String(s.cfg.Bucket), Key: aws.String(mkey),
@@ -349,7 +366,8 @@ func (s *Sink) upload(o *object) {
 		return err
 	})
 	if err == nil {
-		meta := map[string]string{"vigil-sink": s.name, "vigil-dataset": o.dataset, "vigil-events": strconv.Itoa(o.events)}
+		meta := map[string]string{"vigil-sink": s.name, "vigil-dataset": o.dataset, "vigil-events": strconv.Itoa(o.events),
+			"vigil-epoch": strconv.FormatInt(o.epoch, 10)}
 		// User metadata is limited to 2KiB in all; the manifest always has the list.
 		if len(list) <= 1024 {
 			meta["vigil-seqs"] = list
@@ -381,10 +399,10 @@ func (s *Sink) upload(o *object) {
 	now := time.Now()
 	s.mu.Lock()
 	s.releaseLocked(o)
-	set := s.done[o.dataset]
+	set := s.done[o.stretch]
 	if set == nil {
 		set = map[uint64]time.Time{}
-		s.done[o.dataset] = set
+		s.done[o.stretch] = set
 	}
 	for _, q := range seqs {
 		set[q] = now
@@ -400,15 +418,15 @@ func (s *Sink) upload(o *object) {
 	s.counters.Request("200")
 }
 
-// manifestDir is where the manifests of one dataset live.
-func (s *Sink) manifestDir(dataset string) string {
-	return s.cfg.ManifestPrefix + s.name + "/" + dataset + "/"
+// manifestDir is where the manifests of one dataset in one epoch live.
+func (s *Sink) manifestDir(at stretch) string {
+	return s.cfg.ManifestPrefix + s.name + "/" + at.dataset + "/" + strconv.FormatInt(at.epoch, 10) + "/"
 }
 
 // manifestKey names a manifest by its max then min sequence, zero-padded so that
 // keys sort by max.
-func (s *Sink) manifestKey(dataset string, hi, lo uint64) string {
-	return fmt.Sprintf("%s%020d-%020d", s.manifestDir(dataset), hi, lo)
+func (s *Sink) manifestKey(at stretch, hi, lo uint64) string {
+	return fmt.Sprintf("%s%020d-%020d", s.manifestDir(at), hi, lo)
 }
 
 // lookupPages bounds the LIST pages read for one redelivered batch: an object
@@ -418,7 +436,7 @@ const lookupPages = 5
 
 // lookup reports whether a redelivered batch is in an object of the bucket.
 func (s *Sink) lookup(ctx context.Context, b *component.Batch) (bool, error) {
-	dir := s.manifestDir(b.Dataset)
+	dir := s.manifestDir(stretchOf(b))
 	var token *string
 	for range lookupPages {
 		var out *s3.ListObjectsV2Output
@@ -502,10 +520,10 @@ func (s *Sink) checkManifest(ctx context.Context, mkey string, b *component.Batc
 	}
 	now := time.Now()
 	s.mu.Lock()
-	set := s.done[b.Dataset]
+	set := s.done[stretchOf(b)]
 	if set == nil {
 		set = map[uint64]time.Time{}
-		s.done[b.Dataset] = set
+		s.done[stretchOf(b)] = set
 	}
 	for _, q := range seqs {
 		set[q] = now
@@ -590,6 +608,27 @@ func (s *Sink) tick() {
 		s.mu.Unlock()
 		for _, o := range aged {
 			s.enqueue(s.runCtx, o)
+		}
+	}
+}
+
+// Prune implements component.Pruner: the sink forgets the batches it uploaded that
+// the stream will not deliver again.
+func (s *Sink) Prune(epoch int64, floor uint64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for at, set := range s.done {
+		if at.epoch != epoch {
+			delete(s.done, at)
+			continue
+		}
+		for q := range set {
+			if q <= floor {
+				delete(set, q)
+			}
+		}
+		if len(set) == 0 {
+			delete(s.done, at)
 		}
 	}
 }

@@ -47,7 +47,7 @@ func TestNDJSON(t *testing.T) {
 			}
 			checkExactlyOnce(t, g.NDJSONDocs(t), want, 20)
 			ext := map[string]string{"gzip": "gz", "zstd": "zst"}[comp]
-			keyRE := regexp.MustCompile(`^(aws\.cloudtrail|nginx\.access)/year=2026/month=03/day=14/hour=(15|16)/(\d+)-(\d+)\.ndjson\.` + ext + `$`)
+			keyRE := regexp.MustCompile(`^(aws\.cloudtrail|nginx\.access)/year=2026/month=03/day=14/hour=(15|16)/` + fmt.Sprint(testEpoch) + `-(\d+)-(\d+)\.ndjson\.` + ext + `$`)
 			keys := g.DataKeys(t)
 			if len(keys) < 4 {
 				t.Errorf("got %d objects, want several per dataset: %v", len(keys), keys)
@@ -109,8 +109,8 @@ func TestCrashNoDuplicates(t *testing.T) {
 
 	// A manifest whose object never made it (crash between the two uploads) must
 	// not count as archived: seqs 31 and 33 are in it but in no object.
-	put(t, g, "_vigil/manifests/lake/aws.vpcflow/00000000000000000033-00000000000000000031",
-		`{"object":"aws.vpcflow/year=2026/month=03/day=14/hour=15/31-33.ndjson.gz","dataset":"aws.vpcflow","seqs":"31,33","events":20,"bytes":1}`)
+	put(t, g, fmt.Sprintf("_vigil/manifests/lake/aws.vpcflow/%d/00000000000000000033-00000000000000000031", testEpoch),
+		fmt.Sprintf(`{"object":"aws.vpcflow/year=2026/month=03/day=14/hour=15/%d-31-33.ndjson.gz","dataset":"aws.vpcflow","epoch":%d,"seqs":"31,33","events":20,"bytes":1}`, testEpoch, testEpoch))
 
 	// Second life: the stream redelivers them all (plus 31 and 33) and new ones.
 	a := newAcks()
@@ -138,6 +138,49 @@ func TestCrashNoDuplicates(t *testing.T) {
 	checkExactlyOnce(t, g.NDJSONDocs(t), map[string][]uint64{"aws.vpcflow": all}, 10)
 	if n := len(g.DataKeys(t)); n <= objects {
 		t.Errorf("second life wrote no new object (%d before, %d after)", objects, n)
+	}
+}
+
+// TestNewEpoch: the events stream was recreated and numbers its batches from 1
+// again. Batches of the new epoch are uploaded even when the stream marks them as
+// redelivered and a former epoch's manifest lists their sequences, under keys that
+// leave the former objects untouched.
+func TestNewEpoch(t *testing.T) {
+	g := startGateway(t)
+	cfg := sinkConfig(g)
+	cfg.MaxBytes = 16 << 10
+	const newEpoch = testEpoch + 1
+	for i, epoch := range []int64{testEpoch, newEpoch} {
+		a := newAcks()
+		s := newSink(t, cfg, "lake")
+		for q := uint64(1); q <= 12; q++ {
+			b := batchOf(epoch, "aws.vpcflow", q, streamTime, 10, a)
+			b.Redelivered = i == 1 && q%2 == 0
+			if err := s.Consume(context.Background(), b); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := s.Stop(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		if a.acked() != 12 {
+			t.Fatalf("epoch %d: %d batches acknowledged, want 12 (failed %v)", epoch, a.acked(), a.failed())
+		}
+	}
+	seen := countIDs(g.NDJSONDocs(t))
+	for _, epoch := range []int64{testEpoch, newEpoch} {
+		for q := uint64(1); q <= 12; q++ {
+			for i := range 10 {
+				if id := docID(epoch, "aws.vpcflow", q, i); seen[id] != 1 {
+					t.Errorf("event %s stored %d times, want once", id, seen[id])
+				}
+			}
+		}
+	}
+	for _, k := range g.DataKeys(t) {
+		if !strings.Contains(k, fmt.Sprintf("/%d-", testEpoch)) && !strings.Contains(k, fmt.Sprintf("/%d-", newEpoch)) {
+			t.Errorf("key %q names no epoch", k)
+		}
 	}
 }
 
