@@ -1,7 +1,6 @@
 package pipeline_test
 
 import (
-	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
@@ -12,7 +11,6 @@ import (
 
 	"github.com/vigil-sec/vigil/internal/components"
 	"github.com/vigil-sec/vigil/internal/config"
-	"github.com/vigil-sec/vigil/internal/pipeline"
 	"github.com/vigil-sec/vigil/internal/process"
 	"github.com/vigil-sec/vigil/internal/sink/archivesink"
 	"github.com/vigil-sec/vigil/internal/source/httpsource"
@@ -92,19 +90,11 @@ func TestReadyzWarnsBeforeIntakeAgesOut(t *testing.T) {
 		New: func(config.Component, process.Deps) (process.Processor, error) {
 			return blockingProcessor{release}, nil
 		}}
-	p, err := pipeline.New(cfg, pipeline.Options{Log: discardLogger(), Registry: reg, Version: "test"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := p.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = p.Stop(context.Background()) })
+	p, base := startWith(t, cfg, reg)
 	defer close(release)
 	if ok, why := p.Ready(); !ok || why != "ok" {
 		t.Fatalf("readyz before: %v %q", ok, why)
 	}
-	base := "http://" + p.Sources()["web"].(*httpsource.Source).Addr()
 	if code, out := post(t, base+"/v1/events/held", "application/json", `{"n":1}`); code != 200 {
 		t.Fatalf("%d %v", code, out)
 	}

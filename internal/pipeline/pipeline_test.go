@@ -54,11 +54,17 @@ func testConfig(t testing.TB, dir string, mutate func(*config.Config, *httpsourc
 
 func start(t *testing.T, cfg *config.Config) (*pipeline.Pipeline, string) {
 	t.Helper()
+	return startWith(t, cfg, nil)
+}
+
+// startWith is start with a registry of the test's own (nil: the built-in one).
+func startWith(t *testing.T, cfg *config.Config, reg *components.Registry) (*pipeline.Pipeline, string) {
+	t.Helper()
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	if testing.Verbose() {
 		log = slog.New(slog.NewTextHandler(&testWriter{t}, nil))
 	}
-	p, err := pipeline.New(cfg, pipeline.Options{Log: log, Version: "test"})
+	p, err := pipeline.New(cfg, pipeline.Options{Log: log, Version: "test", Registry: reg})
 	if err != nil {
 		t.Fatal(err)
 	}

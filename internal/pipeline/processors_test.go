@@ -224,15 +224,7 @@ func TestSlowProcessingNotRedelivered(t *testing.T) {
 	once := &sync.Once{}
 	reg.Processors["slow"] = process.Type{Name: "slow", NewConfig: func() config.Component { return noKeys{} },
 		New: func(config.Component, process.Deps) (process.Processor, error) { return slowProcessor{once}, nil }}
-	p, err := pipeline.New(cfg, pipeline.Options{Log: discardLogger(), Registry: reg, Version: "test"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := p.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = p.Stop(context.Background()) })
-	base := "http://" + p.Sources()["web"].(*httpsource.Source).Addr()
+	p, base := startWith(t, cfg, reg)
 	if code, out := post(t, base+"/v1/events/slow", "application/x-ndjson", "{\"n\":1}\n{\"n\":2}\n"); code != 200 {
 		t.Fatalf("%d %v", code, out)
 	}

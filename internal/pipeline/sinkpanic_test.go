@@ -10,7 +10,6 @@ import (
 	"github.com/vigil-sec/vigil/internal/component"
 	"github.com/vigil-sec/vigil/internal/components"
 	"github.com/vigil-sec/vigil/internal/config"
-	"github.com/vigil-sec/vigil/internal/pipeline"
 	"github.com/vigil-sec/vigil/internal/sink/archivesink"
 	"github.com/vigil-sec/vigil/internal/source/httpsource"
 	"github.com/vigil-sec/vigil/internal/testutil"
@@ -48,15 +47,7 @@ func TestSinkPanicRedelivers(t *testing.T) {
 	snk := &panicSink{}
 	reg.Sinks["buggy"] = components.SinkFactory{NewConfig: func() config.Component { return noKeys{} },
 		New: func(config.Component, component.SinkDeps) (component.Sink, error) { return snk, nil }}
-	p, err := pipeline.New(cfg, pipeline.Options{Log: discardLogger(), Registry: reg, Version: "test"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := p.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = p.Stop(context.Background()) })
-	base := "http://" + p.Sources()["web"].(*httpsource.Source).Addr()
+	p, base := startWith(t, cfg, reg)
 	if code, out := post(t, base+"/v1/events/app", "application/x-ndjson", "{\"n\":1}\n{\"n\":2}\n"); code != 200 {
 		t.Fatalf("%d %v", code, out)
 	}
