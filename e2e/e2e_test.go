@@ -4,6 +4,7 @@ package e2e
 
 import (
 	"bytes"
+	"encoding/json"
 	"fmt"
 	"net"
 	"net/http"
@@ -12,6 +13,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -142,4 +144,75 @@ func writeConfig(t *testing.T, dir, yaml string) string {
 		t.Fatal(err)
 	}
 	return path
+}
+
+// senders are HTTP clients that POST NDJSON batches of events, each with a unique
+// "tid", until stopped, and remember every event a 200 acknowledged.
+type senders struct {
+	mu       sync.Mutex
+	acked    map[string]bool
+	stop     chan struct{}
+	wg       sync.WaitGroup
+	attempts atomic.Int64
+	failures atomic.Int64
+}
+
+// startSenders starts clients posting perReq events per request to url, pausing
+// pause after each acknowledged request.
+func startSenders(t *testing.T, url string, clients, perReq int, pause time.Duration, message string) *senders {
+	t.Helper()
+	s := &senders{acked: map[string]bool{}, stop: make(chan struct{})}
+	client := &http.Client{Timeout: 5 * time.Second}
+	for c := range clients {
+		s.wg.Go(func() {
+			for n := 0; ; n++ {
+				select {
+				case <-s.stop:
+					return
+				default:
+				}
+				var body bytes.Buffer
+				ids := make([]string, 0, perReq)
+				for i := range perReq {
+					id := fmt.Sprintf("c%d-r%d-e%d", c, n, i)
+					ids = append(ids, id)
+					fmt.Fprintf(&body, "{\"tid\":%q,\"message\":%q}\n", id, message)
+				}
+				s.attempts.Add(1)
+				resp, err := client.Post(url, "application/x-ndjson", &body)
+				if err != nil {
+					s.failures.Add(1)
+					time.Sleep(20 * time.Millisecond)
+					continue
+				}
+				var out map[string]any
+				_ = json.NewDecoder(resp.Body).Decode(&out)
+				resp.Body.Close()
+				if resp.StatusCode != 200 {
+					s.failures.Add(1)
+					time.Sleep(20 * time.Millisecond)
+					continue
+				}
+				if out["accepted"] != float64(perReq) {
+					t.Errorf("200 with accepted=%v, want %d", out["accepted"], perReq)
+				}
+				s.mu.Lock()
+				for _, id := range ids {
+					s.acked[id] = true
+				}
+				s.mu.Unlock()
+				time.Sleep(pause)
+			}
+		})
+	}
+	return s
+}
+
+// Stop stops the clients and returns the acknowledged events' tids.
+func (s *senders) Stop() map[string]bool {
+	close(s.stop)
+	s.wg.Wait()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.acked
 }

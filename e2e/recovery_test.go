@@ -1,12 +1,8 @@
 package e2e
 
 import (
-	"bytes"
-	"encoding/json"
 	"fmt"
-	"net/http"
 	"path/filepath"
-	"sync"
 	"testing"
 	"time"
 
@@ -38,48 +34,7 @@ sinks:
     inputs: ["*"]
 `, filepath.Join(dir, "data"), adminAddr, httpAddr))
 
-	var (
-		mu    sync.Mutex
-		acked = map[string]bool{}
-		stop  = make(chan struct{})
-		wg    sync.WaitGroup
-	)
-	client := &http.Client{Timeout: 5 * time.Second}
-	for c := range 2 {
-		wg.Go(func() {
-			for n := 0; ; n++ {
-				select {
-				case <-stop:
-					return
-				default:
-				}
-				var body bytes.Buffer
-				ids := make([]string, 0, 50)
-				for i := range 50 {
-					id := fmt.Sprintf("c%d-r%d-e%d", c, n, i)
-					ids = append(ids, id)
-					fmt.Fprintf(&body, "{\"tid\":%q}\n", id)
-				}
-				resp, err := client.Post("http://"+httpAddr+"/v1/events/apps", "application/x-ndjson", &body)
-				if err != nil {
-					time.Sleep(20 * time.Millisecond)
-					continue
-				}
-				var out map[string]any
-				_ = json.NewDecoder(resp.Body).Decode(&out)
-				resp.Body.Close()
-				if resp.StatusCode != 200 {
-					time.Sleep(20 * time.Millisecond)
-					continue
-				}
-				mu.Lock()
-				for _, id := range ids {
-					acked[id] = true
-				}
-				mu.Unlock()
-			}
-		})
-	}
+	load := startSenders(t, "http://"+httpAddr+"/v1/events/apps", 2, 50, 0, "recovery test")
 	p := startVigil(t, adminAddr, "-c", cfgPath)
 	for range 3 {
 		time.Sleep(3 * time.Second)
@@ -87,11 +42,8 @@ sinks:
 		p = startVigil(t, adminAddr, "-c", cfgPath)
 	}
 	restarted := time.Now()
-	close(stop)
-	wg.Wait()
-	mu.Lock()
+	acked := load.Stop()
 	want := len(acked)
-	mu.Unlock()
 	if want == 0 {
 		t.Fatal("no event was acknowledged")
 	}
