@@ -1,6 +1,7 @@
 package slacksink
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -112,7 +113,14 @@ func (s *Sink) message(d alert.Doc) ([]byte, error) {
 	if len(ctx) > 0 {
 		m.Blocks = append(m.Blocks, block{Type: "context", Elements: []any{mrkdwn(truncate(strings.Join(ctx, " · "), maxSection))}})
 	}
-	return json.Marshal(m)
+	// Without HTML escaping the message reads as sent; Slack takes either.
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(m); err != nil {
+		return nil, err
+	}
+	return bytes.TrimSuffix(buf.Bytes(), []byte("\n")), nil
 }
 
 func mrkdwn(s string) textObj { return textObj{Type: "mrkdwn", Text: s} }
