@@ -49,8 +49,10 @@ type Config struct {
 
 // Retry is an exponential backoff with jitter.
 type Retry struct {
+	// Initial wait after the first failure; it doubles with each attempt.
 	Initial time.Duration `yaml:"initial"`
-	Max     time.Duration `yaml:"max"`
+	// Max wait between attempts, also the most a Retry-After is honoured.
+	Max time.Duration `yaml:"max"`
 }
 
 // NewConfig returns the defaults.
