@@ -328,6 +328,10 @@ func TestStopHandsBackUndelivered(t *testing.T) {
 	if len(h.Letters()) != 0 {
 		t.Error("dead-lettered on a transient failure")
 	}
+	b := component.NewBatch("vigil.alert", 2, time.Now(), []byte(alertDoc("a2", "10.0.0.1")+"\n"), 1, func(error) {})
+	if err := h.sink.Consume(context.Background(), b); err == nil {
+		t.Error("Consume after Stop took a batch")
+	}
 }
 
 func TestSignature(t *testing.T) {

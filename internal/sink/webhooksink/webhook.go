@@ -15,6 +15,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/time/rate"
@@ -76,6 +77,7 @@ type Sink struct {
 	engine   *deliver.Engine
 	limiter  *rate.Limiter
 	suppress *alert.Suppressor // nil without suppress.window
+	stopped  atomic.Bool       // set by Stop: Consume then refuses even suppressed alerts
 	secret   []byte
 	client   *http.Client
 	target   string // the URL, redacted, for Describe and logs
@@ -133,6 +135,9 @@ func (s *Sink) Start(context.Context) error {
 // Consume implements component.Sink: suppressed alerts are counted and dropped,
 // the others handed to the engine.
 func (s *Sink) Consume(ctx context.Context, b *component.Batch) error {
+	if s.stopped.Load() {
+		return s.engine.Consume(ctx, b) // refuses it: the sink is not running
+	}
 	if s.suppress != nil {
 		kept, n, dropped := s.suppress.Filter(b.Docs)
 		if dropped > 0 {
@@ -150,6 +155,7 @@ func (s *Sink) Consume(ctx context.Context, b *component.Batch) error {
 // Stop implements component.Sink: requests under way are delivered (retrying)
 // until ctx's deadline, or handed back for redelivery.
 func (s *Sink) Stop(ctx context.Context) error {
+	s.stopped.Store(true)
 	s.engine.Stop(ctx, func() { s.client.CloseIdleConnections() })
 	return nil
 }
