@@ -94,6 +94,8 @@ func New(cfg *Config, deps component.SinkDeps) (*Sink, error) {
 	}
 	lim, _ := alert.ParseRate(c.RateLimit) // validated
 	u, _ := url.Parse(c.URL)
+	// Logs name the endpoint without its query, which may hold a token.
+	u.RawQuery, u.Fragment = "", ""
 	s := &Sink{cfg: c, log: deps.Log, counters: deps.Metrics.For("sink", deps.Name),
 		limiter: rate.NewLimiter(lim, c.Burst), suppress: alert.NewSuppressor(c.Suppress, nil),
 		secret: []byte(c.Secret), target: u.Redacted(), now: time.Now}
