@@ -24,7 +24,9 @@ import (
 	"github.com/vigil-sec/vigil/internal/sink/archivesink"
 	"github.com/vigil-sec/vigil/internal/sink/elasticsearchsink"
 	"github.com/vigil-sec/vigil/internal/sink/s3sink"
+	"github.com/vigil-sec/vigil/internal/sink/slacksink"
 	"github.com/vigil-sec/vigil/internal/sink/splunkhecsink"
+	"github.com/vigil-sec/vigil/internal/sink/webhooksink"
 	"github.com/vigil-sec/vigil/internal/source/esbulksource"
 	"github.com/vigil-sec/vigil/internal/source/firehosesource"
 	"github.com/vigil-sec/vigil/internal/source/hecsource"
@@ -113,6 +115,18 @@ func Builtin() *Registry {
 				NewConfig: func() config.Component { return elasticsearchsink.NewConfig() },
 				New: func(c config.Component, d component.SinkDeps) (component.Sink, error) {
 					return elasticsearchsink.New(c.(*elasticsearchsink.Config), elasticsearchsink.FlavourOpenSearch, d)
+				},
+			},
+			"slack": {
+				NewConfig: func() config.Component { return slacksink.NewConfig() },
+				New: func(c config.Component, d component.SinkDeps) (component.Sink, error) {
+					return slacksink.New(c.(*slacksink.Config), d)
+				},
+			},
+			"webhook": {
+				NewConfig: func() config.Component { return webhooksink.NewConfig() },
+				New: func(c config.Component, d component.SinkDeps) (component.Sink, error) {
+					return webhooksink.New(c.(*webhooksink.Config), d)
 				},
 			},
 			"file_archive": {
