@@ -45,6 +45,12 @@ type Records struct {
 	Received time.Time
 	// Records are the raw records. Store copies them; the caller keeps ownership.
 	Records [][]byte
+	// ID, when set, names this unit for JetStream's duplicate window: the first
+	// batch is published with ID as its message ID, and any further batch with
+	// ID#<n>. A source that may read the same data again after a crash (an S3
+	// object whose SQS message is redelivered) sets a stable ID per unit so that
+	// the re-store is dropped as a duplicate instead of being processed twice.
+	ID string
 }
 
 // Letter is a record a stage rejected, for the dead-letter queue.

@@ -3,6 +3,7 @@ package pipeline
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/vigil-sec/vigil/internal/component"
@@ -49,6 +50,7 @@ func (in *intake) Store(ctx context.Context, recs component.Records) error {
 	var pending wire.Pending
 	var batch event.RawBatch
 	bytes := 0
+	batches := 0
 	flush := func() error {
 		if batch.Len() == 0 {
 			return nil
@@ -56,7 +58,12 @@ func (in *intake) Store(ctx context.Context, recs component.Records) error {
 		msg := wire.RawMsg(wire.Raw{Source: in.source, Format: format, FormatOverride: recs.Format != "" && recs.Format != in.format,
 			Dataset: dataset, Received: received, Count: batch.Len(), Body: batch.Encode()})
 		batch.Reset()
-		return pending.Publish(in.st, msg, "")
+		id := recs.ID
+		if id != "" && batches > 0 {
+			id = fmt.Sprintf("%s#%d", id, batches)
+		}
+		batches++
+		return pending.Publish(in.st, msg, id)
 	}
 	for _, r := range recs.Records {
 		bytes += len(r)
