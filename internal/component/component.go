@@ -100,6 +100,9 @@ type SourceDeps struct {
 	// source that reads files or objects then stores each one as one record instead
 	// of splitting it into lines.
 	WholeRecords bool
+	// FormatWholeRecord tells, for a source that picks a format per unit
+	// (Records.Format), whether that format parses whole objects; nil means false.
+	FormatWholeRecord func(format string) bool
 }
 
 // SinkDeps is what a sink constructor gets besides its config.

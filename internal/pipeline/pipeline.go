@@ -168,7 +168,10 @@ func (p *Pipeline) Start(ctx context.Context) (err error) {
 			}
 			src, err := f.New(sc.Settings, component.SourceDeps{Name: sc.Name, Source: sc, Intake: in,
 				Log: p.log.With("source", sc.Name), Metrics: p.metrics, Embedded: p.cfg.Embedded,
-				DataDir: p.cfg.DataDir, WholeRecords: whole})
+				DataDir: p.cfg.DataDir, WholeRecords: whole, FormatWholeRecord: func(name string) bool {
+					fm, ok := reg.Format(name)
+					return ok && fm.WholeRecord
+				}})
 			if err != nil {
 				return fmt.Errorf("source %s: %w", sc.Name, err)
 			}
