@@ -26,6 +26,7 @@ import (
 type Stats struct {
 	Objects      atomic.Int64 // read and stored in full
 	Records      atomic.Int64 // records stored
+	Parts        atomic.Int64 // intake stores (chunks), duplicates included
 	Missing      atomic.Int64 // gone before they were read (404, NoSuchKey)
 	Skipped      atomic.Int64 // matched a skip rule
 	DeadLettered atomic.Int64 // objects dead-lettered (no rule, unreadable); long lines not included
@@ -218,6 +219,7 @@ func (s *storer) flush(ctx context.Context) error {
 	}
 	s.r.Counters.Received(len(s.recs), s.size)
 	s.r.Stats.Records.Add(int64(len(s.recs)))
+	s.r.Stats.Parts.Add(1)
 	s.recs, s.size = nil, 0
 	s.part++
 	return nil

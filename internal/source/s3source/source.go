@@ -30,6 +30,9 @@ type Source struct {
 	wg      sync.WaitGroup
 	ready   atomic.Bool
 	once    sync.Once
+
+	// beforeDelete, in tests, may keep a message from being deleted.
+	beforeDelete func(sqstypes.Message) bool
 }
 
 var _ component.Source = (*Source)(nil)
@@ -205,6 +208,9 @@ func (s *Source) handle(ctx context.Context, m sqstypes.Message) {
 		}
 	}
 	stop()
+	if s.beforeDelete != nil && !s.beforeDelete(m) {
+		return
+	}
 	s.delete(ctx, m)
 }
 
