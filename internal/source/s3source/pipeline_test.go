@@ -46,7 +46,7 @@ func newEnv(t *testing.T, bucket string) *env {
 	m := testutil.StartMoto(t)
 	creds := credentials.NewStaticCredentialsProvider("test", "test", "")
 	e := &env{moto: m, bucket: bucket,
-		s3: s3.New(s3.Options{Region: "us-east-1", BaseEndpoint: aws.String(m.Endpoint()), UsePathStyle: true, Credentials: creds}),
+		s3:  s3.New(s3.Options{Region: "us-east-1", BaseEndpoint: aws.String(m.Endpoint()), UsePathStyle: true, Credentials: creds}),
 		sqs: sqs.New(sqs.Options{Region: "us-east-1", BaseEndpoint: aws.String(m.Endpoint()), Credentials: creds}),
 	}
 	ctx := context.Background()
