@@ -87,3 +87,11 @@ func (m *Moto) Stop() {
 	}
 	m.cmd = nil
 }
+
+// NewHTTPClient is an HTTP client for a test's AWS clients whose idle connections
+// are closed when the test ends, so that leak checks see no reader goroutines.
+func NewHTTPClient(t testing.TB) *http.Client {
+	hc := &http.Client{Transport: http.DefaultTransport.(*http.Transport).Clone()}
+	t.Cleanup(hc.CloseIdleConnections)
+	return hc
+}

@@ -10,10 +10,12 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	awsconfig "github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
 
+	"github.com/vigil-sec/vigil/internal/awsconf"
 	"github.com/vigil-sec/vigil/internal/component"
 )
 
@@ -30,6 +32,8 @@ type Source struct {
 	wg      sync.WaitGroup
 	ready   atomic.Bool
 	once    sync.Once
+
+	closeIdle func() // closes the HTTP client's idle connections
 
 	// beforeDelete, in tests, may keep a message from being deleted.
 	beforeDelete func(sqstypes.Message) bool
@@ -73,7 +77,9 @@ func (s *Source) Ready() bool { return s.ready.Load() }
 // The queue is not checked here, so that a node starts while AWS is unreachable;
 // receive errors are logged and retried with backoff.
 func (s *Source) Start(ctx context.Context) error {
-	awsCfg, err := s.cfg.Load(ctx)
+	hc, closeIdle := awsconf.HTTPClient()
+	s.closeIdle = closeIdle
+	awsCfg, err := s.cfg.Load(ctx, awsconfig.WithHTTPClient(hc))
 	if err != nil {
 		return fmt.Errorf("s3 source %s: %w", s.deps.Name, err)
 	}
@@ -114,6 +120,7 @@ func (s *Source) Stop(ctx context.Context) error {
 			<-done
 		}
 		s.abandon()
+		s.closeIdle()
 	})
 	return nil
 }
