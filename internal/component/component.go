@@ -51,6 +51,14 @@ type Records struct {
 	// object whose SQS message is redelivered) sets a stable ID per unit so that
 	// the re-store is dropped as a duplicate instead of being processed twice.
 	ID string
+	// Fields, when set, are added by processing to every event of these records as
+	// strings (where the parser did not set them): where the records came from, such
+	// as aws.s3.bucket.name and aws.s3.object.key.
+	Fields map[string]string
+	// Lines, when set, holds each record's line number in its file or object (one
+	// per record, ascending), which processing adds to its events as LineField.
+	Lines     []int
+	LineField string
 }
 
 // Letter is a record a stage rejected, for the dead-letter queue.

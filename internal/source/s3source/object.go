@@ -22,6 +22,15 @@ import (
 	"github.com/vigil-sec/vigil/internal/component"
 )
 
+// The fields every event of an object carries: where it came from (the names of
+// Elastic's aws-s3 input), and the record's line in the decompressed object (for
+// line formats).
+const (
+	FieldBucket = "aws.s3.bucket.name"
+	FieldKey    = "aws.s3.object.key"
+	FieldLine   = "aws.s3.object.line"
+)
+
 // Stats count what a Reader did with objects. Safe for concurrent use.
 type Stats struct {
 	Objects      atomic.Int64 // read and stored in full
@@ -125,7 +134,7 @@ func (r *Reader) Ingest(ctx context.Context, ref ObjectRef) error {
 			r.Stats.DeadLettered.Add(1)
 			return r.deadLetter(ctx, ref, format, fmt.Sprintf("object is larger than max_record_bytes (%d) uncompressed; format %s reads whole objects", r.MaxRecordBytes, format), data[:4096])
 		}
-		st.add(data)
+		st.add(data, 0)
 	} else if err := r.lines(ctx, body, st); err != nil {
 		return err
 	}
@@ -171,7 +180,7 @@ func (r *Reader) lines(ctx context.Context, body io.Reader, st *storer) error {
 					return derr
 				}
 			case len(line) > 0:
-				st.add(line)
+				st.add(line, st.line)
 				if st.size >= r.ChunkBytes {
 					if serr := st.flush(ctx); serr != nil {
 						return serr
@@ -194,13 +203,15 @@ type storer struct {
 	format   string
 	received time.Time
 	recs     [][]byte
+	lines    []int // line of each record; 0 for a whole object
 	size     int
 	part     int
 	line     int
 }
 
-func (s *storer) add(rec []byte) {
+func (s *storer) add(rec []byte, line int) {
 	s.recs = append(s.recs, append([]byte(nil), rec...))
+	s.lines = append(s.lines, line)
 	s.size += len(rec)
 }
 
@@ -209,7 +220,12 @@ func (s *storer) flush(ctx context.Context) error {
 		return nil
 	}
 	id := fmt.Sprintf("s3:%s/%s@%s:%d", s.ref.Bucket, s.ref.Key, s.ref.ETag, s.part)
-	err := s.r.Intake.Store(ctx, component.Records{Format: s.format, Received: s.received, Records: s.recs, ID: id})
+	recs := component.Records{Format: s.format, Received: s.received, Records: s.recs, ID: id,
+		Fields: map[string]string{FieldBucket: s.ref.Bucket, FieldKey: s.ref.Key}}
+	if s.lines[0] > 0 {
+		recs.Lines, recs.LineField = s.lines, FieldLine
+	}
+	err := s.r.Intake.Store(ctx, recs)
 	if err != nil {
 		if errors.Is(err, component.ErrTooLarge) {
 			s.r.Stats.DeadLettered.Add(1)
@@ -220,7 +236,7 @@ func (s *storer) flush(ctx context.Context) error {
 	s.r.Counters.Received(len(s.recs), s.size)
 	s.r.Stats.Records.Add(int64(len(s.recs)))
 	s.r.Stats.Parts.Add(1)
-	s.recs, s.size = nil, 0
+	s.recs, s.lines, s.size = nil, nil, 0
 	s.part++
 	return nil
 }

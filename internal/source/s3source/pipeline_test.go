@@ -234,6 +234,23 @@ func TestNotifiedObjects(t *testing.T) {
 			t.Errorf("%s: %d documents, want %d", ds, got[ds], n)
 		}
 	}
+	// Each event says where it came from.
+	lines := map[string]bool{}
+	for _, d := range testutil.ArchiveDocs(t, filepath.Join(dir, "archive")) {
+		key := fmt.Sprint(testutil.Field(d, "aws.s3.object.key"))
+		if testutil.Field(d, "aws.s3.bucket.name") == nil || key == "<nil>" {
+			t.Fatalf("no bucket or key: %v", d)
+		}
+		if strings.HasSuffix(key, ".log.gz") && strings.Contains(key, "elasticloadbalancing/us-east-2") {
+			lines[fmt.Sprint(testutil.Field(d, "aws.s3.object.line"))] = true
+		}
+		if strings.Contains(key, "CloudTrail") && testutil.Field(d, "aws.s3.object.line") != nil {
+			t.Errorf("a whole-file record has a line number: %v", d)
+		}
+	}
+	if len(lines) != albLines || !lines["1"] || !lines[fmt.Sprint(albLines)] {
+		t.Errorf("ALB line numbers: %d distinct, want 1..%d", len(lines), albLines)
+	}
 	st := src.Stats()
 	if st.Missing.Load() != 1 || st.Skipped.Load() != 1 || st.DeadLettered.Load() != 1 {
 		t.Errorf("missing %d (want 1), skipped %d (want 1), dead-lettered %d (want 1)", st.Missing.Load(), st.Skipped.Load(), st.DeadLettered.Load())
