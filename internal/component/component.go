@@ -57,6 +57,7 @@ type Records struct {
 	Fields map[string]string
 	// Lines, when set, holds each record's line number in its file or object (one
 	// per record, ascending), which processing adds to its events as LineField.
+	// Like Records, Store only reads it during the call.
 	Lines     []int
 	LineField string
 }

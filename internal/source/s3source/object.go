@@ -202,6 +202,10 @@ type storer struct {
 	ref      ObjectRef
 	format   string
 	received time.Time
+	// buf holds the chunk's records back to back, ends[i] the end of record i;
+	// Store copies them, so both are reused for the next chunk.
+	buf      []byte
+	ends     []int
 	recs     [][]byte
 	lines    []int // line of each record; 0 for a whole object
 	size     int
@@ -210,14 +214,21 @@ type storer struct {
 }
 
 func (s *storer) add(rec []byte, line int) {
-	s.recs = append(s.recs, append([]byte(nil), rec...))
+	s.buf = append(s.buf, rec...)
+	s.ends = append(s.ends, len(s.buf))
 	s.lines = append(s.lines, line)
 	s.size += len(rec)
 }
 
 func (s *storer) flush(ctx context.Context) error {
-	if len(s.recs) == 0 {
+	if len(s.ends) == 0 {
 		return nil
+	}
+	s.recs = s.recs[:0]
+	start := 0
+	for _, end := range s.ends {
+		s.recs = append(s.recs, s.buf[start:end:end])
+		start = end
 	}
 	id := fmt.Sprintf("s3:%s/%s@%s:%d", s.ref.Bucket, s.ref.Key, s.ref.ETag, s.part)
 	recs := component.Records{Format: s.format, Received: s.received, Records: s.recs, ID: id,
@@ -236,7 +247,8 @@ func (s *storer) flush(ctx context.Context) error {
 	s.r.Counters.Received(len(s.recs), s.size)
 	s.r.Stats.Records.Add(int64(len(s.recs)))
 	s.r.Stats.Parts.Add(1)
-	s.recs, s.lines, s.size = nil, nil, 0
+	clear(s.recs)
+	s.buf, s.ends, s.recs, s.lines, s.size = s.buf[:0], s.ends[:0], s.recs[:0], s.lines[:0], 0
 	s.part++
 	return nil
 }
