@@ -204,13 +204,13 @@ type storer struct {
 	received time.Time
 	// buf holds the chunk's records back to back, ends[i] the end of record i;
 	// Store copies them, so both are reused for the next chunk.
-	buf      []byte
-	ends     []int
-	recs     [][]byte
-	lines    []int // line of each record; 0 for a whole object
-	size     int
-	part     int
-	line     int
+	buf   []byte
+	ends  []int
+	recs  [][]byte
+	lines []int // line of each record; 0 for a whole object
+	size  int
+	part  int
+	line  int
 }
 
 func (s *storer) add(rec []byte, line int) {

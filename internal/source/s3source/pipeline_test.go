@@ -21,7 +21,9 @@ import (
 	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
 	"github.com/klauspost/compress/gzip"
 	"github.com/klauspost/compress/zstd"
+	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/vigil-sec/vigil/internal/component"
 	"github.com/vigil-sec/vigil/internal/config"
 	"github.com/vigil-sec/vigil/internal/pipeline"
 	"github.com/vigil-sec/vigil/internal/sink/archivesink"
@@ -299,5 +301,51 @@ func TestRedeliveryStoresNoDuplicate(t *testing.T) {
 	}
 	if got = byDataset(t, dir); got["aws.elb_logs"] != lines {
 		t.Errorf("aws.elb_logs: %d documents, want %d", got["aws.elb_logs"], lines)
+	}
+}
+
+// slowIntake takes its time over the first store, as a large object would.
+type slowIntake struct {
+	stores atomic.Int32
+	delay  time.Duration
+}
+
+func (s *slowIntake) Store(ctx context.Context, _ component.Records) error {
+	if s.stores.Add(1) == 1 {
+		select {
+		case <-time.After(s.delay): // the work, not a wait for something
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	return nil
+}
+
+func (s *slowIntake) DeadLetter(context.Context, ...component.Letter) error { return nil }
+
+// TestVisibilityExtended: an object that takes longer than the visibility timeout
+// is not handed out again meanwhile (the source extends the timeout), and its
+// message is deleted once stored.
+func TestVisibilityExtended(t *testing.T) {
+	e := newEnv(t, "lb-logs")
+	cfg := s3source.NewConfig()
+	cfg.QueueURL, cfg.Endpoint, cfg.AccessKeyID, cfg.SecretAccessKey = e.queueURL, e.moto.Endpoint(), "test", "test"
+	cfg.WaitTime, cfg.VisibilityTimeout, cfg.MaxInFlight = time.Second, time.Second, 2
+	in := &slowIntake{delay: 4 * time.Second}
+	src, err := s3source.New(cfg, component.SourceDeps{Name: "s3", Intake: in,
+		Metrics: component.NewMetrics(prometheus.NewRegistry()), Source: &config.Source{Format: "auto"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := src.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	defer src.Stop(context.Background())
+	e.put(t, "lb-logs", "AWSLogs/123456789012/elasticloadbalancing/us-east-1/slow.log", albLog(t, "v", 3))
+	testutil.Eventually(t, 30*time.Second, "the object stored and its message deleted", func() bool {
+		return src.Stats().Objects.Load() == 1 && e.queueEmpty(t)
+	})
+	if n := in.stores.Load(); n != 1 {
+		t.Errorf("object stored %d times, want once (the message was handed out again while in progress)", n)
 	}
 }
