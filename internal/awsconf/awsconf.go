@@ -19,10 +19,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"net/url"
 	"regexp"
+	"sync/atomic"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	awsconfig "github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/credentials/stscreds"
@@ -181,4 +184,18 @@ func (c *ClientConfig) S3Options(o *s3.Options) {
 	// only send and check them where the API requires them.
 	o.RequestChecksumCalculation = aws.RequestChecksumCalculationWhenRequired
 	o.ResponseChecksumValidation = aws.ResponseChecksumValidationWhenRequired
+}
+
+// HTTPClient returns an HTTP client for Load's WithHTTPClient, and a function that
+// closes its idle connections, for a component's Stop: the SDK's shared default
+// client would keep them (and their goroutines) for the life of the process. It is
+// the SDK's buildable client, so that AWS_CA_BUNDLE and the like still apply.
+func HTTPClient() (*awshttp.BuildableClient, func()) {
+	var tr atomic.Pointer[http.Transport]
+	hc := awshttp.NewBuildableClient().WithTransportOptions(func(t *http.Transport) { tr.Store(t) })
+	return hc, func() {
+		if t := tr.Load(); t != nil {
+			t.CloseIdleConnections()
+		}
+	}
 }

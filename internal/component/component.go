@@ -45,6 +45,21 @@ type Records struct {
 	Received time.Time
 	// Records are the raw records. Store copies them; the caller keeps ownership.
 	Records [][]byte
+	// ID, when set, names this unit for JetStream's duplicate window: the first
+	// batch is published with ID as its message ID, and any further batch with
+	// ID#<n>. A source that may read the same data again after a crash (an S3
+	// object whose SQS message is redelivered) sets a stable ID per unit so that
+	// the re-store is dropped as a duplicate instead of being processed twice.
+	ID string
+	// Fields, when set, are added by processing to every event of these records as
+	// strings (where the parser did not set them): where the records came from, such
+	// as aws.s3.bucket.name and aws.s3.object.key.
+	Fields map[string]string
+	// Lines, when set, holds each record's line number in its file or object (one
+	// per record, ascending), which processing adds to its events as LineField.
+	// Like Records, Store only reads it during the call.
+	Lines     []int
+	LineField string
 }
 
 // Letter is a record a stage rejected, for the dead-letter queue.
@@ -94,6 +109,9 @@ type SourceDeps struct {
 	// source that reads files or objects then stores each one as one record instead
 	// of splitting it into lines.
 	WholeRecords bool
+	// FormatWholeRecord tells, for a source that picks a format per unit
+	// (Records.Format), whether that format parses whole objects; nil means false.
+	FormatWholeRecord func(format string) bool
 }
 
 // SinkDeps is what a sink constructor gets besides its config.

@@ -31,6 +31,7 @@ import (
 	"github.com/vigil-sec/vigil/internal/source/firehosesource"
 	"github.com/vigil-sec/vigil/internal/source/hecsource"
 	"github.com/vigil-sec/vigil/internal/source/httpsource"
+	"github.com/vigil-sec/vigil/internal/source/s3source"
 	"github.com/vigil-sec/vigil/internal/source/syslogsource"
 )
 
@@ -89,6 +90,12 @@ func Builtin() *Registry {
 				NewConfig: func() config.Component { return firehosesource.NewConfig() },
 				New: func(c config.Component, d component.SourceDeps) (component.Source, error) {
 					return firehosesource.New(c.(*firehosesource.Config), d), nil
+				},
+			},
+			"s3": {
+				NewConfig: func() config.Component { return s3source.NewConfig() },
+				New: func(c config.Component, d component.SourceDeps) (component.Source, error) {
+					return s3source.New(c.(*s3source.Config), d)
 				},
 			},
 		},

@@ -398,6 +398,15 @@ func (l *loader) parseSources(node ast.Node, cfg *Config) {
 		if src.Format == "" {
 			src.Format = defaultFormat(settings)
 		}
+		if fc, ok := settings.(FormatChooser); ok && fc.ChoosesFormat(src.Format) {
+			// The source picks a format per unit (and stores it with the records);
+			// such units use their format's default options.
+			if formatOpts != nil {
+				l.addAt(path+".format_options", "format %q chooses a format per object; format_options apply to one named format", src.Format)
+			}
+			cfg.Sources = append(cfg.Sources, src)
+			continue
+		}
 		opts, knownFormat := l.reg.FormatConfig(src.Format)
 		if !knownFormat {
 			l.addAt(path+".format", "unknown format %q; known formats: %s", src.Format, strings.Join(l.reg.FormatNames(), ", "))
@@ -415,6 +424,13 @@ func (l *loader) parseSources(node ast.Node, cfg *Config) {
 // FormatDefaulter is implemented by source configs whose type implies a format.
 type FormatDefaulter interface {
 	DefaultFormat() string
+}
+
+// FormatChooser is implemented by source configs that accept a format name the
+// registry does not know because the source chooses each unit's format itself (the
+// s3 source's "auto", by key rules) and stores it in component.Records.Format.
+type FormatChooser interface {
+	ChoosesFormat(format string) bool
 }
 
 func defaultFormat(c Component) string {

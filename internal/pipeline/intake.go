@@ -3,6 +3,7 @@ package pipeline
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/vigil-sec/vigil/internal/component"
@@ -49,14 +50,26 @@ func (in *intake) Store(ctx context.Context, recs component.Records) error {
 	var pending wire.Pending
 	var batch event.RawBatch
 	bytes := 0
+	batches := 0
+	first := 0 // index in recs.Records of the batch's first record
 	flush := func() error {
 		if batch.Len() == 0 {
 			return nil
 		}
-		msg := wire.RawMsg(wire.Raw{Source: in.source, Format: format, FormatOverride: recs.Format != "" && recs.Format != in.format,
-			Dataset: dataset, Received: received, Count: batch.Len(), Body: batch.Encode()})
+		raw := wire.Raw{Source: in.source, Format: format, FormatOverride: recs.Format != "" && recs.Format != in.format,
+			Dataset: dataset, Received: received, Count: batch.Len(), Body: batch.Encode(), Fields: recs.Fields}
+		if len(recs.Lines) == len(recs.Records) && recs.LineField != "" {
+			raw.Lines, raw.LineField = recs.Lines[first:first+batch.Len()], recs.LineField
+		}
+		first += batch.Len()
+		msg := wire.RawMsg(raw)
 		batch.Reset()
-		return pending.Publish(in.st, msg, "")
+		id := recs.ID
+		if id != "" && batches > 0 {
+			id = fmt.Sprintf("%s#%d", id, batches)
+		}
+		batches++
+		return pending.Publish(in.st, msg, id)
 	}
 	for _, r := range recs.Records {
 		bytes += len(r)

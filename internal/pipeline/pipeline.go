@@ -32,6 +32,9 @@ type Options struct {
 	Registry *components.Registry
 	// Version fills agent.version.
 	Version string
+	// NoSources runs the stream, sinks and processing but not the configured
+	// sources: `vigil backfill` stores through Intake instead.
+	NoSources bool
 }
 
 // Pipeline is a running (or runnable) Vigil node.
@@ -154,7 +157,7 @@ func (p *Pipeline) Start(ctx context.Context) (err error) {
 			return err
 		}
 	}
-	if p.cfg.RunsSources() {
+	if p.cfg.RunsSources() && !p.opts.NoSources {
 		for _, sc := range p.cfg.Sources {
 			f, ok := reg.Sources[sc.Type]
 			if !ok {
@@ -168,7 +171,10 @@ func (p *Pipeline) Start(ctx context.Context) (err error) {
 			}
 			src, err := f.New(sc.Settings, component.SourceDeps{Name: sc.Name, Source: sc, Intake: in,
 				Log: p.log.With("source", sc.Name), Metrics: p.metrics, Embedded: p.cfg.Embedded,
-				DataDir: p.cfg.DataDir, WholeRecords: whole})
+				DataDir: p.cfg.DataDir, WholeRecords: whole, FormatWholeRecord: func(name string) bool {
+					fm, ok := reg.Format(name)
+					return ok && fm.WholeRecord
+				}})
 			if err != nil {
 				return fmt.Errorf("source %s: %w", sc.Name, err)
 			}
@@ -179,6 +185,58 @@ func (p *Pipeline) Start(ctx context.Context) (err error) {
 		}
 	}
 	return nil
+}
+
+// Intake returns an intake that stores records as source's, with format as the
+// source's format, for a command that reads data itself (`vigil backfill`). The
+// pipeline must be started; the intake is valid until Stop.
+func (p *Pipeline) Intake(source, format string) component.Intake {
+	dataset := ""
+	if sc, ok := p.cfg.Source(source); ok {
+		dataset = sc.Dataset
+	}
+	return &intake{st: p.st, source: source, format: format, dataset: dataset, letters: p.letters,
+		counters: p.metrics.For("source", source)}
+}
+
+// SourceCounters returns the metrics of a source by name, for a command that
+// stores through Intake.
+func (p *Pipeline) SourceCounters(name string) *component.Counters { return p.metrics.For("source", name) }
+
+// WaitDrained waits until processing has taken every intake message and every sink
+// has acknowledged every event batch it takes (nothing pending, nothing
+// unacknowledged), or ctx ends. Only for a node that runs processing and sinks.
+func (p *Pipeline) WaitDrained(ctx context.Context) error {
+	type cons struct{ stream, name string }
+	all := []cons{{stream.IntakeStream, process.ProcessingConsumer}}
+	for _, sc := range p.cfg.Sinks {
+		all = append(all, cons{stream.EventsStream, ConsumerName(sc.Name)})
+	}
+	t := time.NewTicker(200 * time.Millisecond)
+	defer t.Stop()
+	for {
+		drained := true
+		for _, c := range all {
+			info, err := p.st.JetStream().Consumer(ctx, c.stream, c.name)
+			if err != nil {
+				drained = false
+				break
+			}
+			ci := info.CachedInfo()
+			if ci.NumPending > 0 || ci.NumAckPending > 0 {
+				drained = false
+				break
+			}
+		}
+		if drained {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-t.C:
+		}
+	}
 }
 
 // Stop stops sources, then processing, then sinks, then the stream, within ctx's

@@ -65,6 +65,12 @@ type Record struct {
 	Received time.Time
 	// Dataset, when set, is the dataset the batch asked for (it wins over the parser's).
 	Dataset string
+	// Fields are added to each event as strings where the parser did not set them
+	// (the source's metadata: bucket and key of an S3 object).
+	Fields map[string]string
+	// Line, when LineField is set, is the record's line number in its object.
+	Line      int
+	LineField string
 }
 
 // Process parses one record and hands its documents to out. It returns the parser's
@@ -147,6 +153,14 @@ func (em *emitter) Emit(e *event.Event) error {
 		e.Set("agent.version", event.String(n.AgentVersion))
 	}
 	e.Set("ecs.version", event.String(ECSVersion))
+	for k, v := range rec.Fields {
+		if _, ok := e.Get(k); !ok {
+			e.Set(k, event.String(v))
+		}
+	}
+	if rec.LineField != "" {
+		e.Set(rec.LineField, event.Int(int64(rec.Line)))
+	}
 	it := &n.item
 	*it = Item{Event: e, Record: rec.Data, Source: n.Source, enc: &n.enc, doc: n.buf[:0], emit: em}
 	if n.Chain != nil {

@@ -97,3 +97,31 @@ func TestValidateRejectsWithRecord(t *testing.T) {
 		t.Fatalf("docs %v rejects %v", c.docs, c.rejects)
 	}
 }
+
+// TestRecordMetadata: a record's source fields and line number land on its events,
+// without overwriting what the parser set.
+func TestRecordMetadata(t *testing.T) {
+	p := &oneEvent{}
+	n := &Normalizer{Source: "s", Parser: parserFunc(func(rec []byte, out parse.Emitter) error {
+		p.e.Reset()
+		p.e.Set("message", event.Bytes(rec))
+		p.e.Set("aws.s3.object.key", event.String("from-parser"))
+		return out.Emit(&p.e)
+	})}
+	c := &collect{}
+	rec := Record{Data: []byte("x"), Received: time.Now(), Line: 42, LineField: "aws.s3.object.line",
+		Fields: map[string]string{"aws.s3.bucket.name": "b", "aws.s3.object.key": "k"}}
+	if _, err := n.Process(rec, c); err != nil {
+		t.Fatal(err)
+	}
+	doc := c.docs[0]
+	for _, want := range []string{`"bucket":{"name":"b"}`, `"key":"from-parser"`, `"line":42`} {
+		if !strings.Contains(doc, want) {
+			t.Errorf("%s not in %s", want, doc)
+		}
+	}
+}
+
+type parserFunc func([]byte, parse.Emitter) error
+
+func (f parserFunc) Parse(rec []byte, out parse.Emitter) error { return f(rec, out) }

@@ -364,7 +364,11 @@ func (w *worker) process(m jetstream.Msg, pending *wire.Pending) ([]component.Le
 			origin.Index += uint32(i)
 		}
 		out.rejects = out.rejects[:0]
-		_, perr := norm.Process(Record{Data: rec, Origin: origin, Received: raw.Received, Dataset: raw.Dataset}, out)
+		r := Record{Data: rec, Origin: origin, Received: raw.Received, Dataset: raw.Dataset, Fields: raw.Fields}
+		if i < len(raw.Lines) {
+			r.Line, r.LineField = raw.Lines[i], raw.LineField
+		}
+		_, perr := norm.Process(r, out)
 		originStr := wire.FormatOrigin(origin)
 		for _, r := range out.rejects {
 			letters = append(letters, component.Letter{Stage: DLQStage(r.reason), Reason: r.reason.Error(), Source: raw.Source,

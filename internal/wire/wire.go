@@ -71,7 +71,15 @@ const (
 	HeaderStage          = "Vigil-Stage"     // DLQ: the stage that rejected the record
 	HeaderReason         = "Vigil-Reason"    // DLQ: why
 	HeaderProcessor      = "Vigil-Processor" // DLQ: "index:type" of the processor that rejected an event
-	EncodingS2           = "s2"
+	// HeaderFields is a JSON object of string fields processing adds to every event
+	// of an intake batch (the S3 bucket and key of the records).
+	HeaderFields = "Vigil-Fields"
+	// HeaderLines numbers the records of an intake batch by their line in the
+	// source's object, as runs "first-last,first-last" (skipped empty lines make
+	// gaps); its field name is in HeaderLineField.
+	HeaderLines     = "Vigil-Lines"
+	HeaderLineField = "Vigil-Line-Field"
+	EncodingS2      = "s2"
 )
 
 // Raw is an intake message: a batch of records of one source.
@@ -88,6 +96,11 @@ type Raw struct {
 	Origin string
 	// Body is the S2-compressed event.RawBatch.
 	Body []byte
+	// Fields, when set, are added to every event of the batch as strings.
+	Fields map[string]string
+	// Lines, when set, is each record's line number, added as LineField.
+	Lines     []int
+	LineField string
 }
 
 // RawMsg builds the stream message of r.
@@ -108,8 +121,53 @@ func RawMsg(r Raw) *nats.Msg {
 	if r.Origin != "" {
 		msg.Header.Set(HeaderOrigin, r.Origin)
 	}
+	if len(r.Fields) > 0 {
+		if b, err := json.Marshal(r.Fields); err == nil {
+			msg.Header.Set(HeaderFields, string(b))
+		}
+	}
+	if len(r.Lines) > 0 && r.LineField != "" {
+		msg.Header.Set(HeaderLines, FormatLines(r.Lines))
+		msg.Header.Set(HeaderLineField, r.LineField)
+	}
 	msg.Data = r.Body
 	return msg
+}
+
+// FormatLines writes line numbers as runs: [1 2 3 5] is "1-3,5-5".
+func FormatLines(lines []int) string {
+	var b strings.Builder
+	for i := 0; i < len(lines); {
+		j := i
+		for j+1 < len(lines) && lines[j+1] == lines[j]+1 {
+			j++
+		}
+		if b.Len() > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString(strconv.Itoa(lines[i]))
+		b.WriteByte('-')
+		b.WriteString(strconv.Itoa(lines[j]))
+		i = j + 1
+	}
+	return b.String()
+}
+
+// ParseLines reads FormatLines' runs, at most max numbers; nil when malformed.
+func ParseLines(s string, max int) []int {
+	var out []int
+	for run := range strings.SplitSeq(s, ",") {
+		a, b, ok := strings.Cut(run, "-")
+		first, err1 := strconv.Atoi(a)
+		last, err2 := strconv.Atoi(b)
+		if !ok || err1 != nil || err2 != nil || first < 0 || last < first || len(out)+last-first+1 > max {
+			return nil
+		}
+		for n := first; n <= last; n++ {
+			out = append(out, n)
+		}
+	}
+	return out
 }
 
 // ReadRaw reads an intake message. A missing or bad receive time reads as stored.
@@ -120,6 +178,14 @@ func ReadRaw(subject string, h nats.Header, body []byte, stored time.Time) Raw {
 		r.Received = time.Unix(0, ns)
 	}
 	r.Count, _ = strconv.Atoi(h.Get(HeaderCount))
+	if f := h.Get(HeaderFields); f != "" {
+		_ = json.Unmarshal([]byte(f), &r.Fields) // metadata only: a bad header drops it
+	}
+	if l := h.Get(HeaderLines); l != "" && r.Count > 0 {
+		if lines := ParseLines(l, r.Count); len(lines) == r.Count {
+			r.Lines, r.LineField = lines, h.Get(HeaderLineField)
+		}
+	}
 	return r
 }
 

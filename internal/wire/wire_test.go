@@ -2,6 +2,7 @@ package wire
 
 import (
 	"errors"
+	"slices"
 	"testing"
 
 	"github.com/nats-io/nats.go"
@@ -56,6 +57,31 @@ func TestEventsID(t *testing.T) {
 		e, q, ok := ParseEventsID(tt.give)
 		if ok != tt.wantOK || e != tt.wantEpoch || q != tt.wantSeq {
 			t.Errorf("ParseEventsID(%q) = %d, %d, %v; want %d, %d, %v", tt.give, e, q, ok, tt.wantEpoch, tt.wantSeq, tt.wantOK)
+		}
+	}
+}
+
+func TestLines(t *testing.T) {
+	tests := []struct {
+		give []int
+		want string
+	}{
+		{give: []int{1}, want: "1-1"},
+		{give: []int{1, 2, 3}, want: "1-3"},
+		{give: []int{1, 2, 4, 5, 9}, want: "1-2,4-5,9-9"},
+	}
+	for _, tt := range tests {
+		got := FormatLines(tt.give)
+		if got != tt.want {
+			t.Errorf("FormatLines(%v) = %q, want %q", tt.give, got, tt.want)
+		}
+		if back := ParseLines(got, len(tt.give)); !slices.Equal(back, tt.give) {
+			t.Errorf("ParseLines(%q) = %v", got, back)
+		}
+	}
+	for _, bad := range []string{"", "1", "3-1", "a-b", "1-1000000"} {
+		if got := ParseLines(bad, 10); got != nil {
+			t.Errorf("ParseLines(%q) = %v, want nil", bad, got)
 		}
 	}
 }
