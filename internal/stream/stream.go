@@ -31,6 +31,17 @@ const (
 	IntakeStream = "VIGIL_RAW"
 	EventsStream = "VIGIL_EVENTS"
 	DLQStream    = "VIGIL_DLQ"
+	// AggStream carries the samples of threshold rules from every processing worker
+	// to the one aggregator of each rule (see internal/process/threshold).
+	AggStream = "VIGIL_AGG"
+)
+
+// Limits of the aggregation stream. An aggregator replays it only from its last
+// snapshot (taken every few seconds), so an hour is plenty; the byte limit keeps a
+// rule whose aggregator is down from filling the disk (oldest samples go first).
+const (
+	aggMaxAge   = time.Hour
+	aggMaxBytes = 1 << 30
 )
 
 // Stream is an open connection to the spine with its streams declared.
@@ -302,6 +313,16 @@ func (s *Stream) declare(ctx context.Context) error {
 			Discard:     jetstream.DiscardNew,
 			MaxAge:      s.cfg.DLQ.MaxAge,
 			MaxBytes:    int64(s.cfg.DLQ.MaxBytes),
+			Duplicates:  s.cfg.DuplicateWindow,
+		},
+		{
+			Name:        AggStream,
+			Description: "Vigil aggregation samples: what threshold rules aggregate, for each rule's aggregator",
+			Subjects:    []string{wire.AggSubjects},
+			Retention:   jetstream.LimitsPolicy,
+			Discard:     jetstream.DiscardOld,
+			MaxAge:      aggMaxAge,
+			MaxBytes:    aggMaxBytes,
 			Duplicates:  s.cfg.DuplicateWindow,
 		},
 	}
