@@ -54,9 +54,10 @@ type Aggregator struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 
-	mu     sync.Mutex
-	leader bool
-	alerts uint64
+	mu      sync.Mutex
+	leader  bool
+	alerts  uint64
+	crashed bool
 }
 
 // NewAggregators returns an aggregator for each threshold rule of procs.
@@ -209,7 +210,9 @@ func (a *Aggregator) lead(ctx context.Context, kv jetstream.KeyValue, obj jetstr
 	for {
 		select {
 		case <-ctx.Done():
-			release()
+			if !a.isCrashed() {
+				release()
+			}
 			return nil
 		case <-renew.C:
 			r, err := kv.Update(bg, a.r.name, []byte(a.node), rev)
@@ -386,6 +389,22 @@ func (r *rule) alertEvent(al *Alert) *event.Event {
 		strings.Join(vals, ", "), strings.Join(desc, ", "), time.Unix(0, al.Start).UTC().Format(time.RFC3339),
 		end.Format(time.RFC3339))))
 	return e
+}
+
+// Crash stops the aggregator as a killed process would: without saving its state
+// or releasing its lease, which another node takes over only when it expires. It is
+// for tests of that takeover.
+func (a *Aggregator) Crash() {
+	a.mu.Lock()
+	a.crashed = true
+	a.mu.Unlock()
+	_ = a.Stop(context.Background())
+}
+
+func (a *Aggregator) isCrashed() bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.crashed
 }
 
 // Alerts returns how many alerts this node published.

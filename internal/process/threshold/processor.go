@@ -86,6 +86,14 @@ func text(v event.Value) string {
 		n, _ := v.AsInt()
 		return strconv.FormatInt(n, 10)
 	}
+	switch x := cond.Native(v).(type) {
+	case string:
+		return x // a JSON string kept raw by the parser
+	case int:
+		return strconv.Itoa(x)
+	case float64:
+		return strconv.FormatFloat(x, 'g', -1, 64)
+	}
 	return string(v.AppendJSON(nil))
 }
 
