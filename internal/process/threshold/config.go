@@ -201,15 +201,21 @@ func checkField(opt, path string) error {
 	return nil
 }
 
+var _ config.NameChecker = (*Config)(nil)
+
+// CheckName implements config.NameChecker: a rule's name is its rule.id, its
+// aggregation subject and the name of its lease and state.
+func (c *Config) CheckName(name string) error { return checkName(name) }
+
 // checkName reports a rule name that cannot be a subject token, KV key or object
 // name.
 func checkName(name string) error {
 	if name == "" {
-		return errors.New("threshold: name: missing: a threshold rule needs a name (its rule.id, and the name of its aggregation state)")
+		return errors.New("missing: a threshold rule needs a name (its rule.id, and the name of its aggregation state)")
 	}
 	for _, c := range name {
 		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
-			return fmt.Errorf("threshold: name %q: use letters, digits, '-' and '_'", name)
+			return fmt.Errorf("%q: a threshold rule's name may hold letters, digits, '-' and '_'", name)
 		}
 	}
 	return nil
