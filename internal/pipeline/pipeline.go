@@ -167,6 +167,9 @@ func (p *Pipeline) Start(ctx context.Context) (err error) {
 				return err
 			}
 		}
+		if len(aggs) > 0 {
+			p.prom.MustRegister(&thresholdCollector{p: p})
+		}
 		p.proc = process.NewStage(p.cfg, process.StageDeps{Stream: st, Formats: reg.Format, Types: reg.Processor,
 			Processors: processors.Configured(p.cfg), Letters: p.letters, Log: p.log, Counters: p.metrics.For("processing", "processing"),
 			Version: p.opts.Version, Hostname: hostname})

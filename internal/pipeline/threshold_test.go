@@ -119,12 +119,15 @@ func checkOneAlert(t *testing.T, archive string) {
 
 func TestThresholdAlert(t *testing.T) {
 	dir := t.TempDir()
-	_, base := start(t, thresholdCfg(t, dir, ""))
+	p0, base := start(t, thresholdCfg(t, dir, ""))
 	at := time.Now().Add(-time.Minute)
 	postLogins(t, base, 0, 15, at) // 15 failures: one alert, the rest suppressed
 	archive := filepath.Join(dir, "archive")
 	settle(t, archive, 15+1+1)
 	checkOneAlert(t, archive)
+	if n := counterValue(t, p0, "vigil_threshold_alerts_total", map[string]string{"rule": "console-brute-force"}); n != 1 {
+		t.Errorf("vigil_threshold_alerts_total = %v, want 1", n)
+	}
 }
 
 // TestThresholdRestart stops the node mid-window: the count survives in the

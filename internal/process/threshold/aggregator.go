@@ -58,6 +58,17 @@ type Aggregator struct {
 	leader  bool
 	alerts  uint64
 	crashed bool
+	stats   Stats
+}
+
+// Stats are a rule's counts as its aggregator last saw them (cumulative over the
+// rule's life: they are part of the saved state).
+type Stats struct {
+	// Late counts events older than the watermark (or their group's window), not
+	// counted; Evicted counts groups evicted by max_groups.
+	Late, Evicted uint64
+	// Groups is the number of groups held.
+	Groups int
 }
 
 // NewAggregators returns an aggregator for each threshold rule of procs.
@@ -251,6 +262,9 @@ func (a *Aggregator) lead(ctx context.Context, kv jetstream.KeyValue, obj jetstr
 			}
 			seq = md.Sequence.Stream
 		}
+		a.mu.Lock()
+		a.stats = Stats{Late: st.late, Evicted: st.evicted, Groups: len(st.groups)}
+		a.mu.Unlock()
 		if n > 0 {
 			lastSample = time.Now()
 		} else if time.Since(lastSample) > max(a.r.cfg.Lateness, time.Second) {
@@ -405,6 +419,16 @@ func (a *Aggregator) isCrashed() bool {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	return a.crashed
+}
+
+// Name returns the rule's name.
+func (a *Aggregator) Name() string { return a.r.name }
+
+// Stats returns the rule's counts as this node last saw them.
+func (a *Aggregator) Stats() Stats {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.stats
 }
 
 // Alerts returns how many alerts this node published.
