@@ -359,6 +359,10 @@ func (s *Stream) Epoch() int64 { return s.epoch }
 // 1 again, so whatever remembers or names batches by sequence binds them to this.
 func (s *Stream) EventsEpoch() int64 { return s.events }
 
+// Replicas is the replica count of Vigil's streams (1 unless buffer.replicas says
+// more); buckets that must survive a server's loss use it too.
+func (s *Stream) Replicas() int { return max(1, s.cfg.Replicas) }
+
 // PublishTimeout is how long a writer waits for an acknowledgement.
 func (s *Stream) PublishTimeout() time.Duration { return s.cfg.PublishTimeout }
 

@@ -107,12 +107,13 @@ func (a *Aggregator) Start(ctx context.Context) error {
 	js := a.st.JetStream()
 	kv, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: LeaseBucket + "_" + a.r.name,
 		Description: "Vigil threshold aggregator lease of rule " + a.r.name, TTL: a.r.cfg.LeaseTTL,
-		Storage: jetstream.FileStorage, Replicas: 0})
+		Storage: jetstream.FileStorage, Replicas: a.st.Replicas()})
 	if err != nil {
 		return fmt.Errorf("threshold %s: lease bucket: %w", a.r.name, err)
 	}
 	obj, err := js.CreateOrUpdateObjectStore(ctx, jetstream.ObjectStoreConfig{Bucket: StateBucket,
-		Description: "Vigil threshold aggregator state, one object per rule", Storage: jetstream.FileStorage})
+		Description: "Vigil threshold aggregator state, one object per rule", Storage: jetstream.FileStorage,
+		Replicas: a.st.Replicas()})
 	if err != nil {
 		return fmt.Errorf("threshold %s: state bucket: %w", a.r.name, err)
 	}
@@ -206,7 +207,7 @@ func (a *Aggregator) lead(ctx context.Context, kv jetstream.KeyValue, obj jetstr
 	}
 	renew := time.NewTicker(a.r.cfg.LeaseTTL / 3)
 	defer renew.Stop()
-	lastSnap, lastSample := time.Now(), time.Now()
+	lastSnap, lastSample, lastIdle := time.Now(), time.Now(), time.Now()
 	saved := seq
 	var smp sample
 	var alerts []Alert
@@ -267,8 +268,9 @@ func (a *Aggregator) lead(ctx context.Context, kv jetstream.KeyValue, obj jetstr
 		a.mu.Unlock()
 		if n > 0 {
 			lastSample = time.Now()
-		} else if time.Since(lastSample) > max(a.r.cfg.Lateness, time.Second) {
+		} else if time.Since(lastSample) > max(a.r.cfg.Lateness, time.Second) && time.Since(lastIdle) >= time.Second {
 			alerts = st.idle(time.Now(), alerts)
+			lastIdle = time.Now()
 		}
 		// Alerts are stored before a snapshot can include the samples that raised
 		// them: a crash in between raises them again (same IDs) on replay.

@@ -119,6 +119,8 @@ type partial struct {
 	Sk    []*sketch          `json:"q,omitempty"` // per numeric field; nil unless a quantile reads it
 	D     []map[string]int64 `json:"d,omitempty"` // per distinct field: value → samples
 	IDs   []string           `json:"ids,omitempty"`
+	// Seen is Count when an idle evaluation last looked at the pane.
+	Seen int64 `json:"seen,omitempty"`
 }
 
 func (r *rule) newPartial() *partial {
@@ -478,11 +480,36 @@ func (st *state) advance(wm int64, out []Alert) []Alert {
 	return out
 }
 
-// idle closes windows by the wall clock when no sample has come for a while, so
-// the last tumbling window of a quiet stream is evaluated: everything that ends
-// before now − lateness.
+// idle evaluates tumbling windows early by the wall clock when no sample has come
+// for a while, so the last window of a quiet stream raises its alert: each window
+// that ended before now − lateness and changed since it was last looked at. It
+// closes nothing: a source that delivers late (CloudTrail, S3 batches) still counts
+// in the window until the event-time watermark closes it; the window is then
+// evaluated again, and an alert already raised for it is suppressed.
 func (st *state) idle(now time.Time, out []Alert) []Alert {
-	return st.advance(now.UnixNano()-st.r.lateness, out)
+	r := st.r
+	if r.sliding {
+		return out // evaluated on each event already
+	}
+	wm := now.UnixNano() - r.lateness
+	if st.hasClosed && wm <= st.closed {
+		return out
+	}
+	gs := make([]*group, 0, len(st.groups))
+	for _, g := range st.groups {
+		gs = append(gs, g)
+	}
+	slices.SortFunc(gs, func(a, b *group) int { return strings.Compare(a.key, b.key) })
+	for _, g := range gs {
+		for _, i := range slices.Sorted(mapKeys(g.Panes)) {
+			p := g.Panes[i]
+			if (i+1)*r.pane <= wm && p.Count != p.Seen {
+				p.Seen = p.Count
+				out = st.evaluate(g, p, i*r.pane, (i+1)*r.pane, out)
+			}
+		}
+	}
+	return out
 }
 
 func (st *state) remove(g *group) {

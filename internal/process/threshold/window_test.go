@@ -311,3 +311,28 @@ func TestSampleRoundTrip(t *testing.T) {
 		_ = decodeSample(appendSample(nil, s)[:i], &got) // truncated input: no panic
 	}
 }
+
+// TestIdle: a quiet stream's last tumbling window is evaluated by the wall clock,
+// yet still takes late events until the event-time watermark closes it, and raises
+// no second alert then.
+func TestIdle(t *testing.T) {
+	st := newState(mustRule(t, cfg(func(c *Config) {
+		c.WindowType, c.Window, c.Lateness = "tumbling", time.Minute, 10*time.Second
+	})))
+	got := run(t, st, []in{{at: 1, group: "a"}, {at: 2, group: "a"}, {at: 3, group: "a"}})
+	if len(got) != 0 {
+		t.Fatalf("before idle: %+v", got)
+	}
+	now := time.Unix(0, sec(200))
+	got = st.idle(now, nil)
+	if len(got) != 1 || got[0].Start != t0 {
+		t.Fatalf("idle: %+v", got)
+	}
+	if again := st.idle(now.Add(time.Second), nil); len(again) != 0 {
+		t.Fatalf("idle evaluated an unchanged window again: %+v", again)
+	}
+	got = run(t, st, []in{{at: 30, group: "a"}, {at: 80, group: "b"}})
+	if len(got) != 0 || st.late != 0 {
+		t.Fatalf("after idle: alerts %+v, late %d (a late event within lateness must count)", got, st.late)
+	}
+}
