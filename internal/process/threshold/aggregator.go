@@ -182,11 +182,23 @@ var errLeaseLost = errors.New("lease lost to another node")
 // lead restores the state, then consumes samples until ctx ends or the lease is
 // lost. On a stop it saves the state and releases the lease.
 func (a *Aggregator) lead(ctx context.Context, kv jetstream.KeyValue, obj jetstream.ObjectStore, rev uint64) error {
-	bg := context.Background()
 	st := newState(a.r)
 	var seq uint64
+	// Lease and state operations outlive ctx (they run when it ends, to save and
+	// release) but never hang a stop: each has its own deadline.
+	op := func(f func(ctx context.Context) error) error {
+		c, cancel := context.WithTimeout(context.Background(), a.r.cfg.LeaseTTL)
+		defer cancel()
+		return f(c)
+	}
+	unlock := func() {
+		_ = op(func(c context.Context) error { return kv.Delete(c, a.r.name, jetstream.LastRevision(rev)) })
+	}
+	save := func() error {
+		return op(func(c context.Context) error { return a.save(c, kv, obj, &rev, st, seq) })
+	}
 	if snap, err := a.load(ctx, obj); err != nil {
-		_ = kv.Delete(bg, a.r.name, jetstream.LastRevision(rev))
+		unlock()
 		return fmt.Errorf("restoring the state: %w", err)
 	} else if snap != nil {
 		if st.restore(snap) {
@@ -202,7 +214,7 @@ func (a *Aggregator) lead(ctx context.Context, kv jetstream.KeyValue, obj jetstr
 	}
 	cons, err := a.st.JetStream().OrderedConsumer(ctx, stream.AggStream, cc)
 	if err != nil {
-		_ = kv.Delete(bg, a.r.name, jetstream.LastRevision(rev))
+		unlock()
 		return fmt.Errorf("consumer: %w", err)
 	}
 	renew := time.NewTicker(a.r.cfg.LeaseTTL / 3)
@@ -213,11 +225,11 @@ func (a *Aggregator) lead(ctx context.Context, kv jetstream.KeyValue, obj jetstr
 	var alerts []Alert
 	release := func() {
 		if seq != saved {
-			if err := a.save(bg, kv, obj, &rev, st, seq); err != nil {
+			if err := save(); err != nil {
 				a.log.Warn("threshold: saving the state at stop failed; the next holder replays more", "err", err)
 			}
 		}
-		_ = kv.Delete(bg, a.r.name, jetstream.LastRevision(rev))
+		unlock()
 	}
 	for {
 		select {
@@ -227,11 +239,13 @@ func (a *Aggregator) lead(ctx context.Context, kv jetstream.KeyValue, obj jetstr
 			}
 			return nil
 		case <-renew.C:
-			r, err := kv.Update(bg, a.r.name, []byte(a.node), rev)
-			if err != nil {
+			if err := op(func(c context.Context) error {
+				r, err := kv.Update(c, a.r.name, []byte(a.node), rev)
+				rev = r
+				return err
+			}); err != nil {
 				return fmt.Errorf("%w: %v", errLeaseLost, err)
 			}
-			rev = r
 		default:
 		}
 		batch, err := cons.Fetch(256, jetstream.FetchMaxWait(200*time.Millisecond))
@@ -277,13 +291,13 @@ func (a *Aggregator) lead(ctx context.Context, kv jetstream.KeyValue, obj jetstr
 		if err := a.publish(ctx, alerts); err != nil {
 			if ctx.Err() != nil {
 				// Not saved: the next holder replays these samples and raises them again.
-				_ = kv.Delete(bg, a.r.name, jetstream.LastRevision(rev))
+				unlock()
 				return nil
 			}
 			return err
 		}
 		if seq != saved && time.Since(lastSnap) >= a.r.cfg.SnapshotInterval {
-			if err := a.save(bg, kv, obj, &rev, st, seq); err != nil {
+			if err := save(); err != nil {
 				if errors.Is(err, errLeaseLost) {
 					return err
 				}
