@@ -69,6 +69,8 @@ type Stats struct {
 	Late, Evicted uint64
 	// Groups is the number of groups held.
 	Groups int
+	// Seq is the aggregation stream sequence the state includes.
+	Seq uint64
 }
 
 // NewAggregators returns an aggregator for each threshold rule of procs.
@@ -278,7 +280,7 @@ func (a *Aggregator) lead(ctx context.Context, kv jetstream.KeyValue, obj jetstr
 			seq = md.Sequence.Stream
 		}
 		a.mu.Lock()
-		a.stats = Stats{Late: st.late, Evicted: st.evicted, Groups: len(st.groups)}
+		a.stats = Stats{Late: st.late, Evicted: st.evicted, Groups: len(st.groups), Seq: seq}
 		a.mu.Unlock()
 		if n > 0 {
 			lastSample = time.Now()
