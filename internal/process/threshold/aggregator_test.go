@@ -27,7 +27,11 @@ func TestAggregatorSnapshot(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer st.Close()
-	c := cfg(func(c *Config) { c.Condition = "count >= 10"; c.LeaseTTL = time.Second; c.SnapshotInterval = 100 * time.Millisecond })
+	c := cfg(func(c *Config) {
+		c.Condition = "count >= 10"
+		c.LeaseTTL = time.Second
+		c.SnapshotInterval = 100 * time.Millisecond
+	})
 	if err := c.Validate(); err != nil {
 		t.Fatal(err)
 	}
