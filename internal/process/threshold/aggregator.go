@@ -255,6 +255,9 @@ func (a *Aggregator) lead(ctx context.Context, kv jetstream.KeyValue, obj jetstr
 			if ctx.Err() != nil {
 				continue
 			}
+			// Let another node (or this one, after a pause) take over at once,
+			// from the last saved state.
+			unlock()
 			return fmt.Errorf("fetch: %w", err)
 		}
 		alerts = alerts[:0]
