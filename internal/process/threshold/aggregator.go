@@ -296,7 +296,9 @@ func (a *Aggregator) lead(ctx context.Context, kv jetstream.KeyValue, obj jetstr
 		if err := a.publish(ctx, alerts); err != nil {
 			if ctx.Err() != nil {
 				// Not saved: the next holder replays these samples and raises them again.
-				unlock()
+				if !a.isCrashed() {
+					unlock()
+				}
 				return nil
 			}
 			return err
