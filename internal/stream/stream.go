@@ -60,7 +60,8 @@ type Stream struct {
 const embeddedMaxPayload = 8 << 20
 
 // Open starts the embedded server under dataDir/stream or connects to the external
-// one, then creates or updates the three streams. Close releases everything.
+// one, then creates or updates the streams (intake, events, dead letters and
+// aggregation samples). Close releases everything.
 func Open(ctx context.Context, cfg config.Buffer, dataDir string, log *slog.Logger) (*Stream, error) {
 	s := &Stream{cfg: cfg, log: log}
 	var err error
@@ -479,10 +480,11 @@ type Usage struct {
 	MaxAge   time.Duration
 }
 
-// Usages returns the state of the three streams.
+// Usages returns the state of the streams: intake, events, dead letters and
+// aggregation samples, in that order.
 func (s *Stream) Usages(ctx context.Context) ([]Usage, error) {
 	var out []Usage
-	for _, name := range []string{IntakeStream, EventsStream, DLQStream} {
+	for _, name := range []string{IntakeStream, EventsStream, DLQStream, AggStream} {
 		st, err := s.js.Stream(ctx, name)
 		if err != nil {
 			return out, err
