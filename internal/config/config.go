@@ -206,6 +206,13 @@ type Processor struct {
 	Settings Component `yaml:"-"`
 }
 
+// NameChecker is implemented by processor configs whose entry's name matters (a
+// threshold rule's name names its shared state): the config check calls CheckName
+// with the entry's name (names are unique in any case).
+type NameChecker interface {
+	CheckName(name string) error
+}
+
 // Source is one configured source.
 type Source struct {
 	Name string `yaml:"-"`

@@ -669,6 +669,11 @@ func (c *Config) validate() Problems {
 	ps = append(ps, componentProblems("processing.validate", c.Processing.Validate.Validate())...)
 	for i, pc := range c.Processing.Processors {
 		at := fmt.Sprintf("processing.processors[%d]", i)
+		if nc, ok := pc.Settings.(NameChecker); ok {
+			if err := nc.CheckName(pc.Name); err != nil {
+				add(at+".name", "%v", err)
+			}
+		}
 		if pc.If != "" {
 			if _, err := cond.CompileBool(pc.If); err != nil {
 				add(at+".if", "%v", err)

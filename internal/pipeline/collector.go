@@ -91,3 +91,35 @@ func (c *streamCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(descTimeLeft, prometheus.GaugeValue, max(left, 0), k.name)
 	}
 }
+
+// thresholdCollector reports the threshold rules' aggregators.
+type thresholdCollector struct{ p *Pipeline }
+
+var (
+	descThreshLeader  = prometheus.NewDesc("vigil_threshold_leader", "1 when this node holds the rule's aggregator lease.", []string{"rule"}, nil)
+	descThreshAlerts  = prometheus.NewDesc("vigil_threshold_alerts_total", "Alerts this node's aggregator published for the rule.", []string{"rule"}, nil)
+	descThreshLate    = prometheus.NewDesc("vigil_threshold_late_events_total", "Events too late for their window (older than the watermark), not counted; as last seen by this node's aggregator.", []string{"rule"}, nil)
+	descThreshEvicted = prometheus.NewDesc("vigil_threshold_evicted_groups_total", "Groups evicted by max_groups; as last seen by this node's aggregator.", []string{"rule"}, nil)
+	descThreshGroups  = prometheus.NewDesc("vigil_threshold_groups", "Groups held by the rule's aggregator on this node.", []string{"rule"}, nil)
+)
+
+func (c *thresholdCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{descThreshLeader, descThreshAlerts, descThreshLate, descThreshEvicted, descThreshGroups} {
+		ch <- d
+	}
+}
+
+func (c *thresholdCollector) Collect(ch chan<- prometheus.Metric) {
+	for _, a := range c.p.aggs {
+		leader := 0.0
+		if a.Leader() {
+			leader = 1
+		}
+		s := a.Stats()
+		ch <- prometheus.MustNewConstMetric(descThreshLeader, prometheus.GaugeValue, leader, a.Name())
+		ch <- prometheus.MustNewConstMetric(descThreshAlerts, prometheus.CounterValue, float64(a.Alerts()), a.Name())
+		ch <- prometheus.MustNewConstMetric(descThreshLate, prometheus.CounterValue, float64(s.Late), a.Name())
+		ch <- prometheus.MustNewConstMetric(descThreshEvicted, prometheus.CounterValue, float64(s.Evicted), a.Name())
+		ch <- prometheus.MustNewConstMetric(descThreshGroups, prometheus.GaugeValue, float64(s.Groups), a.Name())
+	}
+}

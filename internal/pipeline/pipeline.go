@@ -23,6 +23,7 @@ import (
 	"github.com/vigil-sec/vigil/internal/deadletter"
 	"github.com/vigil-sec/vigil/internal/process"
 	"github.com/vigil-sec/vigil/internal/process/processors"
+	"github.com/vigil-sec/vigil/internal/process/threshold"
 	"github.com/vigil-sec/vigil/internal/stream"
 )
 
@@ -50,6 +51,7 @@ type Pipeline struct {
 	sources []sourceEntry
 	sinks   []*sinkRunner
 	proc    *process.Stage
+	aggs    []*threshold.Aggregator
 	letters *deadletter.Writer
 
 	// pruneEvery, when set (by tests), is how often sink runners prune.
@@ -81,6 +83,9 @@ func New(cfg *config.Config, opts Options) (*Pipeline, error) {
 
 // Metrics returns the pipeline's Prometheus registry.
 func (p *Pipeline) Metrics() *prometheus.Registry { return p.prom }
+
+// Aggregators returns the threshold rules' aggregators of this node.
+func (p *Pipeline) Aggregators() []*threshold.Aggregator { return p.aggs }
 
 // Stream returns the open stream (nil before Start).
 func (p *Pipeline) Stream() *stream.Stream { return p.st }
@@ -150,6 +155,24 @@ func (p *Pipeline) Start(ctx context.Context) (err error) {
 		}
 	}
 	if p.cfg.RunsProcessing() {
+		// Threshold rules: every processing node runs one aggregator per rule, of
+		// which only the holder of the rule's lease aggregates (the others stand by
+		// to take over). They consume the samples processing publishes and publish
+		// alerts to the events stream: downstream of processing, so they start
+		// before it and stop after it.
+		aggs, err := threshold.NewAggregators(processors.Configured(p.cfg), st, p.log)
+		if err != nil {
+			return err
+		}
+		for _, a := range aggs {
+			p.aggs = append(p.aggs, a)
+			if err := a.Start(ctx); err != nil {
+				return err
+			}
+		}
+		if len(aggs) > 0 {
+			p.prom.MustRegister(&thresholdCollector{p: p})
+		}
 		p.proc = process.NewStage(p.cfg, process.StageDeps{Stream: st, Formats: reg.Format, Types: reg.Processor,
 			Processors: processors.Configured(p.cfg), Letters: p.letters, Log: p.log, Counters: p.metrics.For("processing", "processing"),
 			Version: p.opts.Version, Hostname: hostname})
@@ -260,6 +283,11 @@ func (p *Pipeline) stopLocked(ctx context.Context) error {
 	}
 	if p.proc != nil {
 		if err := p.proc.Stop(ctx); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	for i := len(p.aggs) - 1; i >= 0; i-- {
+		if err := p.aggs[i].Stop(ctx); err != nil {
 			errs = append(errs, err)
 		}
 	}

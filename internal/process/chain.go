@@ -55,7 +55,9 @@ func NewChain(cfgs []*config.Processor, types Types, deps Deps, count Counter) (
 			}
 			s.cond = p
 		}
-		proc, err := t.New(pc.Settings, deps)
+		d := deps
+		d.Name = pc.Name
+		proc, err := t.New(pc.Settings, d)
 		if err != nil {
 			return nil, fmt.Errorf("processing.processors[%d] (%s): %w", i, pc.Type, err)
 		}

@@ -205,6 +205,22 @@ func (em *emitter) side(e *event.Event) error {
 	return nil
 }
 
+// sample hands a threshold rule's sample to the output, when it takes samples.
+func (em *emitter) sample(rule string, b []byte) error {
+	if em.outErr != nil {
+		return em.outErr
+	}
+	so, ok := em.out.(SampleOutput)
+	if !ok {
+		return nil
+	}
+	if err := so.Sample(rule, b); err != nil {
+		em.outErr = err
+		return err
+	}
+	return nil
+}
+
 func (em *emitter) Reject(original []byte, reason error) {
 	if reason == nil {
 		reason = fmt.Errorf("rejected by the parser")

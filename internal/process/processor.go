@@ -66,6 +66,8 @@ type Type struct {
 // Deps is what a processor constructor gets besides its config.
 type Deps struct {
 	Log *slog.Logger
+	// Name is the processor's configured name (may be empty).
+	Name string
 }
 
 // Item is the event a processor works on, with what it came from.
@@ -86,6 +88,15 @@ type Item struct {
 // sideOutput takes the events a processor emits.
 type sideOutput interface {
 	side(e *event.Event) error
+	sample(rule string, b []byte) error
+}
+
+// SampleOutput is implemented by an Output that takes aggregation samples (the
+// processing stage publishes them to the aggregation stream with the record's
+// events). Outputs without it, such as `vigil parse`, ignore samples.
+type SampleOutput interface {
+	// Sample takes one sample of rule; b is only valid during the call.
+	Sample(rule string, b []byte) error
 }
 
 // NewItem returns an Item for e with its own encoder and no side output, for running
@@ -117,6 +128,16 @@ func (it *Item) Emit(e *event.Event) error {
 		return errors.New("this chain takes no side output")
 	}
 	return it.emit.side(e)
+}
+
+// Sample hands one aggregation sample of a threshold rule to the stage, which
+// publishes it to the rule's aggregation subject together with the record's events,
+// before the record is acknowledged. b is copied during the call.
+func (it *Item) Sample(rule string, b []byte) error {
+	if it.emit == nil {
+		return nil
+	}
+	return it.emit.sample(rule, b)
 }
 
 // ValidationError marks a rejection by schema validation (stage "validate").

@@ -3,6 +3,7 @@ package process
 import (
 	"cmp"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -183,6 +184,10 @@ type worker struct {
 	raw   []byte
 	out   map[string]*outBatch // by dataset
 	order []string
+	// samples are the aggregation samples of threshold rules, by rule; they are
+	// published with the record's events, before its intake message is acknowledged.
+	samples    map[string]*outBatch
+	sampleList []string
 }
 
 type outBatch struct {
@@ -196,7 +201,8 @@ func (p *Stage) newWorker(id int) (*worker, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &worker{p: p, id: id, chain: chain, norms: map[string]*Normalizer{}, out: map[string]*outBatch{}}, nil
+	return &worker{p: p, id: id, chain: chain, norms: map[string]*Normalizer{}, out: map[string]*outBatch{},
+		samples: map[string]*outBatch{}}, nil
 }
 
 func (w *worker) run(ctx context.Context) {
@@ -335,6 +341,10 @@ func (w *worker) process(m jetstream.Msg, pending *wire.Pending) ([]component.Le
 		ob.buf, ob.count, ob.chunk = ob.buf[:0], 0, 0
 	}
 	w.order = w.order[:0]
+	for _, sb := range w.samples {
+		sb.buf, sb.count, sb.chunk = sb.buf[:0], 0, 0
+	}
+	w.sampleList = w.sampleList[:0]
 	var pubErr error
 	flush := func(ds string, ob *outBatch) {
 		if ob.count == 0 || pubErr != nil {
@@ -352,8 +362,22 @@ func (w *worker) process(m jetstream.Msg, pending *wire.Pending) ([]component.Le
 		ob.buf, ob.count = ob.buf[:0], 0
 		ob.chunk++
 	}
+	flushSamples := func(rule string, sb *outBatch) {
+		if sb.count == 0 || pubErr != nil {
+			return
+		}
+		// Like event batches, the ID makes a re-processed record's samples a
+		// duplicate the stream drops.
+		id := wire.EventsID(epoch, seq, "agg."+rule, sb.chunk)
+		if err := pending.Publish(w.p.st, wire.AggMsg(rule, sb.count, sb.buf), id); err != nil {
+			pubErr = err
+			return
+		}
+		sb.buf, sb.count = sb.buf[:0], 0
+		sb.chunk++
+	}
 	var letters []component.Letter
-	out := &workerOutput{w: w, flush: flush}
+	out := &workerOutput{w: w, flush: flush, flushSamples: flushSamples}
 	records, bytes := 0, 0
 	w.raw, err = event.DecodeRaw(w.raw, raw.Body, func(i int, rec []byte) error {
 		records++
@@ -397,6 +421,9 @@ func (w *worker) process(m jetstream.Msg, pending *wire.Pending) ([]component.Le
 	for _, ds := range w.order {
 		flush(ds, w.out[ds])
 	}
+	for _, rule := range w.sampleList {
+		flushSamples(rule, w.samples[rule])
+	}
 	if pubErr != nil {
 		return nil, pubErr
 	}
@@ -420,9 +447,32 @@ type rejectedPart struct {
 
 // workerOutput collects a record's documents into per-dataset batches.
 type workerOutput struct {
-	w       *worker
-	flush   func(ds string, ob *outBatch)
-	rejects []rejectedPart
+	w            *worker
+	flush        func(ds string, ob *outBatch)
+	flushSamples func(rule string, sb *outBatch)
+	rejects      []rejectedPart
+}
+
+var _ SampleOutput = (*workerOutput)(nil)
+
+// Sample collects one aggregation sample of rule (see Item.Sample).
+func (o *workerOutput) Sample(rule string, b []byte) error {
+	w := o.w
+	sb, ok := w.samples[rule]
+	if !ok {
+		sb = &outBatch{}
+		w.samples[rule] = sb
+	}
+	if sb.count == 0 && sb.chunk == 0 {
+		w.sampleList = append(w.sampleList, rule)
+	}
+	if sb.count > 0 && len(sb.buf)+len(b)+binary.MaxVarintLen64 > event.MaxBatchBytes {
+		o.flushSamples(rule, sb)
+	}
+	sb.buf = binary.AppendUvarint(sb.buf, uint64(len(b)))
+	sb.buf = append(sb.buf, b...)
+	sb.count++
+	return nil
 }
 
 func (o *workerOutput) Event(dataset string, doc []byte) error {

@@ -31,6 +31,17 @@ const (
 	IntakeStream = "VIGIL_RAW"
 	EventsStream = "VIGIL_EVENTS"
 	DLQStream    = "VIGIL_DLQ"
+	// AggStream carries the samples of threshold rules from every processing worker
+	// to the one aggregator of each rule (see internal/process/threshold).
+	AggStream = "VIGIL_AGG"
+)
+
+// Limits of the aggregation stream. An aggregator replays it only from its last
+// snapshot (taken every few seconds), so an hour is plenty; the byte limit keeps a
+// rule whose aggregator is down from filling the disk (oldest samples go first).
+const (
+	aggMaxAge   = time.Hour
+	aggMaxBytes = 1 << 30
 )
 
 // Stream is an open connection to the spine with its streams declared.
@@ -49,7 +60,8 @@ type Stream struct {
 const embeddedMaxPayload = 8 << 20
 
 // Open starts the embedded server under dataDir/stream or connects to the external
-// one, then creates or updates the three streams. Close releases everything.
+// one, then creates or updates the streams (intake, events, dead letters and
+// aggregation samples). Close releases everything.
 func Open(ctx context.Context, cfg config.Buffer, dataDir string, log *slog.Logger) (*Stream, error) {
 	s := &Stream{cfg: cfg, log: log}
 	var err error
@@ -304,6 +316,16 @@ func (s *Stream) declare(ctx context.Context) error {
 			MaxBytes:    int64(s.cfg.DLQ.MaxBytes),
 			Duplicates:  s.cfg.DuplicateWindow,
 		},
+		{
+			Name:        AggStream,
+			Description: "Vigil aggregation samples: what threshold rules aggregate, for each rule's aggregator",
+			Subjects:    []string{wire.AggSubjects},
+			Retention:   jetstream.LimitsPolicy,
+			Discard:     jetstream.DiscardOld,
+			MaxAge:      aggMaxAge,
+			MaxBytes:    aggMaxBytes,
+			Duplicates:  s.cfg.DuplicateWindow,
+		},
 	}
 	for _, spec := range specs {
 		spec.Storage = storage
@@ -337,6 +359,10 @@ func (s *Stream) Epoch() int64 { return s.epoch }
 // recreated stream (its folder wiped, `nats stream rm`, a new cluster) numbers from
 // 1 again, so whatever remembers or names batches by sequence binds them to this.
 func (s *Stream) EventsEpoch() int64 { return s.events }
+
+// Replicas is the replica count of Vigil's streams (1 unless buffer.replicas says
+// more); buckets that must survive a server's loss use it too.
+func (s *Stream) Replicas() int { return max(1, s.cfg.Replicas) }
 
 // PublishTimeout is how long a writer waits for an acknowledgement.
 func (s *Stream) PublishTimeout() time.Duration { return s.cfg.PublishTimeout }
@@ -454,10 +480,11 @@ type Usage struct {
 	MaxAge   time.Duration
 }
 
-// Usages returns the state of the three streams.
+// Usages returns the state of the streams: intake, events, dead letters and
+// aggregation samples, in that order.
 func (s *Stream) Usages(ctx context.Context) ([]Usage, error) {
 	var out []Usage
-	for _, name := range []string{IntakeStream, EventsStream, DLQStream} {
+	for _, name := range []string{IntakeStream, EventsStream, DLQStream, AggStream} {
 		st, err := s.js.Stream(ctx, name)
 		if err != nil {
 			return out, err

@@ -16,7 +16,7 @@ import (
 	"github.com/vigil-sec/vigil/internal/wire"
 )
 
-// TestOpenEmbedded declares the three streams with the configured limits on an
+// TestOpenEmbedded declares the streams with the configured limits on an
 // embedded server, and refuses a message over the payload limit before sending it.
 func TestOpenEmbedded(t *testing.T) {
 	cfg := config.Defaults().Buffer
@@ -31,7 +31,7 @@ func TestOpenEmbedded(t *testing.T) {
 		t.Fatalf("embedded=%v ready=%v epoch=%d", st.Embedded(), st.Ready(), st.Epoch())
 	}
 	usages, err := st.Usages(ctx)
-	if err != nil || len(usages) != 3 {
+	if err != nil || len(usages) != 4 || usages[3].Name != AggStream {
 		t.Fatalf("usages %v %v", usages, err)
 	}
 	if usages[0].Name != IntakeStream || usages[0].MaxBytes != 32<<20 {

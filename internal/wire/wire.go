@@ -32,11 +32,49 @@ const (
 	intakePrefix = "vigil.raw."
 	eventsPrefix = "vigil.events."
 	dlqPrefix    = "vigil.dlq."
+	aggPrefix    = "vigil.agg."
 
 	IntakeSubjects = intakePrefix + ">"
 	EventsSubjects = eventsPrefix + ">"
 	DLQSubjects    = dlqPrefix + ">"
+	AggSubjects    = aggPrefix + ">"
 )
+
+// AggSubject is the subject of a threshold rule's aggregation samples.
+func AggSubject(rule string) string { return aggPrefix + rule }
+
+// RuleOf returns the rule of an aggregation subject.
+func RuleOf(subject string) string { return strings.TrimPrefix(subject, aggPrefix) }
+
+// AggMsg builds a message of count aggregation samples of rule: body is the samples,
+// each uvarint-length-prefixed, uncompressed; the message carries them S2-compressed.
+func AggMsg(rule string, count int, body []byte) *nats.Msg {
+	msg := nats.NewMsg(AggSubject(rule))
+	msg.Header.Set(HeaderEncoding, EncodingS2)
+	msg.Header.Set(HeaderCount, strconv.Itoa(count))
+	msg.Data = event.Compress(body)
+	return msg
+}
+
+// ReadAgg returns the samples of an aggregation message, in a new buffer the caller
+// owns, and calls fn with each (valid during the call).
+func ReadAgg(body []byte, fn func(sample []byte) error) error {
+	data, err := event.Decompress(nil, body)
+	if err != nil {
+		return err
+	}
+	for len(data) > 0 {
+		n, k := binary.Uvarint(data)
+		if k <= 0 || n > uint64(len(data)-k) {
+			return errors.New("aggregation samples: truncated")
+		}
+		if err := fn(data[k : k+int(n)]); err != nil {
+			return err
+		}
+		data = data[k+int(n):]
+	}
+	return nil
+}
 
 // IntakeSubject is the subject of a source's raw batches.
 func IntakeSubject(source string) string { return intakePrefix + source }

@@ -1,5 +1,5 @@
 // Package processors holds Vigil's built-in processor types: drop, set, rename,
-// remove, redact, route and validate. Each is a config struct (keys, defaults,
+// remove, redact, route, validate and threshold (its own package). Each is a config struct (keys, defaults,
 // Validate) and a process.Processor built from it; Types lists them for
 // internal/components.
 package processors
@@ -11,6 +11,7 @@ import (
 
 	"github.com/vigil-sec/vigil/internal/config"
 	"github.com/vigil-sec/vigil/internal/process"
+	"github.com/vigil-sec/vigil/internal/process/threshold"
 )
 
 // Types returns every built-in processor type.
@@ -23,6 +24,7 @@ func Types() []process.Type {
 		typeOf("redact", func() *RedactConfig { return &RedactConfig{Mode: "hash", MaskChar: "*"} }, newRedact),
 		typeOf("route", func() *RouteConfig { return &RouteConfig{} }, newRoute),
 		typeOf("validate", NewValidateConfig, newValidate),
+		threshold.Type(),
 	}
 }
 
