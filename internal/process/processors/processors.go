@@ -1,5 +1,5 @@
 // Package processors holds Vigil's built-in processor types: drop, set, rename,
-// remove, redact, route and validate. Each is a config struct (keys, defaults,
+// remove, redact, route and validate, plus sigma (internal/detect/sigma). Each is a config struct (keys, defaults,
 // Validate) and a process.Processor built from it; Types lists them for
 // internal/components.
 package processors
@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/vigil-sec/vigil/internal/config"
+	"github.com/vigil-sec/vigil/internal/detect/sigma"
 	"github.com/vigil-sec/vigil/internal/process"
 )
 
@@ -23,6 +24,7 @@ func Types() []process.Type {
 		typeOf("redact", func() *RedactConfig { return &RedactConfig{Mode: "hash", MaskChar: "*"} }, newRedact),
 		typeOf("route", func() *RouteConfig { return &RouteConfig{} }, newRoute),
 		typeOf("validate", NewValidateConfig, newValidate),
+		sigma.Type(),
 	}
 }
 
