@@ -3,6 +3,7 @@ package sigma
 import (
 	"net/netip"
 	"regexp"
+	"regexp/syntax"
 	"strconv"
 	"strings"
 )
@@ -191,9 +192,49 @@ func (g *glob) index(v string, from int, s *segment) int {
 	return -1
 }
 
-type reMatcher struct{ re *regexp.Regexp }
+// reMatcher runs a regular expression; when the expression needs a literal that is
+// cheap to look for (case-sensitively), values without it are rejected first.
+type reMatcher struct {
+	re   *regexp.Regexp
+	need string
+}
 
-func (m reMatcher) match(s string) bool { return m.re.MatchString(s) }
+func newReMatcher(re *regexp.Regexp) reMatcher {
+	m := reMatcher{re: re}
+	if sr, err := syntax.Parse(re.String(), syntax.Perl); err == nil {
+		m.need = requiredLiteral(sr.Simplify())
+	}
+	return m
+}
+
+// requiredLiteral returns the longest case-sensitive literal every match of r
+// contains, or "".
+func requiredLiteral(r *syntax.Regexp) string {
+	switch r.Op {
+	case syntax.OpLiteral:
+		if r.Flags&syntax.FoldCase == 0 {
+			return string(r.Rune)
+		}
+	case syntax.OpCapture, syntax.OpPlus:
+		return requiredLiteral(r.Sub[0])
+	case syntax.OpConcat:
+		best := ""
+		for _, s := range r.Sub {
+			if l := requiredLiteral(s); len(l) > len(best) {
+				best = l
+			}
+		}
+		return best
+	}
+	return ""
+}
+
+func (m reMatcher) match(s string) bool {
+	if m.need != "" && !strings.Contains(s, m.need) {
+		return false
+	}
+	return m.re.MatchString(s)
+}
 
 // cidrMatcher matches an IP address inside a network; a value that is not an IP
 // (CloudTrail's "AWS Internal") does not match.

@@ -24,6 +24,9 @@ type item struct {
 	exists   int8 // -1: no exists modifier; 0: exists false; 1: exists true
 	refSlots []int
 	refMode  string // fieldref: "", "contains", "startswith", "endswith"
+	// eqValues are the item's values when it holds only when its one field equals
+	// one of them (lower-cased); nil otherwise. The rule index uses them.
+	eqValues []string
 }
 
 func (s *search) match(m *matcher) bool {
@@ -123,6 +126,8 @@ type matcher struct {
 	slots []slotState
 	cur   *compiled
 	arena []byte
+	cand  []uint32 // cand[i] == gen: rule i of the dataset is a candidate
+	key   []byte
 }
 
 type slotState struct {
@@ -140,10 +145,11 @@ func newMatcher(set *RuleSet) *matcher {
 func (m *matcher) reset(e *event.Event) {
 	m.ev = e
 	m.gen++
-	if m.gen == 0 { // wrapped: forget every cached slot
+	if m.gen == 0 { // wrapped: forget every cached slot and candidate
 		for i := range m.slots {
 			m.slots[i].gen = 0
 		}
+		clear(m.cand)
 		m.gen = 1
 	}
 	m.arena = m.arena[:0]

@@ -106,7 +106,7 @@ func compileValue(m modifiers, v *node) ([]valueMatcher, error) {
 		if err != nil {
 			return nil, fmt.Errorf("regular expression %q: %v", text, err)
 		}
-		return []valueMatcher{reMatcher{re}}, nil
+		return []valueMatcher{newReMatcher(re)}, nil
 	case "cidr":
 		p, err := netip.ParsePrefix(text)
 		if err != nil {

@@ -201,7 +201,10 @@ func (p *Problem) Error() string { return p.String() }
 
 // compiled is a rule's detection compiled for one dataset's field mapping.
 type compiled struct {
-	rule     *Rule
+	rule *Rule
+	// indexed: the rule holds only when the dataset's index slot has one of the
+	// values it is listed under.
+	indexed  bool
 	searches []search
 	cond     expr
 }
@@ -335,7 +338,17 @@ func compileKeywords(v *node, all bool, st *slotTable) (item, error) {
 		}
 		it.matchers = append(it.matchers, ms...)
 	}
+	optimize(&it)
 	return it, nil
+}
+
+// optimize replaces the values of an OR item with one multi-pattern matcher when
+// there are many. Exact values are kept aside for the rule index (see index.go).
+func optimize(it *item) {
+	it.eqValues = equalValues(it)
+	if !it.all && len(it.matchers) >= minMulti {
+		it.matchers = []valueMatcher{newMulti(it.matchers)}
+	}
 }
 
 func compileMap(m *node, dataset string, fm *FieldMapping, st *slotTable) ([]item, error) {
@@ -411,6 +424,7 @@ func compileMap(m *node, dataset string, fm *FieldMapping, st *slotTable) ([]ite
 				it.matchers = append(it.matchers, ms...)
 			}
 		}
+		optimize(&it)
 		if it.all && it.nullOK {
 			return nil, &Problem{Line: line, Msg: fmt.Sprintf("%s: null cannot be one of |all values", key)}
 		}
@@ -424,13 +438,14 @@ func compileMap(m *node, dataset string, fm *FieldMapping, st *slotTable) ([]ite
 type RuleSet struct {
 	Rules     []*Rule
 	paths     []string
-	byDataset map[string][]*compiled
+	byDataset map[string]*dsRules
 }
 
 // Compile compiles rules against fm. Rule ids must be unique.
 func Compile(rules []*Rule, fm *FieldMapping) (*RuleSet, error) {
 	st := newSlotTable()
-	rs := &RuleSet{Rules: rules, byDataset: map[string][]*compiled{}}
+	rs := &RuleSet{Rules: rules, byDataset: map[string]*dsRules{}}
+	lists := map[string][]*compiled{}
 	seen := map[string]*Rule{}
 	var ps Problems
 	for _, r := range rules {
@@ -450,13 +465,16 @@ func Compile(rules []*Rule, fm *FieldMapping) (*RuleSet, error) {
 				}
 				return nil, err
 			}
-			rs.byDataset[d] = append(rs.byDataset[d], c)
+			lists[d] = append(lists[d], c)
 		}
 	}
 	if ps != nil {
 		return nil, ps
 	}
 	rs.paths = st.paths
+	for d, l := range lists {
+		rs.byDataset[d] = buildIndex(l)
+	}
 	return rs, nil
 }
 

@@ -29,7 +29,7 @@ func TestSharedRulesLoad(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if n := len(set.byDataset["aws.cloudtrail"]); n != 57 {
+	if n := len(set.byDataset["aws.cloudtrail"].rules); n != 57 {
 		t.Errorf("%d rules for aws.cloudtrail, want 57", n)
 	}
 }
