@@ -27,7 +27,7 @@ func ExpandPatterns(patterns []string) ([]string, error) {
 		if !strings.ContainsAny(p, "*?[") {
 			fi, err := os.Stat(p)
 			if err != nil {
-				return nil, fmt.Errorf("rules: %v", err)
+				return nil, err
 			}
 			if !fi.IsDir() {
 				add(p)
@@ -36,6 +36,9 @@ func ExpandPatterns(patterns []string) ([]string, error) {
 			p = filepath.Join(p, "**", "*.y*ml")
 		}
 		root := globRoot(p)
+		if _, err := os.Stat(root); err != nil {
+			return nil, fmt.Errorf("%s matches no rule file (%v)", p, err)
+		}
 		pat := filepath.ToSlash(p)
 		err := filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
 			if err != nil {
@@ -50,10 +53,10 @@ func ExpandPatterns(patterns []string) ([]string, error) {
 			return nil
 		})
 		if err != nil {
-			return nil, fmt.Errorf("rules: %v", err)
+			return nil, err
 		}
 		if len(out) == n {
-			return nil, fmt.Errorf("rules: %s matches no rule file", p)
+			return nil, fmt.Errorf("%s matches no rule file", p)
 		}
 	}
 	sort.Strings(out)
