@@ -4,14 +4,33 @@ package sigma
 // as in the long user-agent and URL lists of the web rules. Patterns are bucketed
 // by their first two (lower-cased) bytes: anchored ones (equal, startswith) are
 // looked up once with the value's first pair, floating ones (contains) with every
-// pair of the value that a 64 Ki-bit filter lets through. The rest are tried one by
-// one. Built once per rule set; read-only while matching.
+// pair of the value, through a 1024-slot hash table (a map lookup per position
+// costs too much on a long log line). The rest are tried one by one. Built once per
+// rule set; read-only while matching.
 type multi struct {
 	anchored map[uint16][]*glob
-	floating map[uint16][]*glob
-	filter   *[1024]uint64
-	linear   []valueMatcher
+	// floating patterns by the hash slot of their first pair: a 1024-bit presence
+	// map small enough to stay in L1, then offsets into one sorted entry list.
+	floatBits [16]uint64
+	floatOff  *[1025]uint32
+	floatEnt  []pairGlob
+	linear    []valueMatcher
 }
+
+type pairGlob struct {
+	key uint16
+	g   *glob
+}
+
+func pairSlot(k uint16) uint32 { return (uint32(k) * 2654435761) >> 22 }
+
+// lowerTable folds ASCII upper case.
+var lowerTable = func() (t [256]byte) {
+	for i := range t {
+		t[i] = lower(byte(i))
+	}
+	return t
+}()
 
 // minMulti is the number of values from which an item uses multi.
 const minMulti = 4
@@ -19,7 +38,8 @@ const minMulti = 4
 func pair(a, b byte) uint16 { return uint16(lower(a))<<8 | uint16(lower(b)) }
 
 func newMulti(ms []valueMatcher) valueMatcher {
-	m := &multi{anchored: map[uint16][]*glob{}, floating: map[uint16][]*glob{}, filter: new([1024]uint64)}
+	m := &multi{anchored: map[uint16][]*glob{}}
+	var slots [1024][]pairGlob
 	for _, vm := range ms {
 		g, ok := vm.(*glob)
 		if !ok || g.cased || len(g.segs) == 0 || len(g.segs[0].b) < 2 || g.segs[0].q != nil {
@@ -32,8 +52,8 @@ func newMulti(ms []valueMatcher) valueMatcher {
 		case gEqual, gPrefix:
 			m.anchored[k] = append(m.anchored[k], g)
 		case gContains:
-			m.floating[k] = append(m.floating[k], g)
-			m.filter[k>>6] |= 1 << (k & 63)
+			h := pairSlot(k)
+			slots[h] = append(slots[h], pairGlob{key: k, g: g})
 		default:
 			if !g.lead {
 				m.anchored[k] = append(m.anchored[k], g)
@@ -42,7 +62,27 @@ func newMulti(ms []valueMatcher) valueMatcher {
 			}
 		}
 	}
+	if n := countEntries(&slots); n > 0 {
+		m.floatOff = new([1025]uint32)
+		m.floatEnt = make([]pairGlob, 0, n)
+		for h := range slots {
+			m.floatOff[h] = uint32(len(m.floatEnt))
+			m.floatEnt = append(m.floatEnt, slots[h]...)
+			if len(slots[h]) > 0 {
+				m.floatBits[h>>6] |= 1 << (h & 63)
+			}
+		}
+		m.floatOff[1024] = uint32(len(m.floatEnt))
+	}
 	return m
+}
+
+func countEntries(slots *[1024][]pairGlob) int {
+	n := 0
+	for _, s := range slots {
+		n += len(s)
+	}
+	return n
 }
 
 func (m *multi) match(v string) bool {
@@ -52,14 +92,18 @@ func (m *multi) match(v string) bool {
 				return true
 			}
 		}
-		if len(m.floating) > 0 {
+		if m.floatOff != nil {
+			prev := uint16(lowerTable[v[0]])
 			for i := 0; i+1 < len(v); i++ {
-				k := pair(v[i], v[i+1])
-				if m.filter[k>>6]&(1<<(k&63)) == 0 {
+				cur := uint16(lowerTable[v[i+1]])
+				k := prev<<8 | cur
+				prev = cur
+				h := pairSlot(k)
+				if m.floatBits[h>>6]&(1<<(h&63)) == 0 {
 					continue
 				}
-				for _, g := range m.floating[k] {
-					if i+len(g.segs[0].b) <= len(v) && g.at(v, i, &g.segs[0]) {
+				for _, e := range m.floatEnt[m.floatOff[h]:m.floatOff[h+1]] {
+					if e.key == k && i+len(e.g.segs[0].b) <= len(v) && e.g.at(v, i, &e.g.segs[0]) {
 						return true
 					}
 				}

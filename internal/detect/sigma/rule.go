@@ -430,7 +430,35 @@ func compileMap(m *node, dataset string, fm *FieldMapping, st *slotTable) ([]ite
 		}
 		out = append(out, it)
 	}
+	// An AND has no side effects, so the cheap tests go first: a rule usually fails
+	// on its event name or method before its long lists are scanned.
+	sort.SliceStable(out, func(i, j int) bool { return out[i].cost() < out[j].cost() })
 	return out, nil
+}
+
+// cost ranks an item by how much a test of it costs.
+func (it *item) cost() int {
+	switch {
+	case it.exists >= 0 || it.null:
+		return 0
+	case it.eqValues != nil && len(it.matchers) == 1:
+		return 1
+	case it.refSlots != nil:
+		return 4
+	}
+	c := 2
+	for _, m := range it.matchers {
+		switch m.(type) {
+		case *multi:
+			c = max(c, 3)
+		case reMatcher:
+			c = max(c, 5)
+		}
+	}
+	if it.slots != nil && len(it.slots) > 1 {
+		c++
+	}
+	return c
 }
 
 // RuleSet is a set of rules compiled for every dataset they apply to. It is
