@@ -158,3 +158,56 @@ func albRecords(n int) [][]byte {
 	}
 	return out
 }
+
+// BenchmarkSigmaCloudTrailPipeline runs the Stratus records through the whole
+// processing step: CloudTrail parser, normalizer, the sigma processor with the 57 AWS
+// rules (alerts built, encoded and emitted) and the event's ECS encoding; compare with
+// sub-benchmark "parse only" for the processor's share.
+func BenchmarkSigmaCloudTrailPipeline(b *testing.B) {
+	dir := conformancetest.Shared(b, "sigma", "cloudtrail-samples", "stratus-red-team")
+	rules := conformancetest.Shared(b, "sigma", "rules", "cloud", "aws")
+	files, _ := filepath.Glob(filepath.Join(dir, "*.json"))
+	var records [][]byte
+	for _, f := range files {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			b.Fatal(err)
+		}
+		records = append(records, data)
+	}
+	for _, withRules := range []bool{false, true} {
+		name := "parse only"
+		if withRules {
+			name = "with sigma"
+		}
+		b.Run(name, func(b *testing.B) {
+			n := newNormalizer(b, rules)
+			if !withRules {
+				n.Chain = nil
+			}
+			out := &countOutput{}
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				if _, err := n.Process(process.Record{Data: records[i%len(records)], Received: time.Unix(0, 0)}, out); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64(out.events)/b.Elapsed().Seconds(), "events/s")
+			b.ReportMetric(float64(out.alerts)/float64(out.events), "alerts/event")
+		})
+	}
+}
+
+type countOutput struct{ events, alerts int }
+
+func (c *countOutput) Event(dataset string, _ []byte) error {
+	if dataset == sigma.AlertDataset {
+		c.alerts++
+	} else {
+		c.events++
+	}
+	return nil
+}
+func (c *countOutput) Reject(int, []byte, error) {}
+func (c *countOutput) Skip(string)               {}
