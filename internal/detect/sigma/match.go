@@ -127,6 +127,7 @@ type matcher struct {
 	cur   *compiled
 	arena []byte
 	cand  []uint32 // cand[i] == gen: rule i of the dataset is a candidate
+	scans []scanState
 	key   []byte
 }
 
@@ -138,7 +139,11 @@ type slotState struct {
 }
 
 func newMatcher(set *RuleSet) *matcher {
-	return &matcher{set: set, slots: make([]slotState, len(set.paths))}
+	m := &matcher{set: set, slots: make([]slotState, len(set.paths)), scans: make([]scanState, len(set.groups))}
+	for i, g := range set.groups {
+		m.scans[i].hits = make([]uint64, (g.members+63)/64)
+	}
+	return m
 }
 
 // reset starts a new event.
@@ -150,6 +155,9 @@ func (m *matcher) reset(e *event.Event) {
 			m.slots[i].gen = 0
 		}
 		clear(m.cand)
+		for i := range m.scans {
+			m.scans[i].gen = 0
+		}
 		m.gen = 1
 	}
 	m.arena = m.arena[:0]
@@ -158,6 +166,22 @@ func (m *matcher) reset(e *event.Event) {
 func (m *matcher) search(i int) bool { return m.cur.searches[i].match(m) }
 
 func (m *matcher) any(slots []int, vm valueMatcher) bool {
+	if mu, ok := vm.(*multi); ok && mu.group >= 0 {
+		if m.groupHit(mu) {
+			return true
+		}
+		if len(mu.linear) == 0 {
+			return false
+		}
+		for _, s := range slots {
+			for _, v := range m.slot(s).vals {
+				if mu.matchLinear(v) {
+					return true
+				}
+			}
+		}
+		return false
+	}
 	for _, s := range slots {
 		for _, v := range m.slot(s).vals {
 			if vm.match(v) {

@@ -8,6 +8,10 @@ package sigma
 // costs too much on a long log line). The rest are tried one by one. Built once per
 // rule set; read-only while matching.
 type multi struct {
+	// group and owner place the multi in its dataset's shared scan (see shared.go);
+	// group is -1 when it scans on its own.
+	group, owner int
+
 	anchored map[uint16][]*glob
 	// floating patterns by the hash slot of their first pair: a 1024-bit presence
 	// map small enough to stay in L1, then offsets into one sorted entry list.
@@ -38,7 +42,7 @@ const minMulti = 4
 func pair(a, b byte) uint16 { return uint16(lower(a))<<8 | uint16(lower(b)) }
 
 func newMulti(ms []valueMatcher) valueMatcher {
-	m := &multi{anchored: map[uint16][]*glob{}}
+	m := &multi{group: -1, anchored: map[uint16][]*glob{}}
 	var slots [1024][]pairGlob
 	for _, vm := range ms {
 		g, ok := vm.(*glob)
@@ -110,6 +114,10 @@ func (m *multi) match(v string) bool {
 			}
 		}
 	}
+	return m.matchLinear(v)
+}
+
+func (m *multi) matchLinear(v string) bool {
 	for _, vm := range m.linear {
 		if vm.match(v) {
 			return true

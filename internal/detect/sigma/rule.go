@@ -467,6 +467,7 @@ type RuleSet struct {
 	Rules     []*Rule
 	paths     []string
 	byDataset map[string]*dsRules
+	groups    []*scanGroup
 }
 
 // Compile compiles rules against fm. Rule ids must be unique.
@@ -500,8 +501,9 @@ func Compile(rules []*Rule, fm *FieldMapping) (*RuleSet, error) {
 		return nil, ps
 	}
 	rs.paths = st.paths
-	for d, l := range lists {
-		rs.byDataset[d] = buildIndex(l)
+	for _, d := range sortedKeys(lists) {
+		rs.byDataset[d] = buildIndex(lists[d])
+		rs.groups = buildScanGroups(lists[d], rs.groups)
 	}
 	return rs, nil
 }
