@@ -3,6 +3,7 @@ package sigma
 import (
 	"encoding/json"
 	"strconv"
+	"strings"
 	"unsafe"
 
 	"github.com/vigil-sec/vigil/internal/event"
@@ -97,16 +98,7 @@ func (it *item) fieldref(m *matcher) bool {
 		for _, v := range m.slot(s).vals {
 			for _, rs := range it.refSlots {
 				for _, ref := range m.slot(rs).vals {
-					g := compileGlob(escapeWildcards(ref), false)
-					switch it.refMode {
-					case "contains":
-						g.kind = gContains
-					case "startswith":
-						g.kind = gPrefix
-					case "endswith":
-						g.kind = gSuffix
-					}
-					if g.match(v) {
+					if refMatch(it.refMode, v, ref) {
 						return true
 					}
 				}
@@ -114,6 +106,24 @@ func (it *item) fieldref(m *matcher) bool {
 		}
 	}
 	return false
+}
+
+// refMatch compares a field value with another field's value, case-insensitively.
+func refMatch(mode, v, ref string) bool {
+	switch mode {
+	case "startswith":
+		return len(v) >= len(ref) && strings.EqualFold(v[:len(ref)], ref)
+	case "endswith":
+		return len(v) >= len(ref) && strings.EqualFold(v[len(v)-len(ref):], ref)
+	case "contains":
+		for i := 0; i+len(ref) <= len(v); i++ {
+			if strings.EqualFold(v[i:i+len(ref)], ref) {
+				return true
+			}
+		}
+		return false
+	}
+	return strings.EqualFold(v, ref)
 }
 
 // matcher evaluates compiled rules against one event at a time. Field values are
