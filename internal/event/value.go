@@ -108,6 +108,10 @@ func (v Value) AsTime() (time.Time, bool) { return v.t, v.kind == KindTime }
 // RawJSON returns the bytes of a Raw value.
 func (v Value) RawJSON() ([]byte, bool) { return v.b, v.kind == KindRaw }
 
+// AsBytes returns the borrowed bytes of a Bytes value, without copying them; the
+// caller must not change or keep them.
+func (v Value) AsBytes() ([]byte, bool) { return v.b, v.kind == KindBytes }
+
 // AsStrings returns the slice of a Strings value.
 func (v Value) AsStrings() ([]string, bool) { return v.ss, v.kind == KindStrings }
 

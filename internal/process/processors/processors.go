@@ -1,5 +1,6 @@
 // Package processors holds Vigil's built-in processor types: drop, set, rename,
-// remove, redact, route, validate and threshold (its own package). Each is a config struct (keys, defaults,
+// remove, redact, route and validate, plus threshold (internal/process/threshold) and
+// sigma (internal/detect/sigma). Each is a config struct (keys, defaults,
 // Validate) and a process.Processor built from it; Types lists them for
 // internal/components.
 package processors
@@ -10,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/vigil-sec/vigil/internal/config"
+	"github.com/vigil-sec/vigil/internal/detect/sigma"
 	"github.com/vigil-sec/vigil/internal/process"
 	"github.com/vigil-sec/vigil/internal/process/threshold"
 )
@@ -25,6 +27,7 @@ func Types() []process.Type {
 		typeOf("route", func() *RouteConfig { return &RouteConfig{} }, newRoute),
 		typeOf("validate", NewValidateConfig, newValidate),
 		threshold.Type(),
+		sigma.Type(),
 	}
 }
 

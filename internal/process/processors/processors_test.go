@@ -126,7 +126,7 @@ func TestTypes(t *testing.T) {
 			t.Errorf("%s: New took a config of another type", typ.Name)
 		}
 	}
-	want := []string{"drop", "set", "rename", "remove", "redact", "route", "validate", "threshold"}
+	want := []string{"drop", "set", "rename", "remove", "redact", "route", "validate", "threshold", "sigma"}
 	if !slices.Equal(names, want) {
 		t.Errorf("types %q, want %q", names, want)
 	}
