@@ -20,6 +20,12 @@ if ((${#missing[@]})); then
 	DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 
+# moto, the AWS API emulator the sqs source's tests receive from, comes from PyPI.
+if ! command -v moto_server >/dev/null; then
+	echo "test.sh: installing moto[server] (pip)"
+	python3 -m pip install --quiet "moto[server]"
+fi
+
 echo "test.sh: go vet"
 go vet ./...
 echo "test.sh: building the pinned Go tools"

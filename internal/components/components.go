@@ -29,6 +29,7 @@ import (
 	"github.com/vigil-sec/vigil/internal/source/firehosesource"
 	"github.com/vigil-sec/vigil/internal/source/hecsource"
 	"github.com/vigil-sec/vigil/internal/source/httpsource"
+	"github.com/vigil-sec/vigil/internal/source/sqssource"
 	"github.com/vigil-sec/vigil/internal/source/syslogsource"
 )
 
@@ -87,6 +88,12 @@ func Builtin() *Registry {
 				NewConfig: func() config.Component { return firehosesource.NewConfig() },
 				New: func(c config.Component, d component.SourceDeps) (component.Source, error) {
 					return firehosesource.New(c.(*firehosesource.Config), d), nil
+				},
+			},
+			"sqs": {
+				NewConfig: func() config.Component { return sqssource.NewConfig() },
+				New: func(c config.Component, d component.SourceDeps) (component.Source, error) {
+					return sqssource.New(c.(*sqssource.Config), d), nil
 				},
 			},
 		},
