@@ -45,6 +45,13 @@ type Records struct {
 	Received time.Time
 	// Records are the raw records. Store copies them; the caller keeps ownership.
 	Records [][]byte
+	// ID, when set, names this unit for the stream's duplicate detection: storing
+	// the same records with the same ID again within the stream's duplicate window
+	// (buffer.duplicate_window) stores nothing new. A source whose checkpoint write
+	// can follow a store only after a moment (a poll cursor) sets it, so that a crash
+	// in that moment does not store the unit twice. It must be unique per source
+	// unit and stable across restarts.
+	ID string
 }
 
 // Letter is a record a stage rejected, for the dead-letter queue.

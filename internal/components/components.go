@@ -29,6 +29,7 @@ import (
 	"github.com/vigil-sec/vigil/internal/source/firehosesource"
 	"github.com/vigil-sec/vigil/internal/source/hecsource"
 	"github.com/vigil-sec/vigil/internal/source/httpsource"
+	"github.com/vigil-sec/vigil/internal/source/pollsource"
 	"github.com/vigil-sec/vigil/internal/source/sqssource"
 	"github.com/vigil-sec/vigil/internal/source/syslogsource"
 )
@@ -88,6 +89,12 @@ func Builtin() *Registry {
 				NewConfig: func() config.Component { return firehosesource.NewConfig() },
 				New: func(c config.Component, d component.SourceDeps) (component.Source, error) {
 					return firehosesource.New(c.(*firehosesource.Config), d), nil
+				},
+			},
+			"poll": {
+				NewConfig: func() config.Component { return pollsource.NewConfig() },
+				New: func(c config.Component, d component.SourceDeps) (component.Source, error) {
+					return pollsource.New(c.(*pollsource.Config), d)
 				},
 			},
 			"sqs": {

@@ -3,6 +3,7 @@ package pipeline
 import (
 	"context"
 	"errors"
+	"strconv"
 	"time"
 
 	"github.com/vigil-sec/vigil/internal/component"
@@ -56,7 +57,13 @@ func (in *intake) Store(ctx context.Context, recs component.Records) error {
 		msg := wire.RawMsg(wire.Raw{Source: in.source, Format: format, FormatOverride: recs.Format != "" && recs.Format != in.format,
 			Dataset: dataset, Received: received, Count: batch.Len(), Body: batch.Encode()})
 		batch.Reset()
-		return pending.Publish(in.st, msg, "")
+		id := ""
+		if recs.ID != "" {
+			// Batches are cut at the same places for the same records, so the
+			// n-th batch of a unit has the same content on every try.
+			id = "u:" + in.source + ":" + recs.ID + ":" + strconv.Itoa(pending.Len())
+		}
+		return pending.Publish(in.st, msg, id)
 	}
 	for _, r := range recs.Records {
 		bytes += len(r)
