@@ -84,18 +84,27 @@ func New(cfg *Config, deps component.SourceDeps) (*Source, error) {
 
 // Start reads the persisted cursor and starts polling: the first run at once.
 func (s *Source) Start(ctx context.Context) error {
-	if err := os.MkdirAll(s.dir, 0o700); err != nil {
+	if err := s.prepare(); err != nil {
 		return fmt.Errorf("poll source %s: %w", s.deps.Name, err)
 	}
-	st, err := loadState(s.dir)
-	if err != nil {
-		return fmt.Errorf("poll source %s: %w", s.deps.Name, err)
-	}
-	s.st = st
 	runCtx, cancel := context.WithCancel(context.Background())
 	s.cancel, s.done = cancel, make(chan struct{})
 	s.ready.Store(true)
 	go s.loop(runCtx)
+	return nil
+}
+
+// prepare reads the persisted state.
+func (s *Source) prepare() error {
+	if err := os.MkdirAll(s.dir, 0o700); err != nil {
+		return err
+	}
+	st, err := loadState(s.dir)
+	if err != nil {
+		return err
+	}
+	s.st = st
+	s.updateLag()
 	return nil
 }
 
