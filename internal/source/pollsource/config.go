@@ -95,6 +95,9 @@ type Pagination struct {
 
 // Auth is how requests authenticate; type none, bearer, basic, api_key or oauth2.
 type Auth struct {
+	// Type is none, bearer (Authorization: Bearer token), basic, api_key (a key in
+	// a header of your choice) or oauth2 (client credentials). For a scheme of its
+	// own (Okta's "SSWS <token>") set the Authorization header in headers instead.
 	Type string `yaml:"type"`
 	// Token is the bearer token (bearer).
 	Token string `yaml:"token" secret:"true"`
