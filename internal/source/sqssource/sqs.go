@@ -162,7 +162,6 @@ func (s *Source) handle(msgs []types.Message) error {
 		s.counters.Error("store")
 		return fmt.Errorf("storing %d messages: %w", len(msgs), err)
 	}
-	s.counters.Sent(len(records), 0)
 	return s.delete(msgs)
 }
 
