@@ -34,8 +34,9 @@ type Config struct {
 	// elements.
 	Records string `yaml:"records"`
 	// IDPath is the JSON path of a record's unique id, within the record ($.uuid).
-	// Records fetched again (through cursor.overlap, or a page repeated after a
-	// crash) are skipped by it. Required with cursor.
+	// Records fetched again (through cursor.overlap, the cursor's own instant, or a
+	// page repeated after a crash) are skipped by it. Empty: a record is known by a
+	// hash of its bytes, which misses a record the API serves changed.
 	IDPath string `yaml:"id_path"`
 	// Cursor makes runs incremental.
 	Cursor Cursor `yaml:"cursor"`
@@ -169,9 +170,6 @@ func (c *Config) Validate() error {
 		}
 		if _, err := time.Parse(time.RFC3339Nano, c.Cursor.Initial); err != nil {
 			add("cursor.initial: want an RFC 3339 time such as 2024-01-01T00:00:00Z, got %q", c.Cursor.Initial)
-		}
-		if c.IDPath == "" {
-			add("id_path: required with cursor.from: records at the cursor's time are fetched again and skipped by their id")
 		}
 	} else if strings.Contains(c.URL, "{cursor}") {
 		add("url: {cursor} needs cursor.from")

@@ -29,7 +29,7 @@ func TestValidate(t *testing.T) {
 		{"ftp", func(c *Config) { c.URL = "ftp://x/y" }, "url: want an http(s) URL"},
 		{"credentials in url", func(c *Config) { c.URL = "https://u:p@x/y" }, "credentials do not belong"},
 		{"cursor placeholder without cursor", func(c *Config) { c.Cursor.From = "" }, "{cursor} needs cursor.from"},
-		{"cursor without id", func(c *Config) { c.IDPath = "" }, "id_path: required with cursor.from"},
+		{"cursor without id", func(c *Config) { c.IDPath = "" }, ""},
 		{"bad initial", func(c *Config) { c.Cursor.Initial = "yesterday" }, "cursor.initial"},
 		{"bad records path", func(c *Config) { c.Records = "items" }, "records: want a JSON path"},
 		{"filter path", func(c *Config) { c.Records = "$.items[?(@.a)]" }, "records: unsupported syntax"},

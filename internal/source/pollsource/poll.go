@@ -241,19 +241,21 @@ func (s *Source) run(ctx context.Context) error {
 					}
 				}
 			}
+			id := ""
 			if s.idPath != nil {
-				id, _ := s.idPath.scalar(r)
-				if id != "" {
-					if _, dup := s.st.Seen[id]; dup {
-						s.counters.Discarded("duplicate", 1)
-						continue
-					}
-					if _, dup := ids[id]; dup {
-						s.counters.Discarded("duplicate", 1)
-						continue
-					}
-					ids[id] = t
+				id, _ = s.idPath.scalar(r)
+			} else {
+				sum := sha256.Sum256(r)
+				id = "sha256:" + hex.EncodeToString(sum[:16])
+			}
+			if id != "" {
+				_, seen := s.st.Seen[id]
+				_, again := ids[id]
+				if seen || again {
+					s.counters.Discarded("duplicate", 1)
+					continue
 				}
+				ids[id] = t
 			}
 			fresh = append(fresh, r)
 		}

@@ -103,11 +103,20 @@ var t0 = time.Date(2024, 3, 1, 10, 0, 0, 0, time.UTC)
 // to the newest record; the next run asks from the cursor less the overlap and
 // stores only what is new, including a new record at the cursor's own time.
 func TestCursorAndDedup(t *testing.T) {
+	// Without id_path a record is known by its bytes.
+	for _, idPath := range []string{"$.uuid", ""} {
+		t.Run("id_path="+idPath, func(t *testing.T) { testCursorAndDedup(t, idPath) })
+	}
+}
+
+func testCursorAndDedup(t *testing.T, idPath string) {
 	api := testutil.StartOktaSystemLog(t, "secret-token")
 	api.Add(events("a", 25, t0, time.Second)...)
 	in := &intake{}
 	dir := t.TempDir()
-	s := newSource(t, oktaConfig(api, 10), in, dir)
+	cfg := oktaConfig(api, 10)
+	cfg.IDPath = idPath
+	s := newSource(t, cfg, in, dir)
 	if err := s.run(context.Background()); err != nil {
 		t.Fatal(err)
 	}
@@ -123,7 +132,7 @@ func TestCursorAndDedup(t *testing.T) {
 		t.Fatalf("persisted cursor %v (%v), want %v", st.Cursor, err, newest)
 	}
 	api.Add(testutil.AuditEvent{ID: "b-same-time", Time: newest}, testutil.AuditEvent{ID: "b-later", Time: newest.Add(time.Second)})
-	s2 := newSource(t, oktaConfig(api, 10), in, dir)
+	s2 := newSource(t, cfg, in, dir)
 	if got := s2.firstURL(); got != api.URL+"/api/v1/logs?since=2024-03-01T09%3A59%3A24Z&limit=10" {
 		t.Errorf("first URL %s: want since = cursor less the overlap", got)
 	}
