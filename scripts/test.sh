@@ -23,7 +23,9 @@ fi
 # moto, the AWS API emulator the sqs source's tests receive from, comes from PyPI.
 if ! command -v moto_server >/dev/null; then
 	echo "test.sh: installing moto[server] (pip)"
-	python3 -m pip install --quiet "moto[server]"
+	# A Debian python3 refuses pip installs outside a venv (PEP 668) unless told.
+	python3 -m pip install --quiet "moto[server]" ||
+		python3 -m pip install --quiet --break-system-packages "moto[server]"
 fi
 
 echo "test.sh: go vet"
