@@ -241,8 +241,10 @@ func TestVisibilityExtended(t *testing.T) {
 	m := testutil.StartMoto(t)
 	q := newQueue(t, m, "slow")
 	q.send(t, `{"n":1}`)
-	in := &intake{delay: 5 * time.Second}
-	startSource(t, q.config(func(c *sqssource.Config) { c.MaxInFlight = 3 }), in)
+	// Extended every 2s; without that it would be visible again 4s after receipt,
+	// while storing takes 6s.
+	in := &intake{delay: 6 * time.Second}
+	startSource(t, q.config(func(c *sqssource.Config) { c.MaxInFlight = 3; c.VisibilityTimeout = 4 * time.Second }), in)
 	testutil.Eventually(t, 30*time.Second, "stored and deleted", func() bool {
 		_, recs, _ := in.snapshot()
 		return len(recs) >= 1 && q.count(t) == 0
