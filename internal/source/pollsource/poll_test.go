@@ -298,16 +298,18 @@ func TestRetries(t *testing.T) {
 	if err := s.run(context.Background()); err != nil {
 		t.Fatal(err)
 	}
+	mu.Lock()
+	defer mu.Unlock()
 	if len(hits) != 3 || hits[1].Sub(hits[0]) < 900*time.Millisecond {
 		t.Fatalf("%d requests, second %s after the first: want 3, and Retry-After: 1 honoured", len(hits), hits[1].Sub(hits[0]))
 	}
-	mu.Lock()
 	fail, hits = 1, nil
 	mu.Unlock()
 	cfg.MaxRetries = 2
 	if err := s.run(context.Background()); err == nil {
 		t.Fatal("want an error after the retries")
 	}
+	mu.Lock()
 	if len(hits) != 3 {
 		t.Fatalf("%d requests, want 1 + 2 retries", len(hits))
 	}
@@ -319,7 +321,10 @@ func TestRetries(t *testing.T) {
 		w.WriteHeader(http.StatusForbidden)
 	})
 	hits = nil
-	if err := s.run(context.Background()); err == nil || len(hits) != 1 {
+	mu.Unlock()
+	err := s.run(context.Background())
+	mu.Lock()
+	if err == nil || len(hits) != 1 {
 		t.Fatalf("403: %v after %d requests, want an error after 1", err, len(hits))
 	}
 }
