@@ -20,11 +20,13 @@ if ((${#missing[@]})); then
 	DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 
-# moto is the S3, SQS and SNS server of the s3 source's tests (it sends real S3 event
-# notifications to a queue); PyPI's package, installed only when it is missing.
+# moto is the AWS API emulator (S3, SQS, SNS) of the s3 and sqs sources' tests; it sends
+# real S3 event notifications to a queue. PyPI's package, installed only when missing.
 if ! command -v moto_server >/dev/null 2>&1; then
-	echo "test.sh: installing moto[server]"
-	python3 -m pip install --quiet "moto[server]"
+	echo "test.sh: installing moto[server] (pip)"
+	# A Debian python3 refuses pip installs outside a venv (PEP 668) unless told.
+	python3 -m pip install --quiet "moto[server]" ||
+		python3 -m pip install --quiet --break-system-packages "moto[server]"
 fi
 
 echo "test.sh: go vet"

@@ -45,11 +45,11 @@ type Records struct {
 	Received time.Time
 	// Records are the raw records. Store copies them; the caller keeps ownership.
 	Records [][]byte
-	// ID, when set, names this unit for JetStream's duplicate window: the first
-	// batch is published with ID as its message ID, and any further batch with
-	// ID#<n>. A source that may read the same data again after a crash (an S3
-	// object whose SQS message is redelivered) sets a stable ID per unit so that
-	// the re-store is dropped as a duplicate instead of being processed twice.
+	// ID, when set, names this unit for the stream's duplicate detection: storing
+	// the same records with the same ID again within buffer.duplicate_window stores
+	// nothing new. A source that may read the same data again after a crash (an S3
+	// object whose SQS message is redelivered, a poll page whose cursor write did not
+	// happen) sets an ID unique per unit of the source and stable across restarts.
 	ID string
 	// Fields, when set, are added by processing to every event of these records as
 	// strings (where the parser did not set them): where the records came from, such

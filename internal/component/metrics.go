@@ -18,6 +18,11 @@ type Metrics struct {
 	Requests       *prometheus.CounterVec // labels: kind, component, code
 	Connections    *prometheus.GaugeVec
 	Retries        *prometheus.CounterVec
+	// Polls, Pages and CursorLag are the pull sources' (poll): runs by outcome,
+	// pages fetched, and how far the persisted cursor is behind the clock.
+	Polls     *prometheus.CounterVec // labels: kind, component, outcome
+	Pages     *prometheus.CounterVec
+	CursorLag *prometheus.GaugeVec
 }
 
 // NewMetrics creates the counters and registers them on reg.
@@ -38,7 +43,12 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		Discarded:      cv("discarded_total", "Records deliberately not turned into events (skips, drops), by reason.", "reason"),
 		Requests:       cv("requests_total", "Requests answered, by status code.", "code"),
 		Retries:        cv("retries_total", "Retried deliveries."),
+		Polls:          cv("polls_total", "Poll runs of a pull source, by outcome (ok, error, page_cap).", "outcome"),
+		Pages:          cv("pages_total", "Pages a pull source fetched and stored."),
 	}
+	m.CursorLag = prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: "vigil", Name: "cursor_lag_seconds",
+		Help: "Now minus the time of a pull source's persisted cursor."}, []string{"kind", "component"})
+	reg.MustRegister(m.CursorLag)
 	m.Connections = prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: "vigil", Name: "open_connections", Help: "Open client connections."},
 		[]string{"kind", "component"})
 	reg.MustRegister(m.Connections)

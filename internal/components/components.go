@@ -31,7 +31,9 @@ import (
 	"github.com/vigil-sec/vigil/internal/source/firehosesource"
 	"github.com/vigil-sec/vigil/internal/source/hecsource"
 	"github.com/vigil-sec/vigil/internal/source/httpsource"
+	"github.com/vigil-sec/vigil/internal/source/pollsource"
 	"github.com/vigil-sec/vigil/internal/source/s3source"
+	"github.com/vigil-sec/vigil/internal/source/sqssource"
 	"github.com/vigil-sec/vigil/internal/source/syslogsource"
 )
 
@@ -96,6 +98,18 @@ func Builtin() *Registry {
 				NewConfig: func() config.Component { return s3source.NewConfig() },
 				New: func(c config.Component, d component.SourceDeps) (component.Source, error) {
 					return s3source.New(c.(*s3source.Config), d)
+				},
+			},
+			"poll": {
+				NewConfig: func() config.Component { return pollsource.NewConfig() },
+				New: func(c config.Component, d component.SourceDeps) (component.Source, error) {
+					return pollsource.New(c.(*pollsource.Config), d)
+				},
+			},
+			"sqs": {
+				NewConfig: func() config.Component { return sqssource.NewConfig() },
+				New: func(c config.Component, d component.SourceDeps) (component.Source, error) {
+					return sqssource.New(c.(*sqssource.Config), d), nil
 				},
 			},
 		},

@@ -64,9 +64,14 @@ func (in *intake) Store(ctx context.Context, recs component.Records) error {
 		first += batch.Len()
 		msg := wire.RawMsg(raw)
 		batch.Reset()
-		id := recs.ID
-		if id != "" && batches > 0 {
-			id = fmt.Sprintf("%s#%d", id, batches)
+		id := ""
+		if recs.ID != "" {
+			// Batches are cut at the same places for the same records, so the n-th
+			// batch of a unit has the same content on every try.
+			id = "u:" + in.source + ":" + recs.ID
+			if batches > 0 {
+				id = fmt.Sprintf("%s#%d", id, batches)
+			}
 		}
 		batches++
 		return pending.Publish(in.st, msg, id)

@@ -23,16 +23,12 @@ type Moto struct {
 const MotoAccount = "123456789012"
 
 // StartMoto starts moto_server on a free loopback port and stops it when the test
-// ends. The test is skipped when moto_server is not installed, unless CI is set,
-// where a missing server is a failure.
+// ends. A machine without moto_server fails the test: scripts/test.sh installs it.
 func StartMoto(t testing.TB) *Moto {
 	t.Helper()
 	bin, err := exec.LookPath("moto_server")
 	if err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("moto_server not found (scripts/test.sh installs moto[server]): %v", err)
-		}
-		t.Skipf("moto_server not installed (python3 -m pip install \"moto[server]\"): %v", err)
+		t.Fatalf("moto_server not found: install it with python3 -m pip install \"moto[server]\" (scripts/test.sh does): %v", err)
 	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

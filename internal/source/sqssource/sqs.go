@@ -1,0 +1,266 @@
+package sqssource
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
+	awsconfig "github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/service/sqs"
+	"github.com/aws/aws-sdk-go-v2/service/sqs/types"
+
+	"github.com/vigil-sec/vigil/internal/component"
+)
+
+// Source is the sqs source.
+type Source struct {
+	cfg      *Config
+	deps     component.SourceDeps
+	log      *slog.Logger
+	counters *component.Counters
+	client   *sqs.Client
+
+	// recvCtx ends the receive loops (Stop); storeCtx ends a store still running
+	// when Stop's deadline passes.
+	recvCtx     context.Context
+	recvCancel  context.CancelFunc
+	storeCtx    context.Context
+	storeCancel context.CancelFunc
+	wg          sync.WaitGroup
+	ready       atomic.Bool
+	stopOnce    sync.Once
+}
+
+var _ component.Source = (*Source)(nil)
+
+// New returns the source; nothing is called before Start.
+func New(cfg *Config, deps component.SourceDeps) *Source {
+	return &Source{cfg: cfg, deps: deps, log: deps.Log, counters: deps.Metrics.For("source", deps.Name)}
+}
+
+// Start builds the SQS client and starts max_in_flight receive loops. It does not
+// wait for the queue to answer: an unreachable queue is logged and retried.
+func (s *Source) Start(ctx context.Context) error {
+	// The HTTP timeout must outlast the long poll.
+	timeout := s.cfg.WaitTime + 30*time.Second
+	awsCfg, err := s.cfg.ClientConfig.Load(ctx,
+		awsconfig.WithHTTPClient(awshttp.NewBuildableClient().WithTimeout(timeout)),
+		awsconfig.WithRetryMaxAttempts(3))
+	if err != nil {
+		return fmt.Errorf("sqs source %s: %w", s.deps.Name, err)
+	}
+	s.client = sqs.NewFromConfig(awsCfg, func(o *sqs.Options) {
+		if s.cfg.Endpoint != "" {
+			o.BaseEndpoint = aws.String(s.cfg.Endpoint)
+		}
+	})
+	s.recvCtx, s.recvCancel = context.WithCancel(context.Background())
+	s.storeCtx, s.storeCancel = context.WithCancel(context.Background())
+	for range s.cfg.MaxInFlight {
+		s.wg.Go(s.loop)
+	}
+	s.ready.Store(true)
+	return nil
+}
+
+// Stop ends the receive loops and waits for batches being stored to be stored and
+// deleted; at ctx's deadline a store still running is abandoned, and its messages
+// come back after their visibility timeout.
+func (s *Source) Stop(ctx context.Context) error {
+	s.stopOnce.Do(func() {
+		s.ready.Store(false)
+		if s.recvCancel == nil {
+			return
+		}
+		s.recvCancel()
+		done := make(chan struct{})
+		go func() { s.wg.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-ctx.Done():
+			s.storeCancel()
+			<-done
+		}
+		s.storeCancel()
+	})
+	return nil
+}
+
+// Ready implements component.Source.
+func (s *Source) Ready() bool { return s.ready.Load() }
+
+// Describe implements component.Source.
+func (s *Source) Describe() string { return "sqs " + s.cfg.QueueURL }
+
+// loop receives, stores and deletes until Stop.
+func (s *Source) loop() {
+	backoff := time.Duration(0)
+	for s.recvCtx.Err() == nil {
+		out, err := s.client.ReceiveMessage(s.recvCtx, &sqs.ReceiveMessageInput{
+			QueueUrl:            aws.String(s.cfg.QueueURL),
+			MaxNumberOfMessages: int32(s.cfg.MaxMessages),
+			WaitTimeSeconds:     int32(s.cfg.WaitTime / time.Second),
+			VisibilityTimeout:   int32(s.cfg.VisibilityTimeout / time.Second),
+		})
+		if err == nil && len(out.Messages) > 0 {
+			err = s.handle(out.Messages)
+		}
+		if err == nil {
+			backoff = 0
+			continue
+		}
+		if s.recvCtx.Err() != nil {
+			return
+		}
+		backoff = min(max(2*backoff, 500*time.Millisecond), 30*time.Second)
+		s.log.Warn("sqs source: will retry", "queue", s.cfg.QueueURL, "in", backoff, "error", err)
+		select {
+		case <-s.recvCtx.Done():
+			return
+		case <-time.After(backoff):
+		}
+	}
+}
+
+// handle stores one received batch and deletes its messages once stored. On error
+// nothing is deleted: the messages come back after their visibility timeout.
+func (s *Source) handle(msgs []types.Message) error {
+	received := time.Now()
+	records := make([][]byte, 0, len(msgs))
+	var letters []component.Letter
+	size := 0
+	for _, m := range msgs {
+		body := []byte(aws.ToString(m.Body))
+		size += len(body)
+		if !s.cfg.SNSEnvelope {
+			records = append(records, body)
+			continue
+		}
+		rec, err := unwrapSNS(body)
+		if err != nil {
+			letters = append(letters, component.Letter{Stage: "intake", Reason: "sqs message " + aws.ToString(m.MessageId) + ": " + err.Error(),
+				Source: s.deps.Name, Dataset: s.deps.Source.Dataset, Format: s.deps.Source.Format, Time: received,
+				Original: body, ID: "sqs:" + aws.ToString(m.MessageId)})
+			continue
+		}
+		records = append(records, rec)
+	}
+	s.counters.Received(len(msgs), size)
+
+	stopExtend := s.extendWhileStoring(msgs)
+	err := s.store(records, letters, received)
+	stopExtend()
+	if err != nil {
+		s.counters.Error("store")
+		return fmt.Errorf("storing %d messages: %w", len(msgs), err)
+	}
+	return s.delete(msgs)
+}
+
+func (s *Source) store(records [][]byte, letters []component.Letter, received time.Time) error {
+	if len(letters) > 0 {
+		if err := s.deps.Intake.DeadLetter(s.storeCtx, letters...); err != nil {
+			return err
+		}
+		s.counters.DeadLettered("intake", len(letters))
+	}
+	if len(records) == 0 {
+		return nil
+	}
+	return s.deps.Intake.Store(s.storeCtx, component.Records{Received: received, Records: records})
+}
+
+// extendWhileStoring extends the messages' visibility every half visibility
+// timeout until the returned func is called, so that a slow store does not let SQS
+// hand them to another receiver.
+func (s *Source) extendWhileStoring(msgs []types.Message) func() {
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		t := time.NewTicker(s.cfg.VisibilityTimeout / 2)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+			}
+			entries := make([]types.ChangeMessageVisibilityBatchRequestEntry, len(msgs))
+			for i, m := range msgs {
+				entries[i] = types.ChangeMessageVisibilityBatchRequestEntry{Id: aws.String(strconv.Itoa(i)),
+					ReceiptHandle: m.ReceiptHandle, VisibilityTimeout: int32(s.cfg.VisibilityTimeout / time.Second)}
+			}
+			out, err := s.client.ChangeMessageVisibilityBatch(s.storeCtx, &sqs.ChangeMessageVisibilityBatchInput{
+				QueueUrl: aws.String(s.cfg.QueueURL), Entries: entries})
+			if err == nil && len(out.Failed) > 0 {
+				err = batchError(out.Failed)
+			}
+			if err != nil {
+				s.counters.Error("extend_visibility")
+				s.log.Warn("sqs source: extending visibility failed; the messages may be received twice", "queue", s.cfg.QueueURL, "error", err)
+			}
+		}
+	})
+	return func() { close(done); wg.Wait() }
+}
+
+// delete removes stored messages. A message that fails to be deleted is received
+// again and stored twice; that is counted and logged.
+func (s *Source) delete(msgs []types.Message) error {
+	entries := make([]types.DeleteMessageBatchRequestEntry, len(msgs))
+	for i, m := range msgs {
+		entries[i] = types.DeleteMessageBatchRequestEntry{Id: aws.String(strconv.Itoa(i)), ReceiptHandle: m.ReceiptHandle}
+	}
+	// The records are stored: finish the delete even while stopping.
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	out, err := s.client.DeleteMessageBatch(ctx, &sqs.DeleteMessageBatchInput{QueueUrl: aws.String(s.cfg.QueueURL), Entries: entries})
+	if err == nil && len(out.Failed) > 0 {
+		err = batchError(out.Failed)
+	}
+	if err != nil {
+		s.counters.Error("delete")
+		return fmt.Errorf("deleting stored messages (they will be received and stored again): %w", err)
+	}
+	return nil
+}
+
+func batchError(failed []types.BatchResultErrorEntry) error {
+	errs := make([]error, 0, len(failed))
+	for _, f := range failed {
+		errs = append(errs, fmt.Errorf("entry %s: %s: %s", aws.ToString(f.Id), aws.ToString(f.Code), aws.ToString(f.Message)))
+	}
+	return errors.Join(errs...)
+}
+
+// snsEnvelope is the part of an SNS notification delivered to SQS (without raw
+// message delivery) that matters here.
+type snsEnvelope struct {
+	Type    string  `json:"Type"`
+	Message *string `json:"Message"`
+}
+
+// unwrapSNS returns the Message of an SNS Notification envelope.
+func unwrapSNS(body []byte) ([]byte, error) {
+	var env snsEnvelope
+	if err := json.Unmarshal(body, &env); err != nil {
+		return nil, fmt.Errorf("sns_envelope is set but the body is not JSON: %v", err)
+	}
+	switch {
+	case env.Type == "":
+		return nil, errors.New("sns_envelope is set but the body has no Type; turn sns_envelope off for raw message delivery")
+	case env.Type != "Notification":
+		return nil, fmt.Errorf("SNS message of type %q, not Notification; confirm subscriptions outside Vigil", env.Type)
+	case env.Message == nil:
+		return nil, errors.New("SNS Notification without Message")
+	}
+	return []byte(*env.Message), nil
+}
