@@ -95,11 +95,12 @@ type Parser struct {
 	inner     parse.Parser
 	innerName string
 
-	br   bytes.Reader
-	gz   *gzip.Reader
-	zr   io.ReadCloser
-	b64  [2][]byte // base64-decoded bytes, per nesting level
-	zbuf [2][]byte // decompressed bytes, per nesting level
+	br    bytes.Reader
+	gz    *gzip.Reader
+	zr    io.ReadCloser
+	b64   [2][]byte // base64-decoded bytes, per nesting level
+	zbuf  [2][]byte // decompressed bytes, per nesting level
+	spare [2][]byte // the outer layer while a doubly compressed payload is inflated
 
 	hdr     header
 	filters []byte // subscription_filters of the current payload, as a JSON array
@@ -319,7 +320,7 @@ func (p *Parser) decode(b []byte, lvl int) ([]byte, error) {
 		return nil, errors.New("empty record")
 	}
 	if compressed(b) {
-		return p.inflate(b, lvl)
+		return p.inflateAll(b, lvl)
 	}
 	if b[0] == '{' || b[0] == '[' {
 		return b, nil
@@ -336,7 +337,7 @@ func (p *Parser) decode(b []byte, lvl int) ([]byte, error) {
 	}
 	d := buf[:n]
 	if compressed(d) {
-		return p.inflate(d, lvl)
+		return p.inflateAll(d, lvl)
 	}
 	if t := bytes.TrimSpace(d); len(t) > 0 && t[0] == '{' {
 		return t, nil
@@ -354,6 +355,19 @@ func isGzip(b []byte) bool { return len(b) >= 2 && b[0] == 0x1f && b[1] == 0x8b 
 // valid check value.
 func isZlib(b []byte) bool {
 	return len(b) >= 2 && b[0]&0x0f == 8 && b[0]>>4 <= 7 && (uint16(b[0])<<8|uint16(b[1]))%31 == 0
+}
+
+// inflateAll inflates b, and once more when that gives compressed data again: a
+// Firehose stream with its own GZIP compression turned on compresses records that
+// CloudWatch Logs has already gzipped.
+func (p *Parser) inflateAll(b []byte, lvl int) ([]byte, error) {
+	d, err := p.inflate(b, lvl)
+	if err != nil || !compressed(d) {
+		return d, err
+	}
+	// d stays in the spare buffer while the inner layer is inflated into zbuf.
+	p.zbuf[lvl], p.spare[lvl] = p.spare[lvl], p.zbuf[lvl]
+	return p.inflate(d, lvl)
 }
 
 func (p *Parser) inflate(b []byte, lvl int) ([]byte, error) {
