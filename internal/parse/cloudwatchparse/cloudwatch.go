@@ -289,9 +289,8 @@ func (p *Parser) envelopeRecords(records []byte, firehose bool, out parse.Emitte
 		} else {
 			err = fmt.Errorf("%s: %s: %w", Name, where, err)
 		}
-		var ef emitFailed
-		if errors.As(err, &ef) {
-			return ef.err
+		if errors.As(err, new(emitFailed)) {
+			return err // Parse unwraps it
 		}
 		if err != nil {
 			out.Reject(entry, err)

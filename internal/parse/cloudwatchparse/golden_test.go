@@ -138,7 +138,7 @@ func TestEmitErrorReturnedUnchanged(t *testing.T) {
 	firehose := `{"invocationId":"i","records":[{"recordId":"r","data":"` + base64Std([]byte(payload)) + `"}]}`
 	concatenated := payload + payload
 	for _, p := range []parse.Parser{newParser(), newInnerParser(t)} {
-		for _, in := range []string{payload, kinesis, firehose, concatenated} {
+		for _, in := range []string{payload, kinesis, firehose, concatenated, kinesis + firehose} {
 			if err := p.Parse([]byte(in), &failingEmitter{}); err != errSink {
 				t.Errorf("err = %v, want the emitter's error unchanged", err)
 			}
