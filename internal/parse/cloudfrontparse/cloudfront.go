@@ -459,6 +459,8 @@ func (p *Parser) timestamp() (time.Time, error) {
 	return t, nil
 }
 
+var pct20 = []byte("%20")
+
 // forwarded appends the valid IPs of x-forwarded-for as a JSON array to scratch and
 // returns where it starts and how many there are. Entries may carry a port; values
 // that are not addresses ("localhost:8080", "unknown") are left out.
@@ -476,7 +478,12 @@ func (p *Parser) forwarded() (start, n int) {
 		} else {
 			v = nil
 		}
+		// CloudFront URL-encodes the space after the comma ("a,%20b") in the log
+		// file; a literal space is accepted too.
 		item = bytes.TrimSpace(item)
+		for bytes.HasPrefix(item, pct20) {
+			item = bytes.TrimSpace(item[3:])
+		}
 		if fieldscan.IPVersion(item) == 0 {
 			host, _, ok := fieldscan.SplitHostPort(item)
 			if !ok || fieldscan.IPVersion(host) == 0 {

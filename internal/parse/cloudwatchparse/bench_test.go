@@ -96,3 +96,14 @@ func BenchmarkParseKinesis(b *testing.B) {
 	buf.WriteString(`]}`)
 	benchmark(b, New(NewConfig(), nil), buf.Bytes(), 4*len(in))
 }
+
+// BenchmarkParseFirehoseS3 parses an S3 object as Firehose writes it without a
+// transformation: four gzip payloads back to back (SetBytes: the decompressed size).
+func BenchmarkParseFirehoseS3(b *testing.B) {
+	in := benchPayload(100)
+	var obj []byte
+	for range 4 {
+		obj = append(obj, gz(in)...)
+	}
+	benchmark(b, New(NewConfig(), nil), obj, 4*len(in))
+}

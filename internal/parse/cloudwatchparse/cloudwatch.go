@@ -4,9 +4,13 @@
 //
 // A record may be the payload in any of the shapes it travels in: gzip- or
 // zlib-compressed JSON (as Firehose delivers it after base64 decoding), the base64 text
-// of that, the decoded JSON itself, a Lambda event {"awslogs":{"data":"<base64>"}}, or a
-// Kinesis event {"Records":[{"kinesis":{"data":"<base64>"}}, …]}. CONTROL_MESSAGE
-// payloads, CloudWatch's destination health checks, are skipped.
+// of that, the decoded JSON itself, a Lambda event {"awslogs":{"data":"<base64>"}}, a
+// Kinesis event {"Records":[{"kinesis":{"data":"<base64>"}}, …]}, or a Firehose
+// data-transformation event {"invocationId":…,"records":[{"recordId":…,"data":"<base64>"}]}.
+// An S3 object that Firehose wrote without a transformation is several payloads back
+// to back: concatenated gzip members, which inflate to concatenated JSON objects
+// "{…}{…}"; each object is parsed on its own. CONTROL_MESSAGE payloads, CloudWatch's
+// destination health checks, are skipped.
 //
 // With message_format set, each message is parsed further by that format and the
 // CloudWatch fields are added to its events.
@@ -91,11 +95,12 @@ type Parser struct {
 	inner     parse.Parser
 	innerName string
 
-	br   bytes.Reader
-	gz   *gzip.Reader
-	zr   io.ReadCloser
-	b64  [2][]byte // base64-decoded bytes, per nesting level
-	zbuf [2][]byte // decompressed bytes, per nesting level
+	br    bytes.Reader
+	gz    *gzip.Reader
+	zr    io.ReadCloser
+	b64   [2][]byte // base64-decoded bytes, per nesting level
+	zbuf  [2][]byte // decompressed bytes, per nesting level
+	spare [2][]byte // the outer layer while a doubly compressed payload is inflated
 
 	hdr     header
 	filters []byte // subscription_filters of the current payload, as a JSON array
@@ -119,6 +124,7 @@ type header struct {
 	filters, logEvents                      []byte // extents
 	awslogsData                             jstr
 	records                                 []byte // extent of a Kinesis Records array
+	fhRecords                               []byte // extent of a Firehose records array
 	payload                                 bool   // a payload key was seen
 }
 
@@ -129,23 +135,74 @@ func (p *Parser) Parse(rec []byte, out parse.Emitter) error {
 		return fmt.Errorf("%s: %w", Name, err)
 	}
 	s := jsonscan.Scanner{Data: data}
+	s.SkipWS()
+	start := s.Pos
 	if err := p.collect(&s, true); err != nil {
 		return fmt.Errorf("%s: %w", Name, err)
 	}
+	switch c := s.Peek(); c {
+	case 0:
+		return unwrapEmit(p.dispatch(out))
+	case '{':
+		return p.concatenated(&s, start, out)
+	default:
+		return fmt.Errorf("%s: %w", Name, s.Errorf("unexpected %q after the JSON object", c))
+	}
+}
+
+// dispatch emits what the object in p.hdr holds: a payload, or the payloads of a
+// Lambda, Kinesis or Firehose envelope.
+func (p *Parser) dispatch(out parse.Emitter) error {
 	h := &p.hdr
 	switch {
 	case h.payload:
-		return unwrapEmit(p.payload(out))
+		return p.payload(out)
 	case h.awslogsData.set:
 		payload, err := p.decode(p.text(h.awslogsData), 1)
 		if err != nil {
 			return fmt.Errorf("%s: awslogs.data: %w", Name, err)
 		}
-		return unwrapEmit(p.nested(payload, out, "awslogs.data"))
+		return p.nested(payload, out, "awslogs.data")
 	case h.records != nil:
-		return p.kinesis(h.records, out)
+		return p.envelopeRecords(h.records, false, out)
+	case h.fhRecords != nil:
+		return p.envelopeRecords(h.fhRecords, true, out)
 	}
-	return fmt.Errorf("%s: not a CloudWatch Logs subscription payload: no messageType, logEvents, awslogs or Records", Name)
+	return fmt.Errorf("%s: not a CloudWatch Logs subscription payload: no messageType, logEvents, awslogs, Records or records", Name)
+}
+
+// concatenated handles JSON objects written back to back, "{…}{…}", which is what
+// Firehose stores in S3 when a subscription filter feeds it and no transformation
+// runs: each Firehose record is one gzip member holding one payload, and Firehose
+// concatenates the records with no separator (decode inflates every member). The
+// first object has been collected; s stands at the second. Each object stands alone:
+// one that fails is rejected and the rest go on. A syntax error leaves no way to find
+// the next object, so the rest of the record is rejected from there.
+func (p *Parser) concatenated(s *jsonscan.Scanner, start int, out parse.Emitter) error {
+	end := s.Pos
+	for i := 0; ; i++ {
+		if err := p.dispatch(out); err != nil {
+			var ef emitFailed
+			if errors.As(err, &ef) {
+				return ef.err
+			}
+			out.Reject(s.Data[start:end], fmt.Errorf("%w (object %d at byte %d)", err, i, start))
+		}
+		c := s.Peek()
+		if c == 0 {
+			return nil
+		}
+		start = s.Pos
+		if c != '{' {
+			out.Reject(s.Data[start:], fmt.Errorf("%s: object %d at byte %d: not a JSON object (%q)", Name, i+1, start, c))
+			return nil
+		}
+		if err := p.collect(s, true); err != nil {
+			out.Reject(s.Data[start:], fmt.Errorf("%s: object %d at byte %d: %w", Name, i+1, start, err))
+			return nil
+		}
+		end = s.Pos
+	}
 }
 
 // nested parses a payload carried inside an envelope.
@@ -154,15 +211,21 @@ func (p *Parser) nested(payload []byte, out parse.Emitter, where string) error {
 	if err := p.collect(&s, false); err != nil {
 		return fmt.Errorf("%s: %s: %w", Name, where, err)
 	}
+	if c := s.Peek(); c != 0 {
+		return fmt.Errorf("%s: %s: %w", Name, where, s.Errorf("unexpected %q after the JSON object", c))
+	}
 	if !p.hdr.payload {
 		return fmt.Errorf("%s: %s: not a CloudWatch Logs subscription payload", Name, where)
 	}
 	return p.payload(out)
 }
 
-// kinesis walks a Kinesis event's Records, each carrying one payload; a record that
-// cannot be decoded is rejected alone.
-func (p *Parser) kinesis(records []byte, out parse.Emitter) error {
+// envelopeRecords walks the records of a Kinesis event (Records[].kinesis.data) or of
+// a Firehose data-transformation event (records[].data), each carrying one payload as
+// base64 gzip; a record that cannot be decoded is rejected alone. Firehose records
+// that a transformation marked "Dropped" or "ProcessingFailed" (the response shape)
+// are skipped.
+func (p *Parser) envelopeRecords(records []byte, firehose bool, out parse.Emitter) error {
 	s := jsonscan.Scanner{Data: records, Pos: 1} // records was validated and starts with '['
 	first := true
 	for i := 0; ; i++ {
@@ -171,25 +234,49 @@ func (p *Parser) kinesis(records []byte, out parse.Emitter) error {
 			return err
 		}
 		start := s.Pos
-		var data jstr
-		err = s.Members(1, func(k []byte) error {
-			if string(k) != "kinesis" {
-				return s.Skip(2)
-			}
-			return s.Members(2, func(k []byte) error {
-				if string(k) == "data" {
+		var data, result jstr
+		if firehose {
+			err = s.Members(1, func(k []byte) error {
+				switch string(k) {
+				case "data":
 					return scalar(&s, &data)
+				case "result":
+					return scalar(&s, &result)
 				}
-				return s.Skip(3)
+				return s.Skip(2)
 			})
-		})
+		} else {
+			err = s.Members(1, func(k []byte) error {
+				if string(k) != "kinesis" {
+					return s.Skip(2)
+				}
+				return s.Members(2, func(k []byte) error {
+					if string(k) == "data" {
+						return scalar(&s, &data)
+					}
+					return s.Skip(3)
+				})
+			})
+		}
 		if err != nil {
 			return err
 		}
 		entry := s.Data[start:s.Pos]
-		where := "Records[" + strconv.Itoa(i) + "].kinesis.data"
+		array, field := "Records", "].kinesis.data"
+		if firehose {
+			array, field = "records", "].data"
+		}
 		if entry[0] != '{' {
-			out.Reject(entry, fmt.Errorf("%s: Records[%d]: not a JSON object", Name, i))
+			out.Reject(entry, fmt.Errorf("%s: %s[%d]: not a JSON object", Name, array, i))
+			continue
+		}
+		where := array + "[" + strconv.Itoa(i) + field
+		switch string(result.b) {
+		case "Dropped":
+			out.Skip("firehose_dropped")
+			continue
+		case "ProcessingFailed":
+			out.Skip("firehose_processing_failed")
 			continue
 		}
 		if !data.set {
@@ -202,9 +289,8 @@ func (p *Parser) kinesis(records []byte, out parse.Emitter) error {
 		} else {
 			err = fmt.Errorf("%s: %s: %w", Name, where, err)
 		}
-		var ef emitFailed
-		if errors.As(err, &ef) {
-			return ef.err
+		if errors.As(err, new(emitFailed)) {
+			return err // Parse unwraps it
 		}
 		if err != nil {
 			out.Reject(entry, err)
@@ -233,7 +319,7 @@ func (p *Parser) decode(b []byte, lvl int) ([]byte, error) {
 		return nil, errors.New("empty record")
 	}
 	if compressed(b) {
-		return p.inflate(b, lvl)
+		return p.inflateAll(b, lvl)
 	}
 	if b[0] == '{' || b[0] == '[' {
 		return b, nil
@@ -250,7 +336,7 @@ func (p *Parser) decode(b []byte, lvl int) ([]byte, error) {
 	}
 	d := buf[:n]
 	if compressed(d) {
-		return p.inflate(d, lvl)
+		return p.inflateAll(d, lvl)
 	}
 	if t := bytes.TrimSpace(d); len(t) > 0 && t[0] == '{' {
 		return t, nil
@@ -268,6 +354,19 @@ func isGzip(b []byte) bool { return len(b) >= 2 && b[0] == 0x1f && b[1] == 0x8b 
 // valid check value.
 func isZlib(b []byte) bool {
 	return len(b) >= 2 && b[0]&0x0f == 8 && b[0]>>4 <= 7 && (uint16(b[0])<<8|uint16(b[1]))%31 == 0
+}
+
+// inflateAll inflates b, and once more when that gives compressed data again: a
+// Firehose stream with its own GZIP compression turned on compresses records that
+// CloudWatch Logs has already gzipped.
+func (p *Parser) inflateAll(b []byte, lvl int) ([]byte, error) {
+	d, err := p.inflate(b, lvl)
+	if err != nil || !compressed(d) {
+		return d, err
+	}
+	// d stays in the spare buffer while the inner layer is inflated into zbuf.
+	p.zbuf[lvl], p.spare[lvl] = p.spare[lvl], p.zbuf[lvl]
+	return p.inflate(d, lvl)
 }
 
 func (p *Parser) inflate(b []byte, lvl int) ([]byte, error) {
@@ -324,7 +423,7 @@ func (p *Parser) inflate(b []byte, lvl int) ([]byte, error) {
 }
 
 // collect reads the top-level object of a payload or envelope into p.hdr, validating
-// all of it. Envelope keys count only with envelope set.
+// all of it, and leaves s after it. Envelope keys count only with envelope set.
 func (p *Parser) collect(s *jsonscan.Scanner, envelope bool) error {
 	h := &p.hdr
 	*h = header{}
@@ -378,15 +477,18 @@ func (p *Parser) collect(s *jsonscan.Scanner, envelope bool) error {
 			} else {
 				err = s.Skip(1)
 			}
+		case "records":
+			if envelope && s.Peek() == '[' {
+				err = extent(s, &h.fhRecords)
+			} else {
+				err = s.Skip(1)
+			}
 		default:
 			err = s.Skip(1)
 		}
 		if err != nil {
 			return err
 		}
-	}
-	if c := s.Peek(); c != 0 {
-		return s.Errorf("unexpected %q after the JSON object", c)
 	}
 	return nil
 }

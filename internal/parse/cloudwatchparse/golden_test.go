@@ -104,6 +104,19 @@ func TestDecompressionLimit(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "max_decompressed_bytes") {
 		t.Fatalf("envelope: err = %v, want a max_decompressed_bytes error", err)
 	}
+	// Members of a Firehose object count together: two members of 40 KiB each pass
+	// alone but not back to back.
+	var member bytes.Buffer
+	zw = gzip.NewWriter(&member)
+	zw.Write([]byte(`{"messageType":"CONTROL_MESSAGE","logEvents":[]` + strings.Repeat(" ", 40<<10) + `}`))
+	zw.Close()
+	if err := New(cfg, nil).Parse(member.Bytes(), &c); err != nil {
+		t.Fatalf("one member: %v", err)
+	}
+	two := append(append([]byte(nil), member.Bytes()...), member.Bytes()...)
+	if err := New(cfg, nil).Parse(two, &c); err == nil || !strings.Contains(err.Error(), "max_decompressed_bytes") {
+		t.Fatalf("two members: err = %v, want a max_decompressed_bytes error", err)
+	}
 	cfg.MaxDecompressedBytes = 2 << 20
 	p := New(cfg, nil)
 	for range 2 {
@@ -122,8 +135,10 @@ func (failingEmitter) Emit(*event.Event) error { return errSink }
 func TestEmitErrorReturnedUnchanged(t *testing.T) {
 	payload := `{"messageType":"DATA_MESSAGE","owner":"1","logGroup":"g","logStream":"s","logEvents":[{"id":"a","timestamp":1,"message":"{\"eventTime\":\"2020-01-01T00:00:00Z\"}"}]}`
 	kinesis := `{"Records":[{"kinesis":{"data":"` + base64Std([]byte(payload)) + `"}}]}`
+	firehose := `{"invocationId":"i","records":[{"recordId":"r","data":"` + base64Std([]byte(payload)) + `"}]}`
+	concatenated := payload + payload
 	for _, p := range []parse.Parser{newParser(), newInnerParser(t)} {
-		for _, in := range []string{payload, kinesis} {
+		for _, in := range []string{payload, kinesis, firehose, concatenated, kinesis + firehose} {
 			if err := p.Parse([]byte(in), &failingEmitter{}); err != errSink {
 				t.Errorf("err = %v, want the emitter's error unchanged", err)
 			}
