@@ -62,9 +62,12 @@ type tracked struct {
 	missing time.Time // when a scan last did not find it (zero: found)
 	idleEOF bool      // the last poll read nothing
 
-	waitFor    *tracked // a copy of this live file: wait for it to be truncated
-	waitSize   int64
-	waitStable int
+	// unplaced: a new file whose start is not decided yet: it may be a copy still
+	// being written (copytruncate), recognised once its fingerprint is long enough.
+	unplaced bool
+	waitFor  *tracked // a copy of this live file: wait for it to be truncated
+	waitSize int64
+	sizeAt   time.Time // when waitSize was last seen to change
 
 	behind prometheus.Gauge
 }
@@ -369,7 +372,11 @@ func (s *Source) scan(ctx context.Context, cps []checkpoint) {
 	}
 	for i, t := range opened {
 		if !placed[i] {
-			s.place(t)
+			if s.first && s.cfg.StartAt == "end" || t.gz {
+				s.place(t)
+			} else {
+				t.unplaced, t.waitSize, t.sizeAt = true, t.size, s.now()
+			}
 		}
 		t.lineStart = t.readOff
 		if t.gz && !t.gzDone && t.readOff > 0 {
@@ -393,9 +400,8 @@ func (s *Source) place(t *tracked) {
 		// A copy of a followed file (copytruncate's first step): wait for the
 		// original's truncation, then read the copy from where the original stopped.
 		for _, o := range s.files {
-			if o.waitFor == nil && !o.gz && o.fp.n >= t.fp.n && t.fp.matches(o.f) {
+			if o != t && o.waitFor == nil && !o.unplaced && !o.gz && o.fp.n >= t.fp.n && t.fp.matches(o.f) {
 				t.waitFor = o
-				t.waitSize = t.size
 				return
 			}
 		}
@@ -484,15 +490,26 @@ func (s *Source) pollFile(ctx context.Context, t *tracked) error {
 		return err
 	}
 	t.size = fi.Size()
+	if t.size != t.waitSize {
+		t.waitSize, t.sizeAt = t.size, s.now()
+	}
+	stable := s.now().Sub(t.sizeAt) >= 2*s.cfg.ScanInterval
+	if t.unplaced {
+		if t.fp, err = readFingerprint(t.f, fingerprintBytes); err != nil {
+			return err
+		}
+		if t.fp.n < minCopyFingerprint && !stable {
+			t.idleEOF = true
+			return nil
+		}
+		t.unplaced = false
+		s.place(t)
+		t.lineStart = t.readOff
+	}
 	if t.waitFor != nil {
 		// A copy waiting for its original: a plain copy stops growing and the
 		// original is never truncated; read it then from where the original is.
-		if t.size == t.waitSize {
-			t.waitStable++
-		} else {
-			t.waitSize, t.waitStable = t.size, 0
-		}
-		if t.waitStable < 3 || float64(t.waitStable)*float64(s.cfg.PollInterval) < float64(2*s.cfg.ScanInterval) {
+		if !stable {
 			t.idleEOF = true
 			return nil
 		}
@@ -529,7 +546,7 @@ func (s *Source) pollFile(ctx context.Context, t *tracked) error {
 			return err
 		}
 	}
-	if t.hasRec && s.now().Sub(t.recAt) >= s.cfg.Multiline.Timeout && t.line == nil {
+	if t.hasRec && s.now().Sub(t.recAt) >= s.cfg.Multiline.Timeout && len(t.line) == 0 {
 		s.emitRec(t)
 	}
 	if err := s.flush(ctx, t); err != nil {
@@ -808,7 +825,7 @@ func (s *Source) rewind(t *tracked) {
 func (s *Source) saveCheckpoints() error {
 	cps := make([]checkpoint, 0, len(s.files))
 	for _, t := range s.files {
-		if t.waitFor != nil {
+		if t.waitFor != nil || t.unplaced {
 			continue // a copy not started: placed again by content after a restart
 		}
 		cps = append(cps, checkpoint{Path: t.path, Dev: t.id.dev, Ino: t.id.ino, FPLen: t.fp.n,
