@@ -26,6 +26,7 @@ import (
 	"github.com/vigil-sec/vigil/internal/sink/s3sink"
 	"github.com/vigil-sec/vigil/internal/sink/splunkhecsink"
 	"github.com/vigil-sec/vigil/internal/source/esbulksource"
+	"github.com/vigil-sec/vigil/internal/source/filesource"
 	"github.com/vigil-sec/vigil/internal/source/firehosesource"
 	"github.com/vigil-sec/vigil/internal/source/hecsource"
 	"github.com/vigil-sec/vigil/internal/source/httpsource"
@@ -87,6 +88,12 @@ func Builtin() *Registry {
 				NewConfig: func() config.Component { return firehosesource.NewConfig() },
 				New: func(c config.Component, d component.SourceDeps) (component.Source, error) {
 					return firehosesource.New(c.(*firehosesource.Config), d), nil
+				},
+			},
+			"file": {
+				NewConfig: func() config.Component { return filesource.NewConfig() },
+				New: func(c config.Component, d component.SourceDeps) (component.Source, error) {
+					return filesource.New(c.(*filesource.Config), d)
 				},
 			},
 		},
