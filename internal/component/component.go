@@ -45,6 +45,12 @@ type Records struct {
 	Received time.Time
 	// Records are the raw records. Store copies them; the caller keeps ownership.
 	Records [][]byte
+	// ID, when set, names this unit: a store of the same records under the same ID
+	// within the stream's duplicate window (buffer.duplicate_window) is dropped by
+	// the stream as a duplicate. A source that can re-read exactly the same unit
+	// after a crash (a file range) sets it, so a unit stored just before the crash
+	// is not stored twice.
+	ID string
 }
 
 // Letter is a record a stage rejected, for the dead-letter queue.

@@ -3,6 +3,7 @@ package pipeline
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/vigil-sec/vigil/internal/component"
@@ -49,6 +50,7 @@ func (in *intake) Store(ctx context.Context, recs component.Records) error {
 	var pending wire.Pending
 	var batch event.RawBatch
 	bytes := 0
+	msgs := 0
 	flush := func() error {
 		if batch.Len() == 0 {
 			return nil
@@ -56,7 +58,13 @@ func (in *intake) Store(ctx context.Context, recs component.Records) error {
 		msg := wire.RawMsg(wire.Raw{Source: in.source, Format: format, FormatOverride: recs.Format != "" && recs.Format != in.format,
 			Dataset: dataset, Received: received, Count: batch.Len(), Body: batch.Encode()})
 		batch.Reset()
-		return pending.Publish(in.st, msg, "")
+		id := ""
+		if recs.ID != "" {
+			// The same records split the same way: message n has the same ID again.
+			id = fmt.Sprintf("%s:%d", recs.ID, msgs)
+		}
+		msgs++
+		return pending.Publish(in.st, msg, id)
 	}
 	for _, r := range recs.Records {
 		bytes += len(r)

@@ -2,6 +2,7 @@ package filesource
 
 import (
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"sync/atomic"
@@ -68,11 +69,11 @@ func (b *batch) reset() {
 // store stores the letters, then the records, retrying with backoff while the stream
 // is full or unavailable, until ctx ends. Not returning is the backpressure: the file
 // is not read further meanwhile.
-func (b *batch) store(ctx context.Context, s *Source) error {
+func (b *batch) store(ctx context.Context, s *Source, id string) error {
 	backoff := 20 * time.Millisecond
 	s.counters.Received(len(b.ends), len(b.arena))
 	for {
-		err := b.storeOnce(ctx, s)
+		err := b.storeOnce(ctx, s, id)
 		if err == nil {
 			s.counters.Sent(len(b.ends), len(b.arena))
 			return nil
@@ -93,8 +94,11 @@ func (b *batch) store(ctx context.Context, s *Source) error {
 	}
 }
 
-func (b *batch) storeOnce(ctx context.Context, s *Source) error {
+func (b *batch) storeOnce(ctx context.Context, s *Source, id string) error {
 	if len(b.letters) > 0 {
+		for i := range b.letters {
+			b.letters[i].ID = fmt.Sprintf("%s:dl%d", id, i)
+		}
 		if err := s.intake.DeadLetter(ctx, b.letters...); err != nil {
 			return err
 		}
@@ -104,5 +108,16 @@ func (b *batch) storeOnce(ctx context.Context, s *Source) error {
 	if len(b.ends) == 0 {
 		return nil
 	}
-	return s.intake.Store(ctx, component.Records{Received: time.Now(), Records: b.records()})
+	return s.intake.Store(ctx, component.Records{Received: time.Now(), Records: b.records(), ID: id})
+}
+
+// id names the batch for the stream's duplicate detection: the file, the range, and
+// a hash of the lines, so that a reused inode's different lines never share it.
+func (b *batch) id(source string, f devIno, start int64) string {
+	h := sha256.New()
+	h.Write(b.arena)
+	for _, l := range b.letters {
+		h.Write(l.Original)
+	}
+	return fmt.Sprintf("file:%s:%d:%d:%d-%d:%x", source, f.dev, f.ino, start, b.end, h.Sum(nil)[:12])
 }

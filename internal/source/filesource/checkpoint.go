@@ -50,6 +50,10 @@ type checkpoint struct {
 	FPLen  int    `json:"fp_len"`
 	FP     string `json:"fp"`
 	Offset int64  `json:"offset"`
+	// Pending, when past Offset, is the end of the batch being stored when this was
+	// written: after a crash the source stores exactly [Offset, Pending) again,
+	// under the same ID, for the stream to drop if it was stored already.
+	Pending int64 `json:"pending,omitempty"`
 	// Done marks a gzip file read to its end (Offset counts decompressed bytes).
 	Done bool `json:"done,omitempty"`
 }

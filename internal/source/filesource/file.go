@@ -21,6 +21,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/vigil-sec/vigil/internal/component"
+	"github.com/vigil-sec/vigil/internal/event"
 )
 
 // readChunk is how much is read from a file at once.
@@ -45,6 +46,8 @@ type tracked struct {
 
 	readOff int64 // next byte to read (decompressed bytes for gzip)
 	acked   int64 // everything before is stored; the checkpoint
+	pending int64 // the end of the batch being stored (0: none)
+	cutAt   int64 // after a restart: end the first batch here, as before the crash
 	size    int64 // at the last poll
 
 	line      []byte // a line not yet ended, starting at lineStart
@@ -359,8 +362,11 @@ func (s *Source) scan(ctx context.Context, cps []checkpoint) {
 			}
 			claimed[j], placed[i] = true, true
 			t.readOff, t.acked, t.gzDone = c.Offset, c.Offset, c.Done
+			if c.Pending > c.Offset {
+				t.cutAt = c.Pending
+			}
 			if !t.gz && t.readOff > t.size {
-				t.readOff, t.acked = 0, 0 // truncated while we were away
+				t.readOff, t.acked, t.cutAt = 0, 0, 0 // truncated while we were away
 			}
 			break
 		}
@@ -578,7 +584,7 @@ func (s *Source) truncated(t *tracked) {
 	}
 	s.batch.reset()
 	s.batch.end = 0
-	t.readOff, t.acked, t.lineStart = 0, 0, 0
+	t.readOff, t.acked, t.lineStart, t.pending, t.cutAt = 0, 0, 0, 0, 0
 	t.line, t.rec, t.hasRec, t.skipping = nil, nil, false, false
 	t.fp, _ = readFingerprint(t.f, fingerprintBytes)
 }
@@ -645,7 +651,9 @@ func (s *Source) endLine(ctx context.Context, t *tracked) error {
 	t.line = t.line[:0]
 	t.lineStart = t.readOff
 	s.batch.end = t.emitted()
-	if s.batch.full(s.cfg.BatchMaxLines, int(s.cfg.BatchMaxBytes)) {
+	// After a crash the first batch ends where the one being stored ended, whatever
+	// the limits are now (it was a valid batch then).
+	if t.cutAt > 0 && (s.batch.end >= t.cutAt || s.batch.full(100000, event.MaxBatchBytes-64<<10)) || t.cutAt == 0 && s.batch.full(s.cfg.BatchMaxLines, int(s.cfg.BatchMaxBytes)) {
 		return s.flush(ctx, t)
 	}
 	return nil
@@ -794,17 +802,24 @@ func (s *Source) flush(ctx context.Context, t *tracked) error {
 		}
 		return nil
 	}
-	if err := s.batch.store(ctx, s); err != nil {
+	// Say which range is being stored before storing it: after a crash it is
+	// stored again exactly, under the same ID, and the stream drops it if it got it.
+	t.pending = s.batch.end
+	t.cutAt = 0
+	if err := s.saveCheckpoints(); err != nil {
+		s.counters.Error("checkpoint")
+		s.rewind(t)
+		return fmt.Errorf("saving checkpoints: %w", err)
+	}
+	id := s.batch.id(s.name, t.id, t.acked)
+	if err := s.batch.store(ctx, s, id); err != nil {
 		// Read again from the checkpoint next time.
 		s.rewind(t)
 		return err
 	}
 	t.acked = max(t.acked, s.batch.end)
+	t.pending = 0
 	s.batch.reset()
-	if err := s.saveCheckpoints(); err != nil {
-		s.counters.Error("checkpoint")
-		s.log.Error("file source: could not save checkpoints; stored lines may be read again after a crash", "err", err)
-	}
 	return nil
 }
 
@@ -812,6 +827,10 @@ func (s *Source) flush(ctx context.Context, t *tracked) error {
 func (s *Source) rewind(t *tracked) {
 	s.batch.reset()
 	t.readOff, t.lineStart = t.acked, t.acked
+	if t.pending > t.acked {
+		t.cutAt = t.pending // the range may have been stored: store it the same way
+	}
+	t.pending = 0
 	t.line, t.rec, t.hasRec, t.skipping = t.line[:0], t.rec[:0], false, false
 	if t.gz {
 		if t.zr != nil {
@@ -829,7 +848,7 @@ func (s *Source) saveCheckpoints() error {
 			continue // a copy not started: placed again by content after a restart
 		}
 		cps = append(cps, checkpoint{Path: t.path, Dev: t.id.dev, Ino: t.id.ino, FPLen: t.fp.n,
-			FP: hex.EncodeToString(t.fp.sum[:]), Offset: t.acked, Done: t.gzDone && t.acked == t.readOff})
+			FP: hex.EncodeToString(t.fp.sum[:]), Offset: t.acked, Pending: t.pending, Done: t.gzDone && t.acked == t.readOff})
 	}
 	return s.store.save(cps)
 }

@@ -25,6 +25,7 @@ import (
 type fakeIntake struct {
 	mu      sync.Mutex
 	recs    []string
+	ids     []string
 	letters []component.Letter
 	fail    func() bool
 }
@@ -38,6 +39,7 @@ func (f *fakeIntake) Store(_ context.Context, r component.Records) error {
 	for _, b := range r.Records {
 		f.recs = append(f.recs, string(b))
 	}
+	f.ids = append(f.ids, r.ID)
 	return nil
 }
 
@@ -484,4 +486,39 @@ func testLog(t *testing.T) *slog.Logger {
 		return slog.New(slog.DiscardHandler)
 	}
 	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+}
+
+// TestCrashRestoresPendingRangeUnderSameID: a checkpoint written while a batch was
+// being stored makes the restarted source store exactly that range again under the
+// same ID (which the stream drops as a duplicate), even with other batch sizes.
+func TestCrashRestoresPendingRangeUnderSameID(t *testing.T) {
+	h := newHarness(t)
+	appendLines(t, h.path("app.log"), numbered("a", 0, 25)...)
+	cfg := testCfg(h.dir)
+	cfg.BatchMaxLines = 10
+	h.start(cfg, false)
+	h.waitExactly(numbered("a", 0, 25))
+	h.stop()
+	h.in.mu.Lock()
+	firstID := h.in.ids[0]
+	h.in.mu.Unlock()
+	st := newStore(filepath.Join(h.data, "sources", "logs"))
+	cps, _, err := st.load()
+	if err != nil || len(cps) != 1 {
+		t.Fatalf("checkpoints %v: %v", cps, err)
+	}
+	// As if killed while storing the first batch: lines 0-9.
+	cps[0].Offset, cps[0].Pending = 0, int64(10*len(numbered("a", 0, 1)[0])+10)
+	if err := st.save(cps); err != nil {
+		t.Fatal(err)
+	}
+	h.in = &fakeIntake{}
+	cfg.BatchMaxLines = 7
+	h.start(cfg, false)
+	h.waitExactly(numbered("a", 0, 25))
+	h.in.mu.Lock()
+	defer h.in.mu.Unlock()
+	if h.in.ids[0] != firstID {
+		t.Errorf("first batch after the crash has ID %q, want %q as before", h.in.ids[0], firstID)
+	}
 }
