@@ -111,13 +111,15 @@ func (b *batch) storeOnce(ctx context.Context, s *Source, id string) error {
 	return s.intake.Store(ctx, component.Records{Received: time.Now(), Records: b.records(), ID: id})
 }
 
-// id names the batch for the stream's duplicate detection: the file, the range, and
-// a hash of the lines, so that a reused inode's different lines never share it.
-func (b *batch) id(source string, f devIno, start int64) string {
+// id names the batch for the stream's duplicate detection: the range and a hash of
+// its lines. It leaves the inode out on purpose: a copy made by copytruncate holds
+// the same lines at the same offsets, and a range of it stored before a crash must be
+// recognised too. Different lines never share an ID.
+func (b *batch) id(source string, start int64) string {
 	h := sha256.New()
 	h.Write(b.arena)
 	for _, l := range b.letters {
 		h.Write(l.Original)
 	}
-	return fmt.Sprintf("file:%s:%d:%d:%d-%d:%x", source, f.dev, f.ino, start, b.end, h.Sum(nil)[:12])
+	return fmt.Sprintf("file:%s:%d-%d:%x", source, start, b.end, h.Sum(nil)[:16])
 }

@@ -32,8 +32,9 @@ type devIno struct{ dev, ino uint64 }
 // deadContent is what was read of a file's former content (before a truncation, or
 // a checkpoint no file claimed at start): a copy of it (copytruncate) resumes there.
 type deadContent struct {
-	fp     fingerprint
-	offset int64
+	fp      fingerprint
+	offset  int64
+	pending int64 // a range being stored when the checkpoint was written
 }
 
 // tracked is one followed file. Only the run loop touches it.
@@ -373,7 +374,7 @@ func (s *Source) scan(ctx context.Context, cps []checkpoint) {
 	}
 	for j, c := range cps {
 		if fp, ok := c.fingerprint(); ok && !claimed[j] && !c.Done {
-			s.dead = append(s.dead, deadContent{fp: fp, offset: c.Offset})
+			s.dead = append(s.dead, deadContent{fp: fp, offset: c.Offset, pending: c.Pending})
 		}
 	}
 	for i, t := range opened {
@@ -417,6 +418,9 @@ func (s *Source) place(t *tracked) {
 				s.metrics.FileRotations.WithLabelValues("source", s.name, "copy").Inc()
 				t.readOff = min(d.offset, t.size)
 				t.acked = t.readOff
+				if d.pending > t.acked {
+					t.cutAt = d.pending
+				}
 				s.dead = append(s.dead[:i], s.dead[i+1:]...)
 				return
 			}
@@ -811,7 +815,7 @@ func (s *Source) flush(ctx context.Context, t *tracked) error {
 		s.rewind(t)
 		return fmt.Errorf("saving checkpoints: %w", err)
 	}
-	id := s.batch.id(s.name, t.id, t.acked)
+	id := s.batch.id(s.name, t.acked)
 	if err := s.batch.store(ctx, s, id); err != nil {
 		// Read again from the checkpoint next time.
 		s.rewind(t)
