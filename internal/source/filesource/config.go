@@ -72,8 +72,8 @@ func NewConfig() *Config {
 		Multiline:     Multiline{Timeout: time.Second},
 		ScanInterval:  time.Second,
 		PollInterval:  250 * time.Millisecond,
-		BatchMaxLines: 5000,
-		BatchMaxBytes: 512 << 10,
+		BatchMaxLines: 10000,
+		BatchMaxBytes: 896 << 10,
 	}
 }
 
