@@ -43,7 +43,7 @@ func TestApacheRotation(t *testing.T) {
 		t.Fatal(err)
 	}
 	log := slog.New(slog.DiscardHandler)
-	if testing.Verbose() {
+	if testing.Verbose() || os.Getenv("VIGIL_TEST_LOG") != "" {
 		log = slog.New(slog.NewTextHandler(os.Stderr, nil))
 	}
 	p, err := pipeline.New(cfg, pipeline.Options{Log: log, Version: "test", Registry: reg})
@@ -97,16 +97,28 @@ func TestApacheRotation(t *testing.T) {
 
 	archive := filepath.Join(dir, "archive")
 	var docs []map[string]any
-	testutil.Eventually(t, 60*time.Second, fmt.Sprintf("%d requests in the archive", n), func() bool {
+	deadline := time.Now().Add(30 * time.Second)
+	for {
 		docs = testutil.ArchiveDocs(t, archive)
-		reqs := 0
+		got := map[string]bool{}
 		for _, d := range docs {
-			if strings.HasPrefix(fmt.Sprint(testutil.Field(d, "url.original")), "/req/") {
-				reqs++
+			got[fmt.Sprint(testutil.Field(d, "url.original"))] = true
+		}
+		var missing []int
+		for i := range n {
+			if !got[fmt.Sprintf("/req/%d", i)] {
+				missing = append(missing, i)
 			}
 		}
-		return reqs >= n
-	})
+		if len(missing) == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			files, _ := filepath.Glob(a.Log() + "*")
+			t.Fatalf("%d of %d requests not archived, e.g. %v; log files %v", len(missing), n, missing[:min(20, len(missing))], files)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 	time.Sleep(500 * time.Millisecond) // a duplicate would show by now
 	docs = testutil.ArchiveDocs(t, archive)
 	count := map[string]int{}

@@ -64,6 +64,9 @@ type tracked struct {
 	zr      *gzip.Reader
 	gzDone  bool
 	missing time.Time // when a scan last did not find it (zero: found)
+	// missingScans counts the scans in a row that did not find it: one miss may be a
+	// scan racing with a rename.
+	missingScans int
 	idleEOF bool      // the last poll read nothing
 
 	// unplaced: a new file whose start is not decided yet: it may be a copy still
@@ -315,7 +318,7 @@ func (s *Source) scan(ctx context.Context, cps []checkpoint) {
 			continue
 		}
 		delete(byID, f.id)
-		t.missing = time.Time{}
+		t.missing, t.missingScans = time.Time{}, 0
 		if t.path != f.path {
 			s.log.Info("file source: file renamed; reading it to its end", "from", t.path, "to", f.path)
 			s.metrics.FileRotations.WithLabelValues("source", s.name, "rename").Inc()
@@ -328,6 +331,7 @@ func (s *Source) scan(ctx context.Context, cps []checkpoint) {
 		if t.missing.IsZero() {
 			t.missing = now
 		}
+		t.missingScans++
 	}
 
 	// Open the new files first, then decide where each starts: exact matches with a
@@ -465,7 +469,7 @@ func (s *Source) pollFiles(ctx context.Context) {
 			kept = append(kept, t)
 			continue
 		}
-		if !t.missing.IsZero() && t.idleEOF && s.now().Sub(t.missing) >= s.cfg.ScanInterval {
+		if s.gone(t) {
 			// Deleted or renamed away and read to its end: emit a last unended line
 			// (the writer is gone) and let the file go.
 			if s.finish(ctx, t) {
@@ -484,6 +488,23 @@ func (s *Source) pollFiles(ctx context.Context) {
 	clear(s.files[len(kept):])
 	s.files = kept
 	s.watched.Set(float64(len(s.files)))
+}
+
+// gone reports whether a file no longer matched by the globs may be released: read to
+// its end, and deleted (no link left) or missed by two scans in a row.
+func (s *Source) gone(t *tracked) bool {
+	if t.missingScans == 0 || !t.idleEOF || t.f == nil {
+		return false
+	}
+	if t.missingScans >= 2 {
+		return true
+	}
+	fi, err := t.f.Stat()
+	if err != nil {
+		return false
+	}
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	return ok && st.Nlink == 0
 }
 
 func (s *Source) startCopy(c *tracked, off int64) {
