@@ -411,7 +411,9 @@ func (s *Source) place(t *tracked) {
 		// A copy of a followed file (copytruncate's first step): wait for the
 		// original's truncation, then read the copy from where the original stopped.
 		for _, o := range s.files {
-			if o != t && o.waitFor == nil && !o.unplaced && !o.gz && o.fp.n >= t.fp.n && t.fp.matches(o.f) {
+			// Compared with what the original held when last read (its fingerprint),
+			// not with what it holds now: it may be truncated already.
+			if o != t && o.waitFor == nil && !o.unplaced && !o.gz && o.fp.n >= minCopyFingerprint && o.fp.matches(t.f) {
 				t.waitFor = o
 				return
 			}
