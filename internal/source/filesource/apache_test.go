@@ -44,7 +44,7 @@ func TestApacheRotation(t *testing.T) {
 	}
 	log := slog.New(slog.DiscardHandler)
 	if testing.Verbose() || os.Getenv("VIGIL_TEST_LOG") != "" {
-		log = slog.New(slog.NewTextHandler(os.Stderr, nil))
+		log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
 	p, err := pipeline.New(cfg, pipeline.Options{Log: log, Version: "test", Registry: reg})
 	if err != nil {
@@ -85,6 +85,12 @@ func TestApacheRotation(t *testing.T) {
 	})
 	send(50)
 	// Rotation by copytruncate: apache keeps its file open (O_APPEND).
+	// httpd logs a request after answering it: copy once the last one is in the
+	// log, or copytruncate itself may lose it (between its copy and its truncate).
+	testutil.Eventually(t, 10*time.Second, "last request logged", func() bool {
+		b, _ := os.ReadFile(a.Log())
+		return strings.Contains(string(b), fmt.Sprintf("/req/%d ", n-1))
+	})
 	if err := a.CopyTruncate(a.Log() + ".2"); err != nil {
 		t.Fatal(err)
 	}
@@ -130,7 +136,14 @@ func TestApacheRotation(t *testing.T) {
 	}
 	for i := range n {
 		if c := count[fmt.Sprintf("/req/%d", i)]; c != 1 {
-			t.Errorf("/req/%d archived %d times", i, c)
+			// How often httpd logged it, by file.
+			files, _ := filepath.Glob(a.Log() + "*")
+			logged := map[string]int{}
+			for _, f := range files {
+				b, _ := os.ReadFile(f)
+				logged[filepath.Base(f)] = strings.Count(string(b), fmt.Sprintf("/req/%d ", i))
+			}
+			t.Errorf("/req/%d archived %d times; in httpd's logs %v", i, c, logged)
 		}
 	}
 	if len(docs) != n+count["/ready"] {

@@ -405,6 +405,14 @@ func (s *Source) scan(ctx context.Context, cps []checkpoint) {
 	s.watched.Set(float64(len(s.files)))
 }
 
+// identifies reports whether a fingerprint of content read up to offset can tell a
+// copy of it: it is long enough to be unlikely in another file, or it covers all
+// that was read (then a file that begins the same way holds those very bytes first,
+// and skipping them skips nothing not already stored).
+func identifies(fp fingerprint, offset int64) bool {
+	return fp.n >= minCopyFingerprint || (fp.n > 0 && int64(fp.n) >= offset)
+}
+
 // place decides where a new file without a checkpoint starts.
 func (s *Source) place(t *tracked) {
 	if !t.gz && t.fp.n >= minCopyFingerprint {
@@ -413,14 +421,14 @@ func (s *Source) place(t *tracked) {
 		for _, o := range s.files {
 			// Compared with what the original held when last read (its fingerprint),
 			// not with what it holds now: it may be truncated already.
-			if o != t && o.waitFor == nil && !o.unplaced && !o.gz && o.fp.n >= minCopyFingerprint && o.fp.matches(t.f) {
+			if o != t && o.waitFor == nil && !o.unplaced && !o.gz && identifies(o.fp, o.emitted()) && o.fp.matches(t.f) {
 				t.waitFor = o
 				return
 			}
 		}
 		for i := len(s.dead) - 1; i >= 0; i-- {
 			d := s.dead[i]
-			if d.fp.n >= minCopyFingerprint && d.fp.matches(t.f) {
+			if identifies(d.fp, d.offset) && d.fp.matches(t.f) {
 				s.metrics.FileRotations.WithLabelValues("source", s.name, "copy").Inc()
 				t.readOff = min(d.offset, t.size)
 				t.acked = t.readOff
@@ -538,6 +546,7 @@ func (s *Source) pollFile(ctx context.Context, t *tracked) error {
 		t.unplaced = false
 		s.place(t)
 		t.lineStart = t.readOff
+		s.log.Debug("file source: new file placed", "path", t.path, "offset", t.readOff, "copy_of_live", t.waitFor != nil)
 	}
 	if t.waitFor != nil {
 		// A copy waiting for its original: a plain copy stops growing and the
@@ -603,7 +612,7 @@ func (s *Source) truncated(t *tracked) {
 			copied = true
 		}
 	}
-	if !copied && old.fp.n >= minCopyFingerprint {
+	if !copied && identifies(old.fp, old.offset) {
 		s.dead = append(s.dead, old)
 		if len(s.dead) > 64 {
 			s.dead = s.dead[1:]
