@@ -67,7 +67,7 @@ type tracked struct {
 	// missingScans counts the scans in a row that did not find it: one miss may be a
 	// scan racing with a rename.
 	missingScans int
-	idleEOF bool      // the last poll read nothing
+	idleEOF      bool // the last poll read nothing
 
 	// unplaced: a new file whose start is not decided yet: it may be a copy still
 	// being written (copytruncate), recognised once its fingerprint is long enough.
