@@ -169,7 +169,7 @@ func (s *Source) Start(context.Context) error {
 	ctx, cancel := context.WithCancel(context.Background())
 	s.cancel = cancel
 	s.done = make(chan struct{})
-	s.scan(ctx, cps)
+	s.scan(cps)
 	if err := s.saveCheckpoints(); err != nil {
 		cancel()
 		s.closeAll()
@@ -220,7 +220,7 @@ func (s *Source) run(ctx context.Context) {
 			return
 		}
 		if s.now().Sub(lastScan) >= s.cfg.ScanInterval {
-			s.scan(ctx, nil)
+			s.scan(nil)
 			lastScan = s.now()
 		}
 		s.pollFiles(ctx)
@@ -279,7 +279,7 @@ func statID(fi os.FileInfo) devIno {
 
 // scan expands the globs: it follows renames by inode, marks files no longer found,
 // and opens new ones. cps, on the first scan, are the saved checkpoints.
-func (s *Source) scan(ctx context.Context, cps []checkpoint) {
+func (s *Source) scan(cps []checkpoint) {
 	type found struct {
 		path string
 		id   devIno
@@ -400,7 +400,6 @@ func (s *Source) scan(ctx context.Context, cps []checkpoint) {
 		t.behind = s.metrics.FileBytesBehind.WithLabelValues("source", s.name, t.path)
 		s.log.Info("file source: following a file", "path", t.path, "offset", t.readOff)
 		s.files = append(s.files, t)
-		_ = ctx
 	}
 	s.watched.Set(float64(len(s.files)))
 }
