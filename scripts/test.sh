@@ -6,8 +6,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# Debian packages used by the tests as real peers.
-packages=(rsyslog bsdutils)
+# Debian packages used by the tests as real peers (apache2: the file source follows its access log).
+packages=(rsyslog bsdutils apache2)
 missing=()
 for p in "${packages[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

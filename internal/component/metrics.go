@@ -23,6 +23,12 @@ type Metrics struct {
 	Polls     *prometheus.CounterVec // labels: kind, component, outcome
 	Pages     *prometheus.CounterVec
 	CursorLag *prometheus.GaugeVec
+
+	// File sources (labels: kind, component, and path or how).
+	FilesWatched    *prometheus.GaugeVec
+	FileBytesBehind *prometheus.GaugeVec   // labels: kind, component, path
+	FileLinesRead   *prometheus.CounterVec // labels: kind, component
+	FileRotations   *prometheus.CounterVec // labels: kind, component, how
 }
 
 // NewMetrics creates the counters and registers them on reg.
@@ -52,6 +58,16 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	m.Connections = prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: "vigil", Name: "open_connections", Help: "Open client connections."},
 		[]string{"kind", "component"})
 	reg.MustRegister(m.Connections)
+	gv := func(name, help string, labels ...string) *prometheus.GaugeVec {
+		g := prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: "vigil", Name: name, Help: help},
+			append([]string{"kind", "component"}, labels...))
+		reg.MustRegister(g)
+		return g
+	}
+	m.FilesWatched = gv("files_watched", "Files a file source has open and follows.")
+	m.FileBytesBehind = gv("file_bytes_behind", "Bytes between a followed file's checkpoint and its end.", "path")
+	m.FileLinesRead = cv("file_lines_read_total", "Lines (or multiline records) a file source read.")
+	m.FileRotations = cv("file_rotations_total", "Rotations a file source saw, by how: rename, truncate, copy.", "how")
 	return m
 }
 

@@ -28,6 +28,7 @@ import (
 	"github.com/vigil-sec/vigil/internal/sink/splunkhecsink"
 	"github.com/vigil-sec/vigil/internal/sink/webhooksink"
 	"github.com/vigil-sec/vigil/internal/source/esbulksource"
+	"github.com/vigil-sec/vigil/internal/source/filesource"
 	"github.com/vigil-sec/vigil/internal/source/firehosesource"
 	"github.com/vigil-sec/vigil/internal/source/hecsource"
 	"github.com/vigil-sec/vigil/internal/source/httpsource"
@@ -110,6 +111,12 @@ func Builtin() *Registry {
 				NewConfig: func() config.Component { return sqssource.NewConfig() },
 				New: func(c config.Component, d component.SourceDeps) (component.Source, error) {
 					return sqssource.New(c.(*sqssource.Config), d), nil
+				},
+			},
+			"file": {
+				NewConfig: func() config.Component { return filesource.NewConfig() },
+				New: func(c config.Component, d component.SourceDeps) (component.Source, error) {
+					return filesource.New(c.(*filesource.Config), d)
 				},
 			},
 		},
