@@ -228,7 +228,9 @@ func (p *Pipeline) Intake(source, format string) component.Intake {
 
 // SourceCounters returns the metrics of a source by name, for a command that
 // stores through Intake.
-func (p *Pipeline) SourceCounters(name string) *component.Counters { return p.metrics.For("source", name) }
+func (p *Pipeline) SourceCounters(name string) *component.Counters {
+	return p.metrics.For("source", name)
+}
 
 // WaitDrained waits until processing has taken every intake message and every sink
 // has acknowledged every event batch it takes (nothing pending, nothing
