@@ -417,6 +417,9 @@ func (s *Source) read(ctx context.Context, r *reader) {
 		}
 	}
 	fail := func(what string, err error) bool {
+		if ctx.Err() != nil {
+			return false
+		}
 		backoff = min(max(2*backoff, 200*time.Millisecond), 30*time.Second)
 		log.Warn("kinesis source: will retry", "what", what, "in", backoff, "error", err)
 		return wait(backoff)
@@ -444,6 +447,8 @@ func (s *Source) read(ctx context.Context, r *reader) {
 		var throttled *types.ProvisionedThroughputExceededException
 		var expired *types.ExpiredIteratorException
 		switch {
+		case ctx.Err() != nil:
+			return
 		case errors.As(err, &throttled):
 			s.counters.Error("throughput_exceeded")
 			if !fail("GetRecords throttled", err) {

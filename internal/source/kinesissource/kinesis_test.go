@@ -89,21 +89,11 @@ type node struct {
 
 func startNode(t *testing.T, dir, natsURL string, src *kinesissource.Config) *node {
 	t.Helper()
-	reg := components.Builtin()
-	cfg := config.Defaults()
-	cfg.DataDir = dir
-	cfg.Admin.Address = ""
-	if natsURL != "" {
-		cfg.Buffer.Type, cfg.Buffer.URLs = "nats", []string{natsURL}
-	}
-	a := archivesink.NewConfig()
-	a.MaxAge = 200 * time.Millisecond
-	opts, _ := reg.FormatConfig("json")
-	cfg.Sources = []*config.Source{{Name: "central", Type: "kinesis", Format: "json", FormatOptions: opts, Settings: src}}
-	cfg.Sinks = []*config.Sink{{Name: "archive", Type: "file_archive", Inputs: []string{"*"}, Settings: a}}
+	cfg := nodeConfig(dir, natsURL, src)
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
 	}
+	reg := components.Builtin()
 	var logOut io.Writer = io.Discard
 	if testing.Verbose() {
 		logOut = os.Stderr
@@ -124,6 +114,24 @@ func (n *node) stop() {
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()
 	_ = n.p.Stop(ctx)
+}
+
+// nodeConfig is a node with one kinesis source, central, and an archive sink; with
+// natsURL, on that NATS server instead of an embedded one.
+func nodeConfig(dir, natsURL string, src *kinesissource.Config) *config.Config {
+	reg := components.Builtin()
+	cfg := config.Defaults()
+	cfg.DataDir = dir
+	cfg.Admin.Address = ""
+	if natsURL != "" {
+		cfg.Buffer.Type, cfg.Buffer.URLs = "nats", []string{natsURL}
+	}
+	a := archivesink.NewConfig()
+	a.MaxAge = 200 * time.Millisecond
+	opts, _ := reg.FormatConfig("json")
+	cfg.Sources = []*config.Source{{Name: "central", Type: "kinesis", Format: "json", FormatOptions: opts, Settings: src}}
+	cfg.Sinks = []*config.Sink{{Name: "archive", Type: "file_archive", Inputs: []string{"*"}, Settings: a}}
+	return cfg
 }
 
 // archived counts each record id in the archives of dirs.
