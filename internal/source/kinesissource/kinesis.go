@@ -443,7 +443,9 @@ func (s *Source) read(ctx context.Context, r *reader) {
 			}
 			iter = it
 		}
-		out, err := s.client.GetRecords(ctx, &kinesis.GetRecordsInput{ShardIterator: iter, Limit: aws.Int32(int32(s.cfg.MaxRecords))})
+		// No SDK retries: the reader backs off itself and counts every throttled call.
+		out, err := s.client.GetRecords(ctx, &kinesis.GetRecordsInput{ShardIterator: iter, Limit: aws.Int32(int32(s.cfg.MaxRecords))},
+			func(o *kinesis.Options) { o.RetryMaxAttempts = 1 })
 		var throttled *types.ProvisionedThroughputExceededException
 		var expired *types.ExpiredIteratorException
 		switch {
