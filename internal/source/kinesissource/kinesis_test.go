@@ -89,23 +89,26 @@ type node struct {
 
 func startNode(t *testing.T, dir, natsURL string, src *kinesissource.Config) *node {
 	t.Helper()
-	cfg := nodeConfig(dir, natsURL, src)
+	return startPipeline(t, nodeConfig(dir, natsURL, src))
+}
+
+func startPipeline(t *testing.T, cfg *config.Config) *node {
+	t.Helper()
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
 	}
-	reg := components.Builtin()
 	var logOut io.Writer = io.Discard
 	if testing.Verbose() {
 		logOut = os.Stderr
 	}
-	p, err := pipeline.New(cfg, pipeline.Options{Log: slog.New(slog.NewTextHandler(logOut, nil)), Version: "test", Registry: reg})
+	p, err := pipeline.New(cfg, pipeline.Options{Log: slog.New(slog.NewTextHandler(logOut, nil)), Version: "test", Registry: components.Builtin()})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if err := p.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	n := &node{p: p, dir: dir}
+	n := &node{p: p, dir: cfg.DataDir}
 	t.Cleanup(func() { n.stop() })
 	return n
 }
