@@ -63,12 +63,16 @@ type reader struct {
 	mu      sync.Mutex
 	rev     uint64    // the lease entry's revision
 	expires time.Time // by this node's clock, from the start of the last renewal
+	margin  time.Duration
 }
 
+// valid reports whether the lease still holds by this node's clock, with a margin
+// of a tenth of the TTL for clock skew and pauses: the reader stops before another
+// node can see the lease expired.
 func (r *reader) valid() bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return time.Now().Before(r.expires)
+	return time.Now().Before(r.expires.Add(-r.margin))
 }
 
 // lease is a lease entry's value.
@@ -331,7 +335,8 @@ func (s *Source) round() error {
 		}
 		s.log.Info("kinesis source: took a shard", "stream", s.cfg.Stream, "shard", id)
 		rctx, cancel := context.WithCancel(s.runCtx)
-		r := &reader{shard: c.shard, cancel: cancel, done: make(chan struct{}), rev: rev, expires: now.Add(s.cfg.LeaseTTL)}
+		r := &reader{shard: c.shard, cancel: cancel, done: make(chan struct{}), rev: rev, expires: now.Add(s.cfg.LeaseTTL),
+			margin: s.cfg.LeaseTTL / 10}
 		s.mu.Lock()
 		s.readers[id] = r
 		s.mu.Unlock()
@@ -366,7 +371,8 @@ func (s *Source) drop(r *reader, release bool) {
 	}
 }
 
-// liveNodes counts the nodes that announced themselves within a lease TTL.
+// liveNodes counts the nodes that announced themselves within a lease TTL, and
+// deletes the entries of nodes gone for longer.
 func (s *Source) liveNodes(ctx context.Context, now time.Time) (int, error) {
 	lister, err := s.kv.ListKeysFiltered(ctx, "node.*")
 	if err != nil {
@@ -381,6 +387,8 @@ func (s *Source) liveNodes(ctx context.Context, now time.Time) (int, error) {
 		var l lease
 		if json.Unmarshal(e.Value(), &l) == nil && l.Expires > now.UnixMilli() {
 			n++
+		} else if l.Expires < now.Add(-s.cfg.LeaseTTL).UnixMilli() {
+			_ = s.kv.Delete(ctx, key, jetstream.LastRevision(e.Revision()))
 		}
 	}
 	return max(n, 1), nil
