@@ -64,6 +64,10 @@ type reader struct {
 	rev     uint64    // the lease entry's revision
 	expires time.Time // by this node's clock, from the start of the last renewal
 	margin  time.Duration
+
+	// cpRev is the revision of the shard's checkpoint entry as this reader last read
+	// or wrote it (0: none); the reader's goroutine's.
+	cpRev uint64
 }
 
 // valid reports whether the lease still holds by this node's clock, with a margin
@@ -438,7 +442,7 @@ func (s *Source) read(ctx context.Context, r *reader) {
 			return
 		}
 		if iter == nil {
-			it, err := s.iterator(ctx, r.shard)
+			it, err := s.iterator(ctx, r)
 			if err != nil {
 				s.counters.Error("get_shard_iterator")
 				if !fail("GetShardIterator", err) {
@@ -500,9 +504,14 @@ func (s *Source) read(ctx context.Context, r *reader) {
 // iterator returns where to read the shard: after its checkpoint, or start_at for
 // a shard never read (a child of a reshard always from its start). Nil when the
 // checkpoint says the shard is finished.
-func (s *Source) iterator(ctx context.Context, sh types.Shard) (*string, error) {
+func (s *Source) iterator(ctx context.Context, r *reader) (*string, error) {
+	sh := r.shard
 	in := &kinesis.GetShardIteratorInput{StreamName: aws.String(s.cfg.Stream), ShardId: sh.ShardId}
 	e, err := s.kv.Get(ctx, s.cpKey(aws.ToString(sh.ShardId)))
+	r.cpRev = 0
+	if err == nil {
+		r.cpRev = e.Revision()
+	}
 	switch {
 	case err == nil && string(e.Value()) == shardEnd:
 		return nil, nil
@@ -567,18 +576,30 @@ func (s *Source) store(ctx context.Context, r *reader, recs []types.Record, log 
 	return s.checkpoint(r, last, log)
 }
 
-// checkpoint writes the shard's checkpoint while the lease is held. It finishes
-// even while stopping: the records are stored.
+// checkpoint writes the shard's checkpoint while the lease is held, by
+// compare-and-set on the revision this reader read: if another node wrote the
+// checkpoint since (it took the shard while this reader was stalled), the write
+// fails and the reader stops, so a checkpoint never goes back. It finishes even
+// while stopping: the records are stored.
 func (s *Source) checkpoint(r *reader, seq string, log *slog.Logger) bool {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if !r.valid() {
 		return false
 	}
-	if _, err := s.kv.Put(ctx, s.cpKey(aws.ToString(r.shard.ShardId)), []byte(seq)); err != nil {
+	key := s.cpKey(aws.ToString(r.shard.ShardId))
+	var rev uint64
+	var err error
+	if r.cpRev == 0 {
+		rev, err = s.kv.Create(ctx, key, []byte(seq))
+	} else {
+		rev, err = s.kv.Update(ctx, key, []byte(seq), r.cpRev)
+	}
+	if err != nil {
 		s.counters.Error("checkpoint")
-		log.Warn("kinesis source: writing the checkpoint failed; the page may be read again (and dropped as a duplicate)", "error", err)
+		log.Warn("kinesis source: writing the checkpoint failed (or another node wrote it); stopping the shard's reader, the page may be read again (and dropped as a duplicate)", "error", err)
 		return false
 	}
+	r.cpRev = rev
 	return true
 }
