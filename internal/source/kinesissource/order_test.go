@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"regexp"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -134,5 +135,67 @@ func TestOrderAcrossSplit(t *testing.T) {
 	}
 	if !shardsRead["shardId-000000000000"] || len(shardsRead) < 2 {
 		t.Fatalf("read shards %v: want the parent and a child", shardsRead)
+	}
+}
+
+// TestOrderAcrossMerge: two shards merged while records flow; the child has two
+// parents and is read only after both ended, so each key's records keep their
+// order.
+func TestOrderAcrossMerge(t *testing.T) {
+	k := testutil.StartKinesalite(t)
+	s := newStream(t, k.Endpoint(), "merged", 2)
+	// Explicit hash keys put "low" in the first shard and "high" in the second.
+	hashes := map[string]string{"low": "1", "high": "340282366920938463463374607431768211454"}
+	put := func(from, to int) {
+		for i := from; i < to; i++ {
+			for key, h := range hashes {
+				if _, err := s.client.PutRecord(context.Background(), &kinesis.PutRecordInput{StreamName: aws.String(s.name),
+					PartitionKey: aws.String(key), ExplicitHashKey: aws.String(h), Data: []byte(key + "-" + strconv.Itoa(i))}); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+	}
+	put(0, 30)
+	in := &recorder{}
+	src := kinesissource.New(s.config(nil), component.SourceDeps{Name: "central", Source: &config.Source{Name: "central", Type: "kinesis"},
+		Intake: in, Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Metrics: component.NewMetrics(prometheus.NewRegistry()),
+		KV: jetStreamKV(t)})
+	if err := src.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_ = src.Stop(ctx)
+	})
+	testutil.Eventually(t, 30*time.Second, "first records stored", func() bool { return len(in.snapshot()) > 0 })
+	if _, err := s.client.MergeShards(context.Background(), &kinesis.MergeShardsInput{StreamName: aws.String(s.name),
+		ShardToMerge: aws.String("shardId-000000000000"), AdjacentShardToMerge: aws.String("shardId-000000000001")}); err != nil {
+		t.Fatal(err)
+	}
+	s.waitActive(t)
+	put(30, 60)
+	testutil.Eventually(t, 30*time.Second, "120 records stored", func() bool { return len(in.snapshot()) >= 120 })
+	got := in.snapshot()
+	if len(got) != 120 {
+		t.Fatalf("stored %d records, want 120", len(got))
+	}
+	next := map[string]int{}
+	for _, r := range got {
+		key, _, _ := strings.Cut(r, "-")
+		if want := key + "-" + strconv.Itoa(next[key]); r != want {
+			t.Fatalf("got %q, want %q: order broken (%v)", r, want, got)
+		}
+		next[key]++
+	}
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	child := false
+	for _, id := range in.ids {
+		child = child || strings.HasPrefix(id, "merged/shardId-000000000002/")
+	}
+	if !child {
+		t.Fatalf("the merged child was not read: %v", in.ids)
 	}
 }
