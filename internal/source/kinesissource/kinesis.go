@@ -264,7 +264,6 @@ func (s *Source) round() error {
 		held  bool                    // by a live lease of any node
 	}
 	var cands []cand
-	owners := map[string]int{}
 	for _, sh := range shards {
 		id := aws.ToString(sh.ShardId)
 		if done, err := finished(id); err != nil {
@@ -294,7 +293,6 @@ func (s *Source) round() error {
 			var l lease
 			if json.Unmarshal(e.Value(), &l) == nil && l.Expires > now.UnixMilli() {
 				c.held = true
-				owners[l.Owner]++
 			}
 		}
 		cands = append(cands, c)
