@@ -29,6 +29,14 @@ if ! command -v moto_server >/dev/null 2>&1; then
 		python3 -m pip install --quiet --break-system-packages "moto[server]"
 fi
 
+# kinesalite is the Kinesis emulator of the kinesis source's resharding and
+# two-node tests (moto's SplitShard never closes the parent shard). npm's package,
+# pinned, into .cache/kinesalite; testutil.StartKinesalite looks there.
+if [ ! -d .cache/kinesalite/node_modules/kinesalite ]; then
+	echo "test.sh: installing kinesalite@3.3.3 (npm)"
+	npm install --silent --no-audit --no-fund --prefix .cache/kinesalite kinesalite@3.3.3
+fi
+
 echo "test.sh: go vet"
 go vet ./...
 echo "test.sh: building the pinned Go tools"

@@ -9,6 +9,8 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
+
 	"github.com/vigil-sec/vigil/internal/config"
 )
 
@@ -112,6 +114,12 @@ type SourceDeps struct {
 	// FormatWholeRecord tells, for a source that picks a format per unit
 	// (Records.Format), whether that format parses whole objects; nil means false.
 	FormatWholeRecord func(format string) bool
+	// KV opens (creating it when missing) a JetStream key-value bucket of the
+	// node's stream, replicated like the stream, for state several nodes share:
+	// the kinesis source keeps its shard leases and checkpoints there. bucket is
+	// the bucket's full name ([A-Za-z0-9_-]); the source owns its keys. Nil when the
+	// runtime has no stream (unit tests).
+	KV func(ctx context.Context, bucket string) (jetstream.KeyValue, error)
 }
 
 // SinkDeps is what a sink constructor gets besides its config.

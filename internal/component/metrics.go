@@ -29,6 +29,9 @@ type Metrics struct {
 	FileBytesBehind *prometheus.GaugeVec   // labels: kind, component, path
 	FileLinesRead   *prometheus.CounterVec // labels: kind, component
 	FileRotations   *prometheus.CounterVec // labels: kind, component, how
+	// MillisBehindLatest is, per shard of a streaming pull source (kinesis), how far
+	// the last read is behind the shard's tip, in milliseconds.
+	MillisBehindLatest *prometheus.GaugeVec // labels: kind, component, shard
 }
 
 // NewMetrics creates the counters and registers them on reg.
@@ -55,6 +58,10 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	m.CursorLag = prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: "vigil", Name: "cursor_lag_seconds",
 		Help: "Now minus the time of a pull source's persisted cursor."}, []string{"kind", "component"})
 	reg.MustRegister(m.CursorLag)
+	m.MillisBehindLatest = prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: "vigil", Name: "millis_behind_latest",
+		Help: "How far a streaming pull source's last read of a shard is behind the shard's tip, in milliseconds."},
+		[]string{"kind", "component", "shard"})
+	reg.MustRegister(m.MillisBehindLatest)
 	m.Connections = prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: "vigil", Name: "open_connections", Help: "Open client connections."},
 		[]string{"kind", "component"})
 	reg.MustRegister(m.Connections)
@@ -119,6 +126,11 @@ func (c *Counters) Request(code string) { c.m.Requests.WithLabelValues(c.kind, c
 
 // Retry counts one retried delivery.
 func (c *Counters) Retry() { c.m.Retries.WithLabelValues(c.kind, c.name).Inc() }
+
+// MillisBehind returns the millis-behind-latest gauge of one shard.
+func (c *Counters) MillisBehind(shard string) prometheus.Gauge {
+	return c.m.MillisBehindLatest.WithLabelValues(c.kind, c.name, shard)
+}
 
 // Connections returns the open-connections gauge.
 func (c *Counters) Connections() prometheus.Gauge {

@@ -32,6 +32,7 @@ import (
 	"github.com/vigil-sec/vigil/internal/source/firehosesource"
 	"github.com/vigil-sec/vigil/internal/source/hecsource"
 	"github.com/vigil-sec/vigil/internal/source/httpsource"
+	"github.com/vigil-sec/vigil/internal/source/kinesissource"
 	"github.com/vigil-sec/vigil/internal/source/pollsource"
 	"github.com/vigil-sec/vigil/internal/source/s3source"
 	"github.com/vigil-sec/vigil/internal/source/sqssource"
@@ -99,6 +100,12 @@ func Builtin() *Registry {
 				NewConfig: func() config.Component { return s3source.NewConfig() },
 				New: func(c config.Component, d component.SourceDeps) (component.Source, error) {
 					return s3source.New(c.(*s3source.Config), d)
+				},
+			},
+			"kinesis": {
+				NewConfig: func() config.Component { return kinesissource.NewConfig() },
+				New: func(c config.Component, d component.SourceDeps) (component.Source, error) {
+					return kinesissource.New(c.(*kinesissource.Config), d), nil
 				},
 			},
 			"poll": {

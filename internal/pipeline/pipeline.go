@@ -14,6 +14,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
@@ -197,6 +198,9 @@ func (p *Pipeline) Start(ctx context.Context) (err error) {
 				DataDir: p.cfg.DataDir, WholeRecords: whole, FormatWholeRecord: func(name string) bool {
 					fm, ok := reg.Format(name)
 					return ok && fm.WholeRecord
+				}, KV: func(ctx context.Context, bucket string) (jetstream.KeyValue, error) {
+					return st.JetStream().CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: bucket,
+						Description: "Vigil source " + sc.Name + " state", Storage: jetstream.FileStorage, Replicas: st.Replicas()})
 				}})
 			if err != nil {
 				return fmt.Errorf("source %s: %w", sc.Name, err)
@@ -224,7 +228,9 @@ func (p *Pipeline) Intake(source, format string) component.Intake {
 
 // SourceCounters returns the metrics of a source by name, for a command that
 // stores through Intake.
-func (p *Pipeline) SourceCounters(name string) *component.Counters { return p.metrics.For("source", name) }
+func (p *Pipeline) SourceCounters(name string) *component.Counters {
+	return p.metrics.For("source", name)
+}
 
 // WaitDrained waits until processing has taken every intake message and every sink
 // has acknowledged every event batch it takes (nothing pending, nothing
