@@ -63,7 +63,7 @@ func New(cfg *Config, deps component.SinkDeps) (*Sink, error) {
 		MaxBytes: 1 << 20, MaxEvents: 1, MaxWait: 10 * time.Millisecond, Overhead: 1,
 		MaxInFlight: 1, Backoff: deliver.Backoff(c.Retry),
 		Log: s.log, Counters: s.counters, DeadLetter: deps.DeadLetter},
-		deliver.Protocol{Frame: frame, Send: s.send})
+		deliver.Protocol{Frame: alert.Frame, Send: s.send})
 	return s, nil
 }
 
@@ -73,11 +73,7 @@ func (s *Sink) Describe() string { return "slack incoming webhook on " + s.host 
 // Start implements component.Sink.
 func (s *Sink) Start(context.Context) error {
 	return s.engine.Start(func(context.Context) error {
-		tr := http.DefaultTransport.(*http.Transport).Clone()
-		tr.ResponseHeaderTimeout = s.cfg.RequestTimeout
-		s.client = &http.Client{Transport: tr, Timeout: s.cfg.RequestTimeout,
-			// A redirect would send the alert somewhere not configured.
-			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+		s.client = alert.HTTPClient(http.DefaultTransport.(*http.Transport).Clone(), s.cfg.RequestTimeout)
 		return nil
 	})
 }
@@ -85,21 +81,7 @@ func (s *Sink) Start(context.Context) error {
 // Consume implements component.Sink: suppressed alerts are counted and dropped,
 // the others handed to the engine.
 func (s *Sink) Consume(ctx context.Context, b *component.Batch) error {
-	if s.stopped.Load() {
-		return s.engine.Consume(ctx, b) // refuses it: the sink is not running
-	}
-	if s.suppress != nil {
-		kept, n, dropped := s.suppress.Filter(b.Docs)
-		if dropped > 0 {
-			s.counters.Discarded("suppressed", dropped)
-		}
-		if n == 0 {
-			b.Done(nil)
-			return nil
-		}
-		b.Docs, b.Count = kept, n
-	}
-	return s.engine.Consume(ctx, b)
+	return alert.Consume(ctx, s.engine, s.suppress, s.stopped.Load(), s.counters, b)
 }
 
 // Stop implements component.Sink: the alert under way is delivered (retrying)
@@ -108,14 +90,6 @@ func (s *Sink) Stop(ctx context.Context) error {
 	s.stopped.Store(true)
 	s.engine.Stop(ctx, func() { s.client.CloseIdleConnections() })
 	return nil
-}
-
-// frame is the engine's Frame: the alert as it is, one per request.
-func frame(body, doc []byte, _ *component.Batch) ([]byte, int) {
-	at := len(body)
-	body = append(body, doc...)
-	body = append(body, '\n')
-	return body, at
 }
 
 // send is the engine's Send: one alert as one Slack message.

@@ -106,7 +106,7 @@ func New(cfg *Config, deps component.SinkDeps) (*Sink, error) {
 		MaxBytes: 4 << 20, MaxEvents: c.Batch, MaxWait: c.MaxWait, Overhead: 1,
 		MaxInFlight: c.MaxInFlight, Backoff: deliver.Backoff(c.Retry),
 		Log: s.log, Counters: s.counters, DeadLetter: deps.DeadLetter},
-		deliver.Protocol{Frame: frame, Send: s.send})
+		deliver.Protocol{Frame: alert.Frame, Send: s.send})
 	return s, nil
 }
 
@@ -118,7 +118,6 @@ func (s *Sink) Start(context.Context) error {
 	return s.engine.Start(func(context.Context) error {
 		tr := http.DefaultTransport.(*http.Transport).Clone()
 		tr.MaxIdleConnsPerHost = s.cfg.MaxInFlight + 1
-		tr.ResponseHeaderTimeout = s.cfg.RequestTimeout
 		tr.DialContext = (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}).DialContext
 		if s.cfg.TLS.Enabled() {
 			tc, err := s.cfg.TLS.TLSConfig()
@@ -127,9 +126,7 @@ func (s *Sink) Start(context.Context) error {
 			}
 			tr.TLSClientConfig = tc
 		}
-		s.client = &http.Client{Transport: tr, Timeout: s.cfg.RequestTimeout,
-			// A redirect would send the alerts somewhere not configured.
-			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+		s.client = alert.HTTPClient(tr, s.cfg.RequestTimeout)
 		return nil
 	})
 }
@@ -137,21 +134,7 @@ func (s *Sink) Start(context.Context) error {
 // Consume implements component.Sink: suppressed alerts are counted and dropped,
 // the others handed to the engine.
 func (s *Sink) Consume(ctx context.Context, b *component.Batch) error {
-	if s.stopped.Load() {
-		return s.engine.Consume(ctx, b) // refuses it: the sink is not running
-	}
-	if s.suppress != nil {
-		kept, n, dropped := s.suppress.Filter(b.Docs)
-		if dropped > 0 {
-			s.counters.Discarded("suppressed", dropped)
-		}
-		if n == 0 {
-			b.Done(nil)
-			return nil
-		}
-		b.Docs, b.Count = kept, n
-	}
-	return s.engine.Consume(ctx, b)
+	return alert.Consume(ctx, s.engine, s.suppress, s.stopped.Load(), s.counters, b)
 }
 
 // Stop implements component.Sink: requests under way are delivered (retrying)
@@ -160,14 +143,6 @@ func (s *Sink) Stop(ctx context.Context) error {
 	s.stopped.Store(true)
 	s.engine.Stop(ctx, func() { s.client.CloseIdleConnections() })
 	return nil
-}
-
-// frame is the engine's Frame: the alert as it is, a line of its own.
-func frame(body, doc []byte, _ *component.Batch) ([]byte, int) {
-	at := len(body)
-	body = append(body, doc...)
-	body = append(body, '\n')
-	return body, at
 }
 
 var idPath = []string{"event.id"}
