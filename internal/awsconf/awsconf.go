@@ -173,12 +173,20 @@ func (c *ClientConfig) Load(ctx context.Context, opts ...func(*awsconfig.LoadOpt
 	return cfg, nil
 }
 
+// BaseEndpoint is the endpoint for a client's Options.BaseEndpoint: nil, the
+// service's own endpoint, when none is configured. For any service client:
+// sqs.NewFromConfig(cfg, func(o *sqs.Options) { o.BaseEndpoint = c.BaseEndpoint() }).
+func (c *ClientConfig) BaseEndpoint() *string {
+	if c.Endpoint == "" {
+		return nil
+	}
+	return aws.String(c.Endpoint)
+}
+
 // S3Options applies the endpoint and path-style addressing to an S3 client:
 // s3.NewFromConfig(cfg, c.S3Options).
 func (c *ClientConfig) S3Options(o *s3.Options) {
-	if c.Endpoint != "" {
-		o.BaseEndpoint = aws.String(c.Endpoint)
-	}
+	o.BaseEndpoint = c.BaseEndpoint()
 	o.UsePathStyle = c.PathStyle()
 	// S3-compatible servers differ in their support of the newer default checksums;
 	// only send and check them where the API requires them.

@@ -84,7 +84,9 @@ func (c *Chain) Run(it *Item) (Verdict, string, error) {
 	if len(c.steps) == 0 {
 		return Pass, "", nil
 	}
-	before := it.Dataset()
+	// The dataset before the first step that may change the event, to check a
+	// routed one; read only when such a step runs.
+	before := ""
 	lastWriter := -1
 	for i := range c.steps {
 		s := &c.steps[i]
@@ -99,6 +101,9 @@ func (c *Chain) Run(it *Item) (Verdict, string, error) {
 			if !ok {
 				continue
 			}
+		}
+		if !s.readOnly && lastWriter < 0 {
+			before = it.Dataset()
 		}
 		v, err := c.call(s, it)
 		if err != nil {

@@ -114,11 +114,7 @@ func (s *Source) Start(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("kinesis source %s: %w", s.deps.Name, err)
 	}
-	s.client = kinesis.NewFromConfig(awsCfg, func(o *kinesis.Options) {
-		if s.cfg.Endpoint != "" {
-			o.BaseEndpoint = aws.String(s.cfg.Endpoint)
-		}
-	})
+	s.client = kinesis.NewFromConfig(awsCfg, func(o *kinesis.Options) { o.BaseEndpoint = s.cfg.BaseEndpoint() })
 	s.runCtx, s.runCancel = context.WithCancel(context.Background())
 	s.storeCtx, s.storeCancel = context.WithCancel(context.Background())
 	s.wg.Go(s.coordinate)

@@ -84,11 +84,7 @@ func (s *Source) Start(ctx context.Context) error {
 		return fmt.Errorf("s3 source %s: %w", s.deps.Name, err)
 	}
 	s.reader.S3 = s3.NewFromConfig(awsCfg, s.cfg.S3Options)
-	s.sqs = sqs.NewFromConfig(awsCfg, func(o *sqs.Options) {
-		if s.cfg.Endpoint != "" {
-			o.BaseEndpoint = aws.String(s.cfg.Endpoint)
-		}
-	})
+	s.sqs = sqs.NewFromConfig(awsCfg, func(o *sqs.Options) { o.BaseEndpoint = s.cfg.BaseEndpoint() })
 	recvCtx, cancel := context.WithCancel(context.Background())
 	workCtx, abandon := context.WithCancel(context.Background())
 	s.cancel, s.abandon = cancel, abandon

@@ -57,11 +57,7 @@ func (s *Source) Start(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("sqs source %s: %w", s.deps.Name, err)
 	}
-	s.client = sqs.NewFromConfig(awsCfg, func(o *sqs.Options) {
-		if s.cfg.Endpoint != "" {
-			o.BaseEndpoint = aws.String(s.cfg.Endpoint)
-		}
-	})
+	s.client = sqs.NewFromConfig(awsCfg, func(o *sqs.Options) { o.BaseEndpoint = s.cfg.BaseEndpoint() })
 	s.recvCtx, s.recvCancel = context.WithCancel(context.Background())
 	s.storeCtx, s.storeCancel = context.WithCancel(context.Background())
 	for range s.cfg.MaxInFlight {
