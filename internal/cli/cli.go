@@ -79,7 +79,7 @@ func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	root.SetErr(stderr)
 	root.PersistentFlags().StringVar(&e.logFormat, "log-format", "text", "log format: text or json")
 	root.PersistentFlags().StringVar(&e.logLevel, "log-level", "info", "log level: debug, info, warn or error")
-	root.AddCommand(runCmd(e), validateCmd(e), parseCmd(e), dlqCmd(e), backfillCmd(e), rulesCmd(e), versionCmd(e))
+	root.AddCommand(runCmd(e), validateCmd(e), parseCmd(e), dlqCmd(e), backfillCmd(e), rulesCmd(e), statusCmd(e), versionCmd(e))
 	err := root.Execute()
 	if err == nil {
 		return 0

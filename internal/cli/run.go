@@ -89,6 +89,7 @@ func runCmd(e *env) *cobra.Command {
 			if cfg.Admin.Address != "" {
 				adm = admin.New(cfg.Admin, p.Metrics(), p.Ready, log)
 				dlq.NewAPI(p.Stream(), p.Metrics(), log).Mount(adm)
+				adm.Handle("GET "+PathStatus, statusHandler(p))
 				if err := adm.Start(); err != nil {
 					shutdown(p, nil, cfg)
 					return &exitError{code: 1, err: err}
@@ -158,7 +159,7 @@ func printBanner(e *env, cfg *config.Config, p *pipeline.Pipeline, adm *admin.Se
 		if cfg.Admin.Token != "" {
 			auth = " (bearer token: admin.token)"
 		}
-		fmt.Fprintf(w, "  admin:    http://%s/metrics  /healthz  /readyz  /v1/dlq%s\n", adm.Addr(), auth)
+		fmt.Fprintf(w, "  admin:    http://%s/metrics  /healthz  /readyz  /v1/dlq  /v1/status%s\n", adm.Addr(), auth)
 	}
 	if curlURL != "" && cfg.Embedded {
 		fmt.Fprintf(w, "Send a test event:\n  curl -s -H 'Content-Type: application/json' -d '{\"message\":\"hello from curl\"}' %s\n", curlURL)

@@ -28,6 +28,9 @@ type Config struct {
 	DataDir string `yaml:"data_dir"`
 	// Role selects what this node runs: all, ingest or process.
 	Role string `yaml:"role"`
+	// NodeName names this node in `vigil status` and the cluster's node registry;
+	// default the host name. Several nodes on one host need different names.
+	NodeName string `yaml:"node_name"`
 	// Buffer is the durable stream between stages.
 	Buffer Buffer `yaml:"buffer"`
 	// Admin is the admin HTTP listener (/metrics, /healthz, /readyz and the DLQ API).
@@ -94,6 +97,12 @@ type Buffer struct {
 	// PublishTimeout bounds the wait for the stream's acknowledgement of a write;
 	// past it a source answers 503 and the sender retries.
 	PublishTimeout time.Duration `yaml:"publish_timeout"`
+	// LeaseTTL (type nats) is how long a sink's lease outlives a holder that stopped
+	// renewing it: each sink runs on one process node at a time, and when that node
+	// dies another takes the sink over after at most this long (plus ack_wait for
+	// the batches the dead node held). A holder renews every third of it and stops
+	// writing when it could not renew for half of it.
+	LeaseTTL time.Duration `yaml:"lease_ttl"`
 }
 
 // ClientTLS configures a TLS client.
@@ -282,6 +291,7 @@ func Defaults() *Config {
 			DuplicateWindow: 2 * time.Minute,
 			AckWait:         60 * time.Second,
 			PublishTimeout:  10 * time.Second,
+			LeaseTTL:        10 * time.Second,
 		},
 		Admin:           Admin{Address: "127.0.0.1:8686"},
 		Processing:      Processing{Workers: 2, Fetch: 64, Validate: *validate.NewConfig()},

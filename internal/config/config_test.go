@@ -87,7 +87,7 @@ func TestLoadProblems(t *testing.T) {
 			`7:5: sources.apps: unknown field "adress" (check the spelling; see docs/configuration.md)`,
 		}},
 		{"config_typo_top.yaml", []string{
-			`2:1: sorces: unknown setting; the top level takes data_dir, role, buffer, admin, processing, shutdown_timeout, sources, sinks`,
+			`2:1: sorces: unknown setting; the top level takes data_dir, role, node_name, buffer, admin, processing, shutdown_timeout, sources, sinks`,
 		}},
 		{"config_wrong_type.yaml", []string{
 			`2:12: processing: wrong type: want an integer`,

@@ -252,6 +252,8 @@ func (l *loader) parse(data []byte, cfg *Config) {
 			l.decode(mv.Value, key, &cfg.DataDir)
 		case "role":
 			l.decode(mv.Value, key, &cfg.Role)
+		case "node_name":
+			l.decode(mv.Value, key, &cfg.NodeName)
 		case "buffer":
 			l.decode(mv.Value, key, &cfg.Buffer)
 			l.remember(mv.Value, key)
@@ -267,7 +269,7 @@ func (l *loader) parse(data []byte, cfg *Config) {
 		case "sinks":
 			l.parseSinks(mv.Value, cfg)
 		default:
-			l.add(mv.Key, key, "unknown setting; the top level takes data_dir, role, buffer, admin, processing, shutdown_timeout, sources, sinks")
+			l.add(mv.Key, key, "unknown setting; the top level takes data_dir, role, node_name, buffer, admin, processing, shutdown_timeout, sources, sinks")
 		}
 	}
 }
@@ -658,6 +660,9 @@ func (c *Config) validate() Problems {
 	}
 	if b.AckWait < time.Second {
 		add("buffer.ack_wait", "must be at least 1s")
+	}
+	if b.LeaseTTL < time.Second {
+		add("buffer.lease_ttl", "must be at least 1s")
 	}
 	checkAdmin(c.Admin, add)
 	if c.Processing.Workers < 1 || c.Processing.Workers > 256 {

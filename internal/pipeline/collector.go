@@ -23,11 +23,12 @@ var (
 	descPending        = prometheus.NewDesc("vigil_consumer_pending_ack_messages", "Messages delivered to a consumer and not yet acknowledged.", []string{"consumer"}, nil)
 	descRedelivered    = prometheus.NewDesc("vigil_consumer_redelivered_messages", "Messages redelivered to a consumer and still unacknowledged.", []string{"consumer"}, nil)
 	descOldest         = prometheus.NewDesc("vigil_consumer_oldest_unacked_age_seconds", "Age of the oldest message a consumer has not acknowledged (0 when caught up).", []string{"consumer"}, nil)
+	descSinkLease      = prometheus.NewDesc("vigil_sink_lease_held", "1 when this node holds the sink's lease and runs it (on a cluster, one process node per sink).", []string{"sink"}, nil)
 	descTimeLeft       = prometheus.NewDesc("vigil_consumer_retention_time_left_seconds", "Time before the stream's max_age would remove the oldest message this consumer has not acknowledged.", []string{"consumer"}, nil)
 )
 
 func (c *streamCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descStreamBytes, descStreamMaxBytes, descStreamMsgs, descStreamFill, descStreamUp, descLag, descPending, descRedelivered, descOldest, descTimeLeft} {
+	for _, d := range []*prometheus.Desc{descStreamBytes, descStreamMaxBytes, descStreamMsgs, descStreamFill, descStreamUp, descLag, descPending, descRedelivered, descOldest, descTimeLeft, descSinkLease} {
 		ch <- d
 	}
 }
@@ -62,6 +63,14 @@ func (c *streamCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 	for _, r := range c.p.sinks {
 		list = append(list, cons{stream.EventsStream, ConsumerName(r.cfg.Name)})
+	}
+	for _, l := range c.p.leased {
+		list = append(list, cons{stream.EventsStream, ConsumerName(l.name)})
+		held := 0.0
+		if l.holding() != nil {
+			held = 1
+		}
+		ch <- prometheus.MustNewConstMetric(descSinkLease, prometheus.GaugeValue, held, l.name)
 	}
 	js := st.JetStream()
 	for _, k := range list {

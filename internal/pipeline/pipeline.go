@@ -48,12 +48,15 @@ type Pipeline struct {
 	prom    *prometheus.Registry
 	metrics *component.Metrics
 
-	st      *stream.Stream
-	sources []sourceEntry
-	sinks   []*sinkRunner
-	proc    *process.Stage
-	aggs    []*threshold.Aggregator
-	letters *deadletter.Writer
+	st       *stream.Stream
+	sources  []sourceEntry
+	sinks    []*sinkRunner
+	leased   []*leasedSink // on a cluster, instead of sinks
+	node     *node         // on a cluster: this node's lasting id
+	registry *registry     // on a cluster: this node's entry in the node registry
+	proc     *process.Stage
+	aggs     []*threshold.Aggregator
+	letters  *deadletter.Writer
 
 	// pruneEvery, when set (by tests), is how often sink runners prune.
 	pruneEvery time.Duration
@@ -106,6 +109,11 @@ func (p *Pipeline) Sinks() map[string]component.Sink {
 	for _, r := range p.sinks {
 		out[r.cfg.Name] = r.sink
 	}
+	for _, l := range p.leased {
+		if r := l.holding(); r != nil {
+			out[r.cfg.Name] = r.sink
+		}
+	}
 	return out
 }
 
@@ -133,22 +141,23 @@ func (p *Pipeline) Start(ctx context.Context) (err error) {
 	reg := p.opts.Registry
 	hostname, _ := os.Hostname()
 
-	if p.cfg.RunsSinks() {
+	if p.cfg.Buffer.Type == "nats" {
+		// On a cluster: a lasting node id (for sink leases and the node registry).
+		if p.node, err = openNode(p.cfg.DataDir); err != nil {
+			return err
+		}
+	}
+	if p.cfg.RunsSinks() && p.node != nil {
+		// Several process nodes may run: each sink runs on the holder of its lease.
+		if err := p.startLeasedSinks(ctx); err != nil {
+			return err
+		}
+	} else if p.cfg.RunsSinks() {
 		for _, sc := range p.cfg.Sinks {
-			f, ok := reg.Sinks[sc.Type]
-			if !ok {
-				return fmt.Errorf("sink %s: unknown type %q", sc.Name, sc.Type)
-			}
-			snk, err := f.New(sc.Settings, component.SinkDeps{Name: sc.Name, Sink: sc, DataDir: p.cfg.DataDir,
-				Log: p.log.With("sink", sc.Name), Metrics: p.metrics,
-				DeadLetter: func(ctx context.Context, letters ...component.Letter) error {
-					return storeLetters(ctx, st, p.letters, letters)
-				}})
+			r, err := p.newSinkRunner(sc)
 			if err != nil {
-				return fmt.Errorf("sink %s: %w", sc.Name, err)
+				return err
 			}
-			r := &sinkRunner{st: st, cfg: sc, buffer: p.cfg.Buffer, sink: snk, log: p.log, dataDir: p.cfg.DataDir, letters: p.letters,
-				counters: p.metrics.For("sink", sc.Name), pruneEvery: p.pruneEvery}
 			p.sinks = append(p.sinks, r)
 			if err := r.start(ctx); err != nil {
 				return err
@@ -209,6 +218,11 @@ func (p *Pipeline) Start(ctx context.Context) (err error) {
 			if err := src.Start(ctx); err != nil {
 				return err
 			}
+		}
+	}
+	if p.node != nil {
+		if p.registry, err = startRegistry(ctx, p); err != nil {
+			return fmt.Errorf("node registry: %w", err)
 		}
 	}
 	return nil
@@ -302,9 +316,16 @@ func (p *Pipeline) stopLocked(ctx context.Context) error {
 			errs = append(errs, fmt.Errorf("sink %s: %w", p.sinks[i].cfg.Name, err))
 		}
 	}
+	for i := len(p.leased) - 1; i >= 0; i-- {
+		if err := p.leased[i].stop(ctx); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	p.registry.stop()
 	if p.st != nil {
 		p.st.Close()
 	}
+	p.node.close()
 	return errors.Join(errs...)
 }
 

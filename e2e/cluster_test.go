@@ -1,0 +1,650 @@
+package e2e
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/klauspost/compress/gzip"
+
+	"github.com/vigil-sec/vigil/internal/pipeline"
+	"github.com/vigil-sec/vigil/internal/testutil"
+)
+
+// Timings of the cluster test: short, so that fail-over fits in the drills.
+const (
+	clusterAckWait  = 5 * time.Second
+	clusterLeaseTTL = 4 * time.Second
+)
+
+// clusterNode is one Vigil process of a test cluster.
+type clusterNode struct {
+	name, role          string
+	admin, http, syslog string
+	cfg                 string
+	p                   *proc
+}
+
+// vigilCluster is three nats-server processes as a JetStream cluster, and Vigil
+// nodes by role on it, every one a separate process, all on loopback. The process
+// nodes share one archive directory (as they would an NFS or EFS mount).
+type vigilCluster struct {
+	nats    *testutil.NATSCluster
+	dir     string
+	archive string
+	nodes   []*clusterNode
+}
+
+// startVigilCluster starts the NATS cluster and the given Vigil nodes (by role,
+// named <role>-<n>).
+func startVigilCluster(t *testing.T, ingest, process int) *vigilCluster {
+	t.Helper()
+	dir := t.TempDir()
+	c := &vigilCluster{nats: testutil.StartNATSCluster(t, filepath.Join(dir, "nats"), 3), dir: dir,
+		archive: filepath.Join(dir, "archive")}
+	add := func(role string, n int) {
+		for i := range n {
+			nd := &clusterNode{name: fmt.Sprintf("%s-%d", role, i+1), role: role,
+				admin: freePort(t), http: freePort(t), syslog: freePort(t)}
+			ndir := filepath.Join(dir, nd.name)
+			if err := os.MkdirAll(ndir, 0o750); err != nil {
+				t.Fatal(err)
+			}
+			nd.cfg = writeConfig(t, ndir, fmt.Sprintf(`
+data_dir: %s
+node_name: %s
+role: %s
+admin: {address: %s}
+buffer:
+  type: nats
+  urls: [%s]
+  replicas: 3
+  ack_wait: %s
+  lease_ttl: %s
+  publish_timeout: 3s
+  intake: {max_bytes: 512MiB}
+  events: {max_bytes: 512MiB}
+  dlq: {max_bytes: 64MiB}
+sources:
+  apps:
+    type: http
+    address: %s
+    format: ndjson
+    dataset: cluster
+  syslog:
+    type: syslog
+    tcp: %s
+sinks:
+  archive:
+    type: file_archive
+    path: %s
+    max_age: 500ms
+    inputs: ["*"]
+`, filepath.Join(ndir, "data"), nd.name, role, nd.admin, strings.Join(c.nats.URLs(), ", "), clusterAckWait, clusterLeaseTTL,
+				nd.http, nd.syslog, c.archive))
+			c.nodes = append(c.nodes, nd)
+		}
+	}
+	add("ingest", ingest)
+	add("process", process)
+	for _, nd := range c.nodes {
+		nd.start(t)
+	}
+	t.Cleanup(func() {
+		for _, nd := range c.nodes {
+			if nd.p != nil {
+				nd.p.kill()
+			}
+		}
+	})
+	return c
+}
+
+func (nd *clusterNode) start(t *testing.T) {
+	t.Helper()
+	nd.p = startVigil(t, nd.admin, "-c", nd.cfg)
+}
+
+func (nd *clusterNode) kill() {
+	nd.p.kill()
+	nd.p = nil
+}
+
+func (c *vigilCluster) byRole(role string) []*clusterNode {
+	var out []*clusterNode
+	for _, nd := range c.nodes {
+		if nd.role == role {
+			out = append(out, nd)
+		}
+	}
+	return out
+}
+
+// status asks a node's admin API for the cluster status.
+func (nd *clusterNode) status(t *testing.T) (*pipeline.Status, error) {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodGet, "http://"+nd.admin+"/v1/status", nil)
+	req.Header.Set("X-Vigil-Request", "e2e")
+	resp, err := (&http.Client{Timeout: 15 * time.Second}).Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != 200 {
+		return nil, fmt.Errorf("status: HTTP %d", resp.StatusCode)
+	}
+	var st pipeline.Status
+	return &st, json.NewDecoder(resp.Body).Decode(&st)
+}
+
+// load is several HTTP senders spread over the ingest nodes and one syslog sender
+// per ingest node, each bounded by a pause. An HTTP sender whose request fails
+// (error or not 200) sends the same events to the next ingest node until one
+// answers 200; a syslog sender whose write fails reconnects to the next node.
+type load struct {
+	mu       sync.Mutex
+	acked    map[string]bool
+	retried  map[string]bool // events of requests that failed before their 200: may be stored twice
+	attempts atomic.Int64
+	failures atomic.Int64
+
+	// syslog: every message written, and the kills of the ingest nodes.
+	sysSent []sysWritten
+	kills   map[string][]time.Time
+
+	stop chan struct{}
+	wg   sync.WaitGroup
+}
+
+type sysWritten struct {
+	id     string
+	node   string
+	at     time.Time
+	connAt time.Time
+}
+
+func startLoad(t *testing.T, nodes []*clusterNode, httpClients, perReq int, pause time.Duration) *load {
+	l := &load{acked: map[string]bool{}, retried: map[string]bool{}, kills: map[string][]time.Time{}, stop: make(chan struct{})}
+	client := &http.Client{Timeout: 10 * time.Second}
+	for c := range httpClients {
+		l.wg.Go(func() {
+			target := c % len(nodes)
+			for n := 0; ; n++ {
+				var body bytes.Buffer
+				ids := make([]string, 0, perReq)
+				for i := range perReq {
+					id := fmt.Sprintf("c%d-r%d-e%d", c, n, i)
+					ids = append(ids, id)
+					fmt.Fprintf(&body, "{\"tid\":%q,\"message\":\"cluster drill\"}\n", id)
+				}
+				failed := false
+				for {
+					select {
+					case <-l.stop:
+						return
+					default:
+					}
+					l.attempts.Add(1)
+					resp, err := client.Post("http://"+nodes[target].http+"/v1/events/apps", "application/x-ndjson", bytes.NewReader(body.Bytes()))
+					ok := false
+					if err == nil {
+						_, _ = drainClose(resp)
+						ok = resp.StatusCode == 200
+					}
+					if ok {
+						break
+					}
+					l.failures.Add(1)
+					failed = true
+					target = (target + 1) % len(nodes)
+					time.Sleep(50 * time.Millisecond)
+				}
+				l.mu.Lock()
+				for _, id := range ids {
+					l.acked[id] = true
+					if failed {
+						l.retried[id] = true
+					}
+				}
+				l.mu.Unlock()
+				time.Sleep(pause)
+			}
+		})
+	}
+	for i := range nodes {
+		l.wg.Go(func() {
+			target := i
+			var conn net.Conn
+			var connAt time.Time
+			for n := 0; ; n++ {
+				select {
+				case <-l.stop:
+					if conn != nil {
+						conn.Close()
+					}
+					return
+				default:
+				}
+				if conn == nil {
+					c, err := net.DialTimeout("tcp", nodes[target].syslog, time.Second)
+					if err != nil {
+						target = (target + 1) % len(nodes)
+						time.Sleep(50 * time.Millisecond)
+						continue
+					}
+					conn, connAt = c, time.Now()
+				}
+				id := fmt.Sprintf("sys%d-%d", i, n)
+				msg := fmt.Sprintf("<134>1 2026-12-07T10:00:00.000Z host drill - - - tid=%s\n", id)
+				_ = conn.SetWriteDeadline(time.Now().Add(2 * time.Second))
+				if _, err := conn.Write([]byte(msg)); err != nil {
+					conn.Close()
+					conn = nil
+					target = (target + 1) % len(nodes)
+					continue
+				}
+				l.mu.Lock()
+				l.sysSent = append(l.sysSent, sysWritten{id: id, node: nodes[target].name, at: time.Now(), connAt: connAt})
+				l.mu.Unlock()
+				time.Sleep(10 * time.Millisecond)
+			}
+		})
+	}
+	return l
+}
+
+func drainClose(resp *http.Response) (int64, error) {
+	defer resp.Body.Close()
+	var b [512]byte
+	var n int64
+	for {
+		k, err := resp.Body.Read(b[:])
+		n += int64(k)
+		if err != nil {
+			return n, nil
+		}
+	}
+}
+
+// killed records a kill -9 of an ingest node, for the syslog accounting.
+func (l *load) killed(node string) {
+	l.mu.Lock()
+	l.kills[node] = append(l.kills[node], time.Now())
+	l.mu.Unlock()
+}
+
+// sysMargin: syslog has no acknowledgement; what a sender wrote to an ingest node
+// less than this before the node's kill -9 (in socket buffers, in a batch not yet
+// stored) may be lost, as docs/durability.md says. Nothing else may be.
+const sysMargin = time.Second
+
+// owed returns every event the pipeline owes now: HTTP events a 200 acknowledged,
+// and syslog messages written clear of a kill of their node. retried are the events
+// whose request failed before it was acknowledged.
+func (l *load) owed() (owed, retried map[string]bool, sysOwed, sysSent int) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	owed, retried = map[string]bool{}, map[string]bool{}
+	for id := range l.acked {
+		owed[id] = true
+	}
+	for id := range l.retried {
+		retried[id] = true
+	}
+	for _, w := range l.sysSent {
+		ok := true
+		for _, k := range l.kills[w.node] {
+			if (!k.Before(w.at) && k.Sub(w.at) < sysMargin) || (k.Before(w.at) && !w.connAt.After(k)) {
+				ok = false
+				break
+			}
+		}
+		if ok {
+			owed[w.id] = true
+			sysOwed++
+		}
+	}
+	return owed, retried, sysOwed, len(l.sysSent)
+}
+
+func (l *load) Stop() {
+	close(l.stop)
+	l.wg.Wait()
+}
+
+// archiveIndex reads finished archive files once each (they never change) and
+// counts the documents by tid and by event.id.
+type archiveIndex struct {
+	dir   string
+	seen  map[string]bool
+	byTID map[string]int
+	byID  map[string]int
+	docs  int
+}
+
+func newArchiveIndex(dir string) *archiveIndex {
+	return &archiveIndex{dir: dir, seen: map[string]bool{}, byTID: map[string]int{}, byID: map[string]int{}}
+}
+
+func (a *archiveIndex) refresh(t *testing.T) {
+	t.Helper()
+	err := filepath.WalkDir(a.dir, func(path string, d os.DirEntry, err error) error {
+		if err != nil {
+			if os.IsNotExist(err) {
+				return nil
+			}
+			return err
+		}
+		if d.IsDir() && (d.Name() == ".tmp" || d.Name() == ".journal") {
+			return filepath.SkipDir
+		}
+		if d.IsDir() || !strings.HasSuffix(path, ".ndjson.gz") || a.seen[path] {
+			return nil
+		}
+		f, err := os.Open(path)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		zr, err := gzip.NewReader(f)
+		if err != nil {
+			t.Fatalf("%s: %v", path, err)
+		}
+		sc := bufio.NewScanner(zr)
+		sc.Buffer(make([]byte, 1<<20), 64<<20)
+		for sc.Scan() {
+			var doc struct {
+				TID     string `json:"tid"`
+				Message string `json:"message"`
+				Event   struct {
+					ID string `json:"id"`
+				} `json:"event"`
+			}
+			if err := json.Unmarshal(sc.Bytes(), &doc); err != nil {
+				t.Fatalf("%s: bad document %q: %v", path, sc.Text(), err)
+			}
+			tid := doc.TID
+			if tid == "" {
+				tid = strings.TrimPrefix(doc.Message, "tid=")
+			}
+			a.byTID[tid]++
+			a.byID[doc.Event.ID]++
+			a.docs++
+		}
+		if err := sc.Err(); err != nil {
+			t.Fatalf("%s: %v", path, err)
+		}
+		a.seen[path] = true
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// verify waits until every event owed now is archived, then checks that no
+// event.id is archived twice and that an event is archived more than once only when
+// its request was retried after a failure (a retry is stored again under new event
+// IDs: docs/durability.md), and prints the counts.
+func (c *vigilCluster) verify(t *testing.T, drill string, l *load, idx *archiveIndex, within time.Duration) {
+	t.Helper()
+	owed, retried, sysOwed, sysSent := l.owed()
+	if len(owed) == 0 {
+		t.Fatalf("%s: nothing was acknowledged", drill)
+	}
+	start := time.Now()
+	missing := len(owed)
+	for {
+		idx.refresh(t)
+		missing = 0
+		for id := range owed {
+			if idx.byTID[id] == 0 {
+				missing++
+			}
+		}
+		if missing == 0 || time.Since(start) > within {
+			break
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+	dupIDs, copies, badCopies := 0, 0, 0
+	for _, n := range idx.byID {
+		if n > 1 {
+			dupIDs += n - 1
+		}
+	}
+	sysCopies := 0
+	for tid, n := range idx.byTID {
+		switch {
+		case n <= 1:
+		case strings.HasPrefix(tid, "sys"):
+			// The syslog source retries a store that failed, and a store whose
+			// acknowledgement was lost in a leader election may have taken: the
+			// retry stores the batch again under new event IDs (docs/deployment.md).
+			sysCopies += n - 1
+		default:
+			copies += n - 1
+			if !retried[tid] {
+				badCopies++
+			}
+		}
+	}
+	t.Logf("%s: %d events owed (%d HTTP acknowledged, %d of %d syslog messages clear of a kill), %d missing after %s; "+
+		"archive: %d documents, %d distinct event.id, %d duplicate event.id, %d second copies of %d retried HTTP events, %d second copies of syslog messages; requests %d, failed %d",
+		drill, len(owed), len(owed)-sysOwed, sysOwed, sysSent, missing, time.Since(start).Round(100*time.Millisecond),
+		idx.docs, len(idx.byID), dupIDs, copies, len(retried), sysCopies, l.attempts.Load(), l.failures.Load())
+	if missing > 0 {
+		var some []string
+		for id := range owed {
+			if idx.byTID[id] == 0 && len(some) < 10 {
+				some = append(some, id)
+			}
+		}
+		t.Fatalf("%s: %d acknowledged events not in the archive after %s, e.g. %v", drill, missing, within, some)
+	}
+	if dupIDs > 0 {
+		t.Fatalf("%s: %d documents archived twice (same event.id)", drill, dupIDs)
+	}
+	if badCopies > 0 {
+		var some []string
+		for tid, n := range idx.byTID {
+			if n > 1 && !retried[tid] && len(some) < 10 {
+				some = append(some, tid)
+			}
+		}
+		t.Logf("e.g. %v", some)
+		t.Fatalf("%s: %d events archived more than once although their request was never retried", drill, badCopies)
+	}
+}
+
+// leaderOf returns the server that leads the named stream, as a node's status
+// reports it.
+func (c *vigilCluster) leaderOf(t *testing.T, nd *clusterNode, name string) string {
+	t.Helper()
+	var leader string
+	testutil.Eventually(t, 30*time.Second, name+" has a leader", func() bool {
+		st, err := nd.status(t)
+		if err != nil {
+			return false
+		}
+		for _, s := range st.Streams {
+			if s.Name == name && s.Leader != "" {
+				leader = s.Leader
+				return true
+			}
+		}
+		return false
+	})
+	return leader
+}
+
+// sinkHolder returns the node that runs the archive sink, as nd's status reports it.
+func sinkHolder(t *testing.T, nd *clusterNode) string {
+	st, err := nd.status(t)
+	if err != nil {
+		return ""
+	}
+	for _, cs := range st.Consumers {
+		if cs.Sink == "archive" {
+			return cs.Holder
+		}
+	}
+	return ""
+}
+
+// TestClusterDrills runs Vigil as two ingest and two process nodes on a three-server
+// NATS JetStream cluster (streams with 3 replicas, fsync always) under continuous
+// load from three HTTP senders and two syslog senders, and goes through the
+// failures a cluster sees, one after another on the same cluster: kill -9 of the
+// intake stream's leader and its restart; kill -9 of an ingest node; kill -9 of the
+// process node that runs the archive sink; a rolling restart of the three NATS
+// servers. After each, every event acknowledged so far is in the archive, no
+// event.id twice.
+func TestClusterDrills(t *testing.T) {
+	if testing.Short() {
+		t.Skip("cluster drills run nats-server and vigil as processes; skipped with -short")
+	}
+	c := startVigilCluster(t, 2, 2)
+	ingest, process := c.byRole("ingest"), c.byRole("process")
+	idx := newArchiveIndex(c.archive)
+	l := startLoad(t, ingest, 3, 20, 100*time.Millisecond)
+	stopped := false
+	defer func() {
+		if !stopped {
+			l.Stop()
+		}
+	}()
+	time.Sleep(3 * time.Second)
+
+	t.Run("kill the intake stream leader", func(t *testing.T) {
+		leader := c.leaderOf(t, process[0], "VIGIL_RAW")
+		srv := c.nats.Server(leader)
+		t.Logf("kill -9 nats-server %s, leader of VIGIL_RAW", leader)
+		srv.Kill()
+		testutil.Eventually(t, 30*time.Second, "VIGIL_RAW has a new leader", func() bool {
+			st, err := process[0].status(t)
+			if err != nil {
+				return false
+			}
+			for _, s := range st.Streams {
+				if s.Name == "VIGIL_RAW" {
+					return s.Leader != "" && s.Leader != leader
+				}
+			}
+			return false
+		})
+		time.Sleep(3 * time.Second)
+		srv.Start(t)
+		srv.WaitHealthy(t, 60*time.Second)
+		time.Sleep(2 * time.Second)
+		c.verify(t, "leader kill", l, idx, 60*time.Second)
+	})
+
+	t.Run("kill an ingest node", func(t *testing.T) {
+		nd := ingest[0]
+		t.Logf("kill -9 %s", nd.name)
+		l.killed(nd.name)
+		nd.kill()
+		time.Sleep(4 * time.Second)
+		nd.start(t)
+		time.Sleep(2 * time.Second)
+		c.verify(t, "ingest kill", l, idx, 60*time.Second)
+	})
+
+	t.Run("kill the process node running the sink", func(t *testing.T) {
+		var holder string
+		testutil.Eventually(t, 30*time.Second, "a node runs the archive sink", func() bool {
+			holder = sinkHolder(t, process[0])
+			return holder != ""
+		})
+		var victim, survivor *clusterNode
+		for _, nd := range process {
+			if nd.name == holder {
+				victim = nd
+			} else {
+				survivor = nd
+			}
+		}
+		if victim == nil {
+			t.Fatalf("the archive sink runs on %q, not a process node", holder)
+		}
+		t.Logf("kill -9 %s, which runs the archive sink", victim.name)
+		killedAt := time.Now()
+		victim.kill()
+		testutil.Eventually(t, 3*clusterLeaseTTL, survivor.name+" takes the archive sink over", func() bool {
+			return sinkHolder(t, survivor) == survivor.name
+		})
+		t.Logf("%s runs the archive sink %s after the kill", survivor.name, time.Since(killedAt).Round(100*time.Millisecond))
+		time.Sleep(2 * time.Second)
+		c.verify(t, "process kill", l, idx, 60*time.Second)
+		victim.start(t)
+	})
+
+	t.Run("rolling restart of the NATS servers", func(t *testing.T) {
+		for _, srv := range c.nats.Servers {
+			t.Logf("restart nats-server %s", srv.Name)
+			srv.Stop()
+			time.Sleep(2 * time.Second)
+			srv.Start(t)
+			srv.WaitHealthy(t, 60*time.Second)
+		}
+		time.Sleep(2 * time.Second)
+		c.verify(t, "rolling restart", l, idx, 60*time.Second)
+	})
+
+	l.Stop()
+	stopped = true
+	c.verify(t, "end", l, idx, 60*time.Second)
+
+	// vigil status shows the cluster.
+	out, err := exec.Command(vigilBinary(t), "status", "--admin", process[0].admin).CombinedOutput()
+	if err != nil {
+		t.Fatalf("vigil status: %v\n%s", err, out)
+	}
+	t.Logf("vigil status:\n%s", out)
+	for _, want := range []string{"VIGIL_RAW", "VIGIL_EVENTS", "sink-archive", "processing"} {
+		if !bytes.Contains(out, []byte(want)) {
+			t.Errorf("vigil status does not show %s", want)
+		}
+	}
+	for _, nd := range c.nodes {
+		if !bytes.Contains(out, []byte(nd.name)) {
+			t.Errorf("vigil status does not show node %s", nd.name)
+		}
+	}
+	st, err := process[0].status(t)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range st.Streams {
+		if s.Replicas != 3 || len(s.Peers) != 2 || s.Leader == "" {
+			t.Errorf("stream %s: %d replicas, leader %q, %d followers; want 3, a leader and 2 followers", s.Name, s.Replicas, s.Leader, len(s.Peers))
+		}
+	}
+	var names []string
+	for _, n := range st.Nodes {
+		names = append(names, n.Name)
+	}
+	slices.Sort(names)
+	if want := []string{"ingest-1", "ingest-2", "process-1", "process-2"}; !slices.Equal(names, want) {
+		t.Errorf("registered nodes %v, want %v", names, want)
+	}
+	for _, nd := range c.nodes {
+		if err := nd.p.terminate(t, 40*time.Second); err != nil {
+			t.Errorf("%s: graceful stop: %v", nd.name, err)
+		}
+		nd.p = nil
+	}
+}

@@ -1,0 +1,175 @@
+package pipeline
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/vigil-sec/vigil/internal/component"
+	"github.com/vigil-sec/vigil/internal/config"
+	"github.com/vigil-sec/vigil/internal/stream"
+)
+
+// stubSink counts starts and stops; a sinkRunner around it with nothing else set
+// stops cleanly.
+type stubSink struct {
+	running atomic.Int32
+	stops   atomic.Int32
+}
+
+func (s *stubSink) Describe() string                                { return "stub" }
+func (s *stubSink) Start(context.Context) error                     { return nil }
+func (s *stubSink) Consume(context.Context, *component.Batch) error { return nil }
+func (s *stubSink) Stop(context.Context) error {
+	s.running.Add(-1)
+	s.stops.Add(1)
+	return nil
+}
+
+type leaseHarness struct {
+	t   *testing.T
+	kv  jetstream.KeyValue
+	ttl time.Duration
+	mu  sync.Mutex
+}
+
+func newLeaseHarness(t *testing.T, ttl time.Duration) *leaseHarness {
+	t.Helper()
+	b := config.Defaults().Buffer
+	st, err := stream.Open(context.Background(), b, t.TempDir(), slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(st.Close)
+	kv, err := st.JetStream().CreateOrUpdateKeyValue(context.Background(), jetstream.KeyValueConfig{Bucket: SinkLeaseBucket, TTL: ttl})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &leaseHarness{t: t, kv: kv, ttl: ttl}
+}
+
+// contender starts a leasedSink for sink "archive" as node with run, building
+// runners around snk.
+func (h *leaseHarness) contender(node, run string, snk *stubSink) *leasedSink {
+	l := &leasedSink{name: "archive", kv: h.kv, ttl: h.ttl, node: node, holder: node + " " + run,
+		log: slog.New(slog.NewTextHandler(io.Discard, nil)),
+		build: func(context.Context) (*sinkRunner, error) {
+			snk.running.Add(1)
+			return &sinkRunner{sink: snk}, nil
+		}}
+	l.start()
+	h.t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = l.stop(ctx)
+	})
+	return l
+}
+
+func waitFor(t *testing.T, within time.Duration, what string, cond func() bool) time.Duration {
+	t.Helper()
+	start := time.Now()
+	for !cond() {
+		if time.Since(start) > within {
+			t.Fatalf("not within %s: %s", within, what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	return time.Since(start)
+}
+
+// One writer at a time: of two nodes one runs the sink; a graceful stop hands the
+// lease over at once, without waiting for it to expire.
+func TestSinkLeaseOneHolderAndHandOver(t *testing.T) {
+	h := newLeaseHarness(t, 2*time.Second)
+	var sa, sb stubSink
+	a := h.contender("a", "r1", &sa)
+	waitFor(t, time.Second, "a runs the sink", func() bool { return a.holding() != nil })
+	b := h.contender("b", "r1", &sb)
+	// b stands by for several renewals of a's lease.
+	time.Sleep(3 * h.ttl)
+	if b.holding() != nil || sb.running.Load() != 0 {
+		t.Fatal("b runs the sink while a holds the lease")
+	}
+	if a.holding() == nil || sa.running.Load() != 1 {
+		t.Fatalf("a stopped holding the lease it renews (running %d)", sa.running.Load())
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := a.stop(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if sa.running.Load() != 0 || sa.stops.Load() != 1 {
+		t.Fatalf("a's sink not stopped once (running %d, stops %d)", sa.running.Load(), sa.stops.Load())
+	}
+	took := waitFor(t, h.ttl, "b takes the released lease", func() bool { return b.holding() != nil })
+	t.Logf("b took over %s after a's graceful stop (lease ttl %s)", took.Round(time.Millisecond), h.ttl)
+}
+
+// A holder that died (its key stays until it expires) is taken over only after the
+// lease's TTL, never before; a dead earlier run of the same node is taken back at once.
+func TestSinkLeaseExpiryAndReclaim(t *testing.T) {
+	h := newLeaseHarness(t, 2*time.Second)
+	ctx := context.Background()
+	if _, err := h.kv.Create(ctx, "archive", []byte("dead r0")); err != nil {
+		t.Fatal(err)
+	}
+	created := time.Now()
+	var sb stubSink
+	b := h.contender("b", "r1", &sb)
+	waitFor(t, 3*h.ttl, "b takes the dead holder's lease", func() bool { return b.holding() != nil })
+	if since := time.Since(created); since < h.ttl {
+		t.Fatalf("b took the lease %s after the dead holder's last renewal; the ttl is %s", since, h.ttl)
+	}
+	stopCtx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	if err := b.stop(stopCtx); err != nil {
+		t.Fatal(err)
+	}
+
+	// b's earlier run "died" holding the lease: its next run takes it back at once.
+	if _, err := h.kv.Create(ctx, "archive", []byte("b r1")); err != nil {
+		t.Fatal(err)
+	}
+	var sb2 stubSink
+	b2 := h.contender("b", "r2", &sb2)
+	took := waitFor(t, h.ttl/2, "b's next run takes its own lease back", func() bool { return b2.holding() != nil })
+	t.Logf("a restarted node took its own lease back after %s (ttl %s)", took.Round(time.Millisecond), h.ttl)
+}
+
+// A holder whose lease is gone (it expired during a pause, or another node holds it)
+// stops its sink, and does not run it again while the other holds the lease.
+func TestSinkLeaseLostStopsTheSink(t *testing.T) {
+	h := newLeaseHarness(t, 2*time.Second)
+	var sa stubSink
+	a := h.contender("a", "r1", &sa)
+	waitFor(t, time.Second, "a runs the sink", func() bool { return a.holding() != nil })
+	ctx := context.Background()
+	if err := h.kv.Purge(ctx, "archive"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.kv.Create(ctx, "archive", []byte("other r9")); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, h.ttl, "a stops its sink", func() bool { return sa.stops.Load() == 1 && a.holding() == nil })
+	// Keep the other's lease alive; a must stand by.
+	for range 4 {
+		time.Sleep(h.ttl / 3)
+		e, err := h.kv.Get(ctx, "archive")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := h.kv.Update(ctx, "archive", []byte("other r9"), e.Revision()); err != nil {
+			t.Fatal(err)
+		}
+		if a.holding() != nil || sa.running.Load() != 0 {
+			t.Fatal("a runs the sink again while another node holds the lease")
+		}
+	}
+}
