@@ -51,6 +51,11 @@ type vigilCluster struct {
 // named <role>-<n>).
 func startVigilCluster(t *testing.T, ingest, process int) *vigilCluster {
 	t.Helper()
+	return startVigilClusterTB(t, ingest, process)
+}
+
+func startVigilClusterTB(t testing.TB, ingest, process int) *vigilCluster {
+	t.Helper()
 	dir := t.TempDir()
 	c := &vigilCluster{nats: testutil.StartNATSCluster(t, filepath.Join(dir, "nats"), 3), dir: dir,
 		archive: filepath.Join(dir, "archive")}
@@ -112,7 +117,7 @@ sinks:
 	return c
 }
 
-func (nd *clusterNode) start(t *testing.T) {
+func (nd *clusterNode) start(t testing.TB) {
 	t.Helper()
 	nd.p = startVigil(t, nd.admin, "-c", nd.cfg)
 }
@@ -132,9 +137,23 @@ func (c *vigilCluster) byRole(role string) []*clusterNode {
 	return out
 }
 
+// stop stops the Vigil nodes (SIGTERM) and the NATS servers.
+func (c *vigilCluster) stop(t testing.TB) {
+	for _, nd := range c.nodes {
+		if nd.p != nil {
+			if err := nd.p.terminate(t, 40*time.Second); err != nil {
+				t.Errorf("%s: graceful stop: %v", nd.name, err)
+			}
+			nd.p = nil
+		}
+	}
+	for _, s := range c.nats.Servers {
+		s.Stop()
+	}
+}
+
 // status asks a node's admin API for the cluster status.
-func (nd *clusterNode) status(t *testing.T) (*pipeline.Status, error) {
-	t.Helper()
+func (nd *clusterNode) status() (*pipeline.Status, error) {
 	req, _ := http.NewRequest(http.MethodGet, "http://"+nd.admin+"/v1/status", nil)
 	req.Header.Set("X-Vigil-Request", "e2e")
 	resp, err := (&http.Client{Timeout: 15 * time.Second}).Do(req)
@@ -338,7 +357,7 @@ func newArchiveIndex(dir string) *archiveIndex {
 	return &archiveIndex{dir: dir, seen: map[string]bool{}, byTID: map[string]int{}, byID: map[string]int{}}
 }
 
-func (a *archiveIndex) refresh(t *testing.T) {
+func (a *archiveIndex) refresh(t testing.TB) {
 	t.Helper()
 	err := filepath.WalkDir(a.dir, func(path string, d os.DirEntry, err error) error {
 		if err != nil {
@@ -475,7 +494,7 @@ func (c *vigilCluster) leaderOf(t *testing.T, nd *clusterNode, name string) stri
 	t.Helper()
 	var leader string
 	testutil.Eventually(t, 30*time.Second, name+" has a leader", func() bool {
-		st, err := nd.status(t)
+		st, err := nd.status()
 		if err != nil {
 			return false
 		}
@@ -492,7 +511,7 @@ func (c *vigilCluster) leaderOf(t *testing.T, nd *clusterNode, name string) stri
 
 // sinkHolder returns the node that runs the archive sink, as nd's status reports it.
 func sinkHolder(t *testing.T, nd *clusterNode) string {
-	st, err := nd.status(t)
+	st, err := nd.status()
 	if err != nil {
 		return ""
 	}
@@ -534,7 +553,7 @@ func TestClusterDrills(t *testing.T) {
 		t.Logf("kill -9 nats-server %s, leader of VIGIL_RAW", leader)
 		srv.Kill()
 		testutil.Eventually(t, 30*time.Second, "VIGIL_RAW has a new leader", func() bool {
-			st, err := process[0].status(t)
+			st, err := process[0].status()
 			if err != nil {
 				return false
 			}
@@ -624,7 +643,7 @@ func TestClusterDrills(t *testing.T) {
 			t.Errorf("vigil status does not show node %s", nd.name)
 		}
 	}
-	st, err := process[0].status(t)
+	st, err := process[0].status()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -641,10 +660,5 @@ func TestClusterDrills(t *testing.T) {
 	if want := []string{"ingest-1", "ingest-2", "process-1", "process-2"}; !slices.Equal(names, want) {
 		t.Errorf("registered nodes %v, want %v", names, want)
 	}
-	for _, nd := range c.nodes {
-		if err := nd.p.terminate(t, 40*time.Second); err != nil {
-			t.Errorf("%s: graceful stop: %v", nd.name, err)
-		}
-		nd.p = nil
-	}
+	c.stop(t)
 }

@@ -26,7 +26,7 @@ var (
 )
 
 // vigilBinary builds cmd/vigil once per test run.
-func vigilBinary(t *testing.T) string {
+func vigilBinary(t testing.TB) string {
 	t.Helper()
 	buildOnce.Do(func() {
 		dir, err := os.MkdirTemp("", "vigil-e2e-bin")
@@ -48,7 +48,7 @@ func vigilBinary(t *testing.T) string {
 }
 
 // freePort returns a loopback address with a port that was free a moment ago.
-func freePort(t *testing.T) string {
+func freePort(t testing.TB) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -67,7 +67,7 @@ type proc struct {
 }
 
 // startVigil starts `vigil run` with args and waits until admin /readyz answers 200.
-func startVigil(t *testing.T, adminAddr string, args ...string) *proc {
+func startVigil(t testing.TB, adminAddr string, args ...string) *proc {
 	t.Helper()
 	cmd := exec.Command(vigilBinary(t), append([]string{"run"}, args...)...)
 	out := &syncBuffer{}
@@ -107,7 +107,7 @@ func (p *proc) kill() {
 }
 
 // terminate sends SIGTERM and returns the exit error after the process ends.
-func (p *proc) terminate(t *testing.T, within time.Duration) error {
+func (p *proc) terminate(t testing.TB, within time.Duration) error {
 	t.Helper()
 	_ = p.cmd.Process.Signal(syscall.SIGTERM)
 	select {
@@ -137,7 +137,7 @@ func (b *syncBuffer) String() string {
 	return b.buf.String()
 }
 
-func writeConfig(t *testing.T, dir, yaml string) string {
+func writeConfig(t testing.TB, dir, yaml string) string {
 	t.Helper()
 	path := filepath.Join(dir, "vigil.yaml")
 	if err := os.WriteFile(path, []byte(strings.TrimLeft(yaml, "\n")), 0o644); err != nil {
