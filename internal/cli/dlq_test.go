@@ -57,6 +57,7 @@ func dlqNode(t *testing.T) (*pipeline.Pipeline, string, string, string) {
 	t.Cleanup(func() { _ = p.Stop(context.Background()) })
 	adm := admin.New(config.Admin{Address: "127.0.0.1:0", Token: testToken}, p.Metrics(), p.Ready, log)
 	dlq.NewAPI(p.Stream(), p.Metrics(), log).Mount(adm)
+	adm.Handle("GET "+PathStatus, statusHandler(p))
 	if err := adm.Start(); err != nil {
 		t.Fatal(err)
 	}
