@@ -39,8 +39,9 @@ const SinkLeaseBucket = "VIGIL_SINK_LEASE"
 // A node takes back a lease held by an earlier run of itself at once: its node id
 // is locked by the running process (see node), so that run is dead.
 //
-// start returns at once; stop stops the runner (when holding), releases the lease and
-// returns before ctx ends. stop is idempotent and safe without start.
+// start takes the lease when it is free and then starts the sink before it returns;
+// stop stops the runner (when holding), releases the lease and returns before ctx
+// ends. stop is idempotent and safe without start.
 type leasedSink struct {
 	name   string
 	kv     jetstream.KeyValue
@@ -60,11 +61,39 @@ type leasedSink struct {
 	done   chan struct{}
 }
 
-func (l *leasedSink) start() {
-	ctx, cancel := context.WithCancel(context.Background())
+// start tries the lease once, and when it gets it starts the sink before returning
+// (so that on a single node, or the first process node up, the sink runs before
+// processing starts, as on a node without leases); a sink that fails to start then
+// fails start. Either way it goes on contending or holding in the background.
+func (l *leasedSink) start(ctx context.Context) error {
+	var first *sinkRunner
+	rev, sent, err := l.acquire(ctx)
+	if err == nil {
+		if first, err = l.build(ctx); err != nil {
+			l.release(rev)
+			return fmt.Errorf("sink %s: %w", l.name, err)
+		}
+		l.took(first)
+	}
+	runCtx, cancel := context.WithCancel(context.Background())
 	l.cancel = cancel
 	l.done = make(chan struct{})
-	go func() { defer close(l.done); l.run(ctx) }()
+	go func() {
+		defer close(l.done)
+		if first != nil {
+			l.term(runCtx, first, rev, sent)
+		}
+		l.run(runCtx)
+	}()
+	return nil
+}
+
+func (l *leasedSink) took(r *sinkRunner) {
+	l.mu.Lock()
+	l.runner = r
+	l.terms++
+	l.mu.Unlock()
+	l.log.Info("sink lease: this node runs the sink", "sink", l.name)
 }
 
 // holding returns the running runner, nil while standing by.
@@ -97,6 +126,7 @@ func (l *leasedSink) stop(ctx context.Context) error {
 	}
 }
 
+// run contends for the lease until ctx ends, running the sink while it holds it.
 func (l *leasedSink) run(ctx context.Context) {
 	for ctx.Err() == nil {
 		rev, sent, err := l.acquire(ctx)
@@ -116,39 +146,40 @@ func (l *leasedSink) run(ctx context.Context) {
 			sleep(ctx, l.ttl/4)
 			continue
 		}
-		l.mu.Lock()
-		l.runner = r
-		l.terms++
-		l.mu.Unlock()
-		l.log.Info("sink lease: this node runs the sink", "sink", l.name)
-		lost := l.hold(ctx, &rev, sent)
-		var stopCtx context.Context
-		var cancel context.CancelFunc
-		if lost {
-			// Be done before the key expires: the next holder may start then.
-			stopCtx, cancel = context.WithTimeout(context.Background(), l.ttl/4)
-		} else {
-			l.mu.Lock()
-			stopCtx = l.stopWith
-			l.mu.Unlock()
-			if stopCtx == nil {
-				stopCtx = context.Background()
-			}
-			cancel = func() {}
-		}
-		if err := r.stop(stopCtx); err != nil {
-			l.log.Warn("sink lease: stopping the sink", "sink", l.name, "err", err)
-		}
-		cancel()
-		l.mu.Lock()
-		l.runner = nil
-		l.mu.Unlock()
-		if lost {
-			l.log.Warn("sink lease: lost the lease; standing by", "sink", l.name)
-			continue
-		}
-		l.release(rev)
+		l.took(r)
+		l.term(ctx, r, rev, sent)
 	}
+}
+
+// term runs r while the lease is held: until ctx ends (then it stops r within the
+// stop deadline and releases the lease) or the lease is lost (then it stops r within
+// a quarter of the TTL, before the key can expire).
+func (l *leasedSink) term(ctx context.Context, r *sinkRunner, rev uint64, sent time.Time) {
+	lost := l.hold(ctx, &rev, sent)
+	var stopCtx context.Context
+	cancel := func() {}
+	if lost {
+		stopCtx, cancel = context.WithTimeout(context.Background(), l.ttl/4)
+	} else {
+		l.mu.Lock()
+		stopCtx = l.stopWith
+		l.mu.Unlock()
+		if stopCtx == nil {
+			stopCtx = context.Background()
+		}
+	}
+	if err := r.stop(stopCtx); err != nil {
+		l.log.Warn("sink lease: stopping the sink", "sink", l.name, "err", err)
+	}
+	cancel()
+	l.mu.Lock()
+	l.runner = nil
+	l.mu.Unlock()
+	if lost {
+		l.log.Warn("sink lease: lost the lease; standing by", "sink", l.name)
+		return
+	}
+	l.release(rev)
 }
 
 // op bounds one lease operation; it outlives ctx so that a stop can still release.
@@ -299,7 +330,9 @@ func (p *Pipeline) startLeasedSinks(ctx context.Context) error {
 				return r, nil
 			}}
 		p.leased = append(p.leased, l)
-		l.start()
+		if err := l.start(ctx); err != nil {
+			return err
+		}
 	}
 	return nil
 }

@@ -2,8 +2,10 @@ package pipeline
 
 import (
 	"context"
+	"errors"
 	"io"
 	"log/slog"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -63,7 +65,9 @@ func (h *leaseHarness) contender(node, run string, snk *stubSink) *leasedSink {
 			snk.running.Add(1)
 			return &sinkRunner{sink: snk}, nil
 		}}
-	l.start()
+	if err := l.start(context.Background()); err != nil {
+		h.t.Fatal(err)
+	}
 	h.t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
@@ -171,5 +175,23 @@ func TestSinkLeaseLostStopsTheSink(t *testing.T) {
 		if a.holding() != nil || sa.running.Load() != 0 {
 			t.Fatal("a runs the sink again while another node holds the lease")
 		}
+	}
+}
+
+// A sink that does not start fails the node's start when the lease was free, and
+// the lease is handed back at once for another node.
+func TestSinkLeaseBuildFailureFailsStartAndReleases(t *testing.T) {
+	h := newLeaseHarness(t, 2*time.Second)
+	l := &leasedSink{name: "archive", kv: h.kv, ttl: h.ttl, node: "a", holder: "a r1",
+		log:   slog.New(slog.NewTextHandler(io.Discard, nil)),
+		build: func(context.Context) (*sinkRunner, error) { return nil, errors.New("no such directory") }}
+	if err := l.start(context.Background()); err == nil || !strings.Contains(err.Error(), "no such directory") {
+		t.Fatalf("start: %v", err)
+	}
+	if err := l.stop(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.kv.Create(context.Background(), "archive", []byte("b r1")); err != nil {
+		t.Fatalf("the lease was not handed back: %v", err)
 	}
 }
