@@ -109,8 +109,21 @@ sinks:
 	}
 	t.Cleanup(func() {
 		for _, nd := range c.nodes {
-			if nd.p != nil {
-				nd.p.kill()
+			if nd.p == nil {
+				continue
+			}
+			select {
+			case <-nd.p.done:
+				t.Errorf("%s exited: %v", nd.name, nd.p.status)
+			default:
+			}
+			nd.p.kill()
+			if t.Failed() {
+				out := nd.p.out.String()
+				if len(out) > 6000 {
+					out = out[len(out)-6000:]
+				}
+				t.Logf("%s output (tail):\n%s", nd.name, out)
 			}
 		}
 	})
@@ -529,8 +542,9 @@ func sinkHolder(t *testing.T, nd *clusterNode) string {
 // failures a cluster sees, one after another on the same cluster: kill -9 of the
 // intake stream's leader and its restart; kill -9 of an ingest node; kill -9 of the
 // process node that runs the archive sink; a rolling restart of the three NATS
-// servers. After each, every event acknowledged so far is in the archive, no
-// event.id twice.
+// servers; a partition of the intake stream's leader from the other two servers
+// (routes cut by proxies; its clients stay connected to it) and its healing. After
+// each, every event acknowledged so far is in the archive, no event.id twice.
 func TestClusterDrills(t *testing.T) {
 	if testing.Short() {
 		t.Skip("cluster drills run nats-server and vigil as processes; skipped with -short")
@@ -621,6 +635,35 @@ func TestClusterDrills(t *testing.T) {
 		}
 		time.Sleep(2 * time.Second)
 		c.verify(t, "rolling restart", l, idx, 60*time.Second)
+	})
+
+	t.Run("partition the intake stream leader", func(t *testing.T) {
+		leader := c.leaderOf(t, process[0], "VIGIL_RAW")
+		before := l.failures.Load()
+		t.Logf("partition nats-server %s, leader of VIGIL_RAW, from the other two (its clients stay connected to it)", leader)
+		c.nats.Partition(leader)
+		testutil.Eventually(t, 30*time.Second, "the majority elects another VIGIL_RAW leader", func() bool {
+			for _, nd := range c.nodes {
+				st, err := nd.status()
+				if err != nil {
+					continue
+				}
+				for _, s := range st.Streams {
+					if s.Name == "VIGIL_RAW" && s.Leader != "" && s.Leader != leader {
+						return true
+					}
+				}
+			}
+			return false
+		})
+		time.Sleep(5 * time.Second)
+		c.nats.Heal(leader)
+		for _, srv := range c.nats.Servers {
+			srv.WaitHealthy(t, 60*time.Second)
+		}
+		t.Logf("%d requests failed during the partition (retried on the other ingest node until one answered 200)", l.failures.Load()-before)
+		time.Sleep(2 * time.Second)
+		c.verify(t, "partition", l, idx, 60*time.Second)
 	})
 
 	l.Stop()

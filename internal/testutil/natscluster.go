@@ -18,9 +18,26 @@ import (
 // in go.mod as a tool) on loopback: each server has its own server_name, store
 // directory, client, cluster and monitoring ports, routes to the others, and
 // fsyncs every write (sync_interval: always), as docs/deployment.md tells
-// operators to run it.
+// operators to run it. Routes pass through proxies, so that a test can partition a
+// server from the others (Partition) without leaving loopback.
 type NATSCluster struct {
 	Servers []*NATSServer
+	proxies map[[2]int]*Proxy // route from server i to server j
+}
+
+// Partition cuts every route between the named server and the others (its clients
+// stay connected to it); Heal restores them.
+func (c *NATSCluster) Partition(name string) { c.routes(name, (*Proxy).Cut) }
+
+// Heal restores the routes Partition cut.
+func (c *NATSCluster) Heal(name string) { c.routes(name, (*Proxy).Heal) }
+
+func (c *NATSCluster) routes(name string, f func(*Proxy)) {
+	for k, p := range c.proxies {
+		if c.Servers[k[0]].Name == name || c.Servers[k[1]].Name == name {
+			f(p)
+		}
+	}
 }
 
 // NATSServer is one server of a NATSCluster.
@@ -73,16 +90,30 @@ func FreePort(t testing.TB) int {
 func StartNATSCluster(t testing.TB, dir string, n int) *NATSCluster {
 	t.Helper()
 	bin := NATSServerBinary(t)
-	c := &NATSCluster{}
+	c := &NATSCluster{proxies: map[[2]int]*Proxy{}}
 	routePorts := make([]int, n)
 	for i := range n {
 		routePorts[i] = FreePort(t)
 	}
-	var routes []string
-	for _, p := range routePorts {
-		routes = append(routes, fmt.Sprintf("nats-route://127.0.0.1:%d", p))
-	}
+	// Every route goes through a proxy of its own (server i to server j), so that a
+	// test can partition a server by cutting its proxies. Each server advertises a
+	// closed port as its cluster address: a server learning of another by gossip
+	// cannot open a direct route around the proxies.
 	for i := range n {
+		for j := range n {
+			if i != j {
+				c.proxies[[2]int{i, j}] = StartProxy(t, fmt.Sprintf("127.0.0.1:%d", routePorts[j]))
+			}
+		}
+	}
+	closed := FreePort(t)
+	for i := range n {
+		var routes []string
+		for j := range n {
+			if i != j {
+				routes = append(routes, "nats-route://"+c.proxies[[2]int{i, j}].Addr())
+			}
+		}
 		s := &NATSServer{Name: fmt.Sprintf("n%d", i+1), Port: FreePort(t), Monitor: FreePort(t), bin: bin,
 			Dir: filepath.Join(dir, fmt.Sprintf("n%d", i+1))}
 		if err := os.MkdirAll(s.Dir, 0o750); err != nil {
@@ -102,9 +133,10 @@ jetstream {
 cluster {
   name: vigil
   listen: 127.0.0.1:%d
+  advertise: 127.0.0.1:%d
   routes: [%s]
 }
-`, s.Name, s.Port, s.Monitor, filepath.Join(s.Dir, "js"), routePorts[i], strings.Join(routes, ", "))
+`, s.Name, s.Port, s.Monitor, filepath.Join(s.Dir, "js"), routePorts[i], closed, strings.Join(routes, ", "))
 		if err := os.WriteFile(s.Conf, []byte(conf), 0o644); err != nil {
 			t.Fatal(err)
 		}
