@@ -542,8 +542,8 @@ func sinkHolder(t *testing.T, nd *clusterNode) string {
 // failures a cluster sees, one after another on the same cluster: kill -9 of the
 // intake stream's leader and its restart; kill -9 of an ingest node; kill -9 of the
 // process node that runs the archive sink; a rolling restart of the three NATS
-// servers; a partition of the intake stream's leader from the other two servers
-// (routes cut by proxies; its clients stay connected to it) and its healing. After
+// servers; a partition of one server from the other two (routes cut by proxies; the
+// Vigil nodes on it must move to the majority) and its healing. After
 // each, every event acknowledged so far is in the archive, no event.id twice.
 func TestClusterDrills(t *testing.T) {
 	if testing.Short() {
@@ -637,31 +637,40 @@ func TestClusterDrills(t *testing.T) {
 		c.verify(t, "rolling restart", l, idx, 60*time.Second)
 	})
 
-	t.Run("partition the intake stream leader", func(t *testing.T) {
-		leader := c.leaderOf(t, process[0], "VIGIL_RAW")
+	t.Run("partition a NATS server", func(t *testing.T) {
+		// The server ingest-1 is connected to: its clients stay connected to it, and
+		// cannot store until they move to a server of the majority.
+		st, err := ingest[0].status()
+		if err != nil {
+			t.Fatal(err)
+		}
+		cut := st.Self.NATS
+		if c.nats.Server(cut) == nil {
+			t.Fatalf("ingest-1 is on server %q", cut)
+		}
 		before := l.failures.Load()
-		t.Logf("partition nats-server %s, leader of VIGIL_RAW, from the other two (its clients stay connected to it)", leader)
-		c.nats.Partition(leader)
-		testutil.Eventually(t, 30*time.Second, "the majority elects another VIGIL_RAW leader", func() bool {
-			for _, nd := range c.nodes {
-				st, err := nd.status()
-				if err != nil {
-					continue
-				}
-				for _, s := range st.Streams {
-					if s.Name == "VIGIL_RAW" && s.Leader != "" && s.Leader != leader {
-						return true
-					}
-				}
-			}
-			return false
+		t.Logf("partition nats-server %s, which ingest-1 is connected to, from the other two", cut)
+		c.nats.Partition(cut)
+		cutAt := time.Now()
+		testutil.Eventually(t, 30*time.Second, "ingest-1 moves to a server of the majority", func() bool {
+			st, err := ingest[0].status()
+			return err == nil && st.Self.NATS != "" && st.Self.NATS != cut
 		})
-		time.Sleep(5 * time.Second)
-		c.nats.Heal(leader)
+		t.Logf("ingest-1 moved to another server %s after the partition", time.Since(cutAt).Round(100*time.Millisecond))
+		l.mu.Lock()
+		ackedBefore := len(l.acked)
+		l.mu.Unlock()
+		testutil.Eventually(t, 30*time.Second, "events acknowledged during the partition", func() bool {
+			l.mu.Lock()
+			defer l.mu.Unlock()
+			return len(l.acked) >= ackedBefore+500
+		})
+		c.nats.Heal(cut)
+		t.Logf("healed after %s; %d requests failed meanwhile (retried until one answered 200)",
+			time.Since(cutAt).Round(100*time.Millisecond), l.failures.Load()-before)
 		for _, srv := range c.nats.Servers {
 			srv.WaitHealthy(t, 60*time.Second)
 		}
-		t.Logf("%d requests failed during the partition (retried on the other ingest node until one answered 200)", l.failures.Load()-before)
 		time.Sleep(2 * time.Second)
 		c.verify(t, "partition", l, idx, 60*time.Second)
 	})

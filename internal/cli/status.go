@@ -94,7 +94,7 @@ func printStatus(w io.Writer, st *pipeline.Status, now time.Time) {
 	}
 	_ = tw.Flush()
 	fmt.Fprintln(w)
-	fmt.Fprintln(tw, "NODE\tID\tROLE\tSOURCES\tPROCESSING\tSINKS\tADMIN\tHEARTBEAT")
+	fmt.Fprintln(tw, "NODE\tID\tROLE\tSOURCES\tPROCESSING\tSINKS\tNATS\tADMIN\tHEARTBEAT")
 	for _, n := range st.Nodes {
 		proc := "no"
 		if n.Processing {
@@ -104,8 +104,8 @@ func printStatus(w io.Writer, st *pipeline.Status, now time.Time) {
 		if !n.Heartbeat.IsZero() {
 			beat = now.Sub(n.Heartbeat).Round(time.Second).String() + " ago"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", n.Name, orDash(n.ID), n.Role, orDash(strings.Join(n.Sources, ",")), proc,
-			orDash(strings.Join(n.Sinks, ",")), orDash(n.Admin), beat)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", n.Name, orDash(n.ID), n.Role, orDash(strings.Join(n.Sources, ",")), proc,
+			orDash(strings.Join(n.Sinks, ",")), orDash(n.NATS), orDash(n.Admin), beat)
 	}
 	_ = tw.Flush()
 	fmt.Fprintln(w)

@@ -30,6 +30,8 @@ type NodeInfo struct {
 	PID     int    `json:"pid"`
 	Version string `json:"version"`
 	Admin   string `json:"admin,omitempty"`
+	// NATS is the server this node's connection is on.
+	NATS string `json:"nats,omitempty"`
 	// Sources are the sources this node runs; Processing whether it processes.
 	Sources    []string `json:"sources,omitempty"`
 	Processing bool     `json:"processing"`
@@ -109,6 +111,9 @@ func (p *Pipeline) self(started time.Time) NodeInfo {
 		Admin: p.cfg.Admin.Address, Processing: p.proc != nil, Started: started, Heartbeat: time.Now()}
 	if p.node != nil {
 		n.ID = p.node.id
+	}
+	if p.st != nil {
+		n.NATS = p.st.ServerName()
 	}
 	for _, s := range p.sources {
 		n.Sources = append(n.Sources, s.name)

@@ -54,6 +54,10 @@ type Stream struct {
 	epoch  int64 // intake stream identity
 	events int64 // events stream identity
 	maxPay int
+
+	// stopWatch ends the watchdog of an external connection (see watch).
+	stopWatch context.CancelFunc
+	watchDone chan struct{}
 }
 
 // embeddedMaxPayload leaves room for a batch of one large record (a CloudTrail file).
@@ -85,6 +89,11 @@ func Open(ctx context.Context, cfg config.Buffer, dataDir string, log *slog.Logg
 	if err := s.declare(ctx); err != nil {
 		s.Close()
 		return nil, err
+	}
+	if s.srv == nil {
+		wctx, cancel := context.WithCancel(context.Background())
+		s.stopWatch, s.watchDone = cancel, make(chan struct{})
+		go func() { defer close(s.watchDone); s.watch(wctx) }()
 	}
 	return s, nil
 }
@@ -452,6 +461,11 @@ const orphanAckWait = time.Second
 // Close drains the connection and shuts the embedded server down. Safe to call more
 // than once and on a partly opened Stream.
 func (s *Stream) Close() {
+	if s.stopWatch != nil {
+		s.stopWatch()
+		<-s.watchDone
+		s.stopWatch = nil
+	}
 	if s.nc != nil {
 		_ = s.nc.Drain()
 		deadline := time.Now().Add(5 * time.Second)
