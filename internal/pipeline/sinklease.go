@@ -52,6 +52,11 @@ type leasedSink struct {
 	// build makes and starts a runner for a term of the lease.
 	build func(ctx context.Context) (*sinkRunner, error)
 
+	// seenRev is the revision of another node's lease this node last read, and
+	// seenAt when it first read it (only the run goroutine uses them).
+	seenRev uint64
+	seenAt  time.Time
+
 	mu       sync.Mutex
 	runner   *sinkRunner
 	terms    int
@@ -207,11 +212,29 @@ func (l *leasedSink) acquire(ctx context.Context) (rev uint64, sent time.Time, e
 			return err
 		}
 		e, gerr := l.kv.Get(c, l.name)
-		if gerr != nil || !strings.HasPrefix(string(e.Value()), l.node+" ") {
+		if gerr != nil {
 			return err
 		}
-		// An earlier run of this node, now dead, or this run after it lost the lease
-		// and stopped: take it back without waiting for it to expire.
+		if !strings.HasPrefix(string(e.Value()), l.node+" ") {
+			// Another node's. The key's TTL removes it when its holder stops renewing,
+			// but the server's expiry can lag (seen after a server's restart), so this
+			// node also times the holder itself: a revision unchanged for a whole TTL
+			// since this node first read it means the holder has not renewed for
+			// longer than that, and has stopped writing (hold). Take it over then,
+			// replacing exactly that revision.
+			now := time.Now()
+			if e.Revision() != l.seenRev {
+				l.seenRev, l.seenAt = e.Revision(), now
+				return err
+			}
+			if now.Sub(l.seenAt) < l.ttl {
+				return err
+			}
+			l.log.Warn("sink lease: the holder has not renewed the lease for its TTL; taking the sink over",
+				"sink", l.name, "holder", string(e.Value()))
+		}
+		// Otherwise an earlier run of this node, now dead, or this run after it lost
+		// the lease and stopped: take it back without waiting for it to expire.
 		sent = time.Now()
 		r, err = l.kv.Update(c, l.name, []byte(l.holder), e.Revision())
 		rev = r

@@ -36,6 +36,7 @@ func (s *stubSink) Stop(context.Context) error {
 
 type leaseHarness struct {
 	t   *testing.T
+	js  jetstream.JetStream
 	kv  jetstream.KeyValue
 	ttl time.Duration
 	mu  sync.Mutex
@@ -53,7 +54,7 @@ func newLeaseHarness(t *testing.T, ttl time.Duration) *leaseHarness {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &leaseHarness{t: t, kv: kv, ttl: ttl}
+	return &leaseHarness{t: t, js: st.JetStream(), kv: kv, ttl: ttl}
 }
 
 // contender starts a leasedSink for sink "archive" as node with run, building
@@ -193,5 +194,35 @@ func TestSinkLeaseBuildFailureFailsStartAndReleases(t *testing.T) {
 	}
 	if _, err := h.kv.Create(context.Background(), "archive", []byte("b r1")); err != nil {
 		t.Fatalf("the lease was not handed back: %v", err)
+	}
+}
+
+// A dead holder's lease is taken over after its TTL even when the server does not
+// expire the key (the bucket here has no TTL at all): the contender times the
+// unchanged revision itself.
+func TestSinkLeaseTakenOverWithoutServerExpiry(t *testing.T) {
+	h := newLeaseHarness(t, 2*time.Second)
+	ctx := context.Background()
+	kv, err := h.js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: "NO_TTL"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.kv = kv
+	if _, err := kv.Create(ctx, "archive", []byte("dead r0")); err != nil {
+		t.Fatal(err)
+	}
+	created := time.Now()
+	var sb stubSink
+	b := h.contender("b", "r1", &sb)
+	waitFor(t, 3*h.ttl, "b takes the dead holder's lease", func() bool { return b.holding() != nil })
+	if since := time.Since(created); since < h.ttl {
+		t.Fatalf("b took the lease %s after the dead holder's last renewal; the ttl is %s", since, h.ttl)
+	}
+	// A live holder's lease (renewed every third of the TTL) is never taken.
+	var sc stubSink
+	c := h.contender("c", "r1", &sc)
+	time.Sleep(3 * h.ttl)
+	if c.holding() != nil || sc.running.Load() != 0 {
+		t.Fatal("c took the lease b renews")
 	}
 }
