@@ -155,7 +155,11 @@ func (c *vigilCluster) stop(t testing.TB) {
 	for _, nd := range c.nodes {
 		if nd.p != nil {
 			if err := nd.p.terminate(t, 40*time.Second); err != nil {
-				t.Errorf("%s: graceful stop: %v", nd.name, err)
+				out := nd.p.out.String()
+				if len(out) > 3000 {
+					out = out[len(out)-3000:]
+				}
+				t.Errorf("%s: graceful stop: %v; output (tail):\n%s", nd.name, err, out)
 			}
 			nd.p = nil
 		}
