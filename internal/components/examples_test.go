@@ -42,6 +42,7 @@ func TestS3SourceConfig(t *testing.T) {
 		{name: "typo", yaml: `{type: s3, queue_url: https://sqs.us-east-1.amazonaws.com/1/q, key_rule: []}`, err: "key_rule"},
 		{name: "no queue", yaml: `{type: s3}`, err: "queue_url: required"},
 		{name: "rule without format", yaml: `{type: s3, queue_url: https://sqs.us-east-1.amazonaws.com/1/q, key_rules: [{match: "a/**"}]}`, err: "key_rules[0].format"},
+		{name: "rule with unknown format", yaml: `{type: s3, queue_url: https://sqs.us-east-1.amazonaws.com/1/q, key_rules: [{match: "a/**", format: skip}, {match: "b/**", format: albb}]}`, err: `key_rules[1].format: unknown format "albb"`},
 		{name: "auto with options", yaml: `{type: s3, queue_url: https://sqs.us-east-1.amazonaws.com/1/q, format_options: {}}`, err: "format_options"},
 		{name: "long poll", yaml: `{type: s3, queue_url: https://sqs.us-east-1.amazonaws.com/1/q, wait_time: 30s}`, err: "wait_time"},
 	}

@@ -404,6 +404,13 @@ func (l *loader) parseSources(node ast.Node, cfg *Config) {
 			if formatOpts != nil {
 				l.addAt(path+".format_options", "format %q chooses a format per object; format_options apply to one named format", src.Format)
 			}
+			if fl, ok := settings.(FormatLister); ok {
+				for _, f := range fl.ChosenFormats() {
+					if _, known := l.reg.FormatConfig(f.Format); !known {
+						l.addAt(path+"."+f.Path, "unknown format %q; known formats: %s", f.Format, strings.Join(l.reg.FormatNames(), ", "))
+					}
+				}
+			}
 			cfg.Sources = append(cfg.Sources, src)
 			continue
 		}
@@ -431,6 +438,19 @@ type FormatDefaulter interface {
 // s3 source's "auto", by key rules) and stores it in component.Records.Format.
 type FormatChooser interface {
 	ChoosesFormat(format string) bool
+}
+
+// FormatLister is implemented by a FormatChooser whose choices are named in its
+// config (the s3 source's key rules), so that the loader rejects an unknown format
+// at load time rather than when the first object arrives.
+type FormatLister interface {
+	ChosenFormats() []ChosenFormat
+}
+
+// ChosenFormat is a format named in a source's config, at Path below the source.
+type ChosenFormat struct {
+	Path   string // e.g. "key_rules[0].format"
+	Format string
 }
 
 func defaultFormat(c Component) string {
