@@ -158,13 +158,17 @@ func checkSearch(t *testing.T, rows []map[string]string, want records, archived 
 	got := map[string]int{}
 	ids := map[string]bool{}
 	for _, r := range rows {
-		got[identity(func(f string) any {
+		id := identity(func(f string) any {
 			if v, ok := r[f]; ok {
 				return v
 			}
 			return nil
-		})] = 1
+		})
+		got[id] = 1
 		ids[r["event.id"]] = true
+		if ds := r["event.dataset"]; want[id] != "" && ds != want[id] {
+			t.Errorf("search store: %s has dataset %s, want %s", id, ds, want[id])
+		}
 	}
 	compare(t, "search store", got, want)
 	for id := range archived {
@@ -200,7 +204,7 @@ func compare(t *testing.T, where string, got map[string]int, want records) {
 
 // waitSearchable waits until the search store holds n distinct event.ids, and
 // fails with what it holds, by dataset, and vigil's log if it does not in time.
-func waitSearchable(t *testing.T, p *proc, vl *testutil.VictoriaLogs, n int, within time.Duration) {
+func waitSearchable(t *testing.T, p *proc, vl searchStore, n int, within time.Duration) {
 	t.Helper()
 	deadline := time.Now().Add(within)
 	for {

@@ -24,7 +24,7 @@ func TestSeed002Example(t *testing.T) {
 	if s3.QueueURL == "" || len(s3.KeyRules) != 1 || s3.KeyRules[0].Format != "json" || !s3.BuiltinKeyRules {
 		t.Errorf("s3 source: %+v", s3)
 	}
-	if len(cfg.Sinks) != 1 || cfg.Sinks[0].Type != "opensearch" || len(cfg.Processing.Processors) != 1 {
+	if len(cfg.Sinks) != 1 || cfg.Sinks[0].Type != "opensearch" || len(cfg.Processing.Processors) != 2 {
 		t.Errorf("sinks %+v, processors %+v", cfg.Sinks, cfg.Processing.Processors)
 	}
 }
