@@ -165,3 +165,11 @@ func (m *Moto) QueueEmpty(t testing.TB, queueURL string) bool {
 	}
 	return out.Attributes["ApproximateNumberOfMessages"] == "0" && out.Attributes["ApproximateNumberOfMessagesNotVisible"] == "0"
 }
+
+// CPU is the CPU time moto's processes have used so far.
+func (m *Moto) CPU() time.Duration {
+	if m.cmd == nil {
+		return 0
+	}
+	return GroupCPU(m.cmd.Process.Pid)
+}
