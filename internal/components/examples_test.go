@@ -29,6 +29,26 @@ func TestSeed002Example(t *testing.T) {
 	}
 }
 
+// TestSeed001Example loads examples/seed-001-kelk.yaml as `vigil run` would, with
+// only the variables it has no default for (e2e/seed001_test.go runs it).
+func TestSeed001Example(t *testing.T) {
+	t.Setenv("LOG_QUEUE_URL", "https://sqs.us-east-1.amazonaws.com/123456789012/kelk-log-events")
+	t.Setenv("ES_URL", "https://search.example.com")
+	t.Setenv("ARCHIVE_BUCKET", "kelk-archive")
+	cfg, err := config.Load("../../examples/seed-001-kelk.yaml", components.Builtin())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(cfg.Sources) != 2 || len(cfg.Sinks) != 2 {
+		t.Fatalf("sources %+v, sinks %+v", cfg.Sources, cfg.Sinks)
+	}
+	for _, src := range cfg.Sources {
+		if s3, ok := src.Settings.(*s3source.Config); ok && (s3.BuiltinKeyRules || len(s3.KeyRules) != 4 || s3.Endpoint != "") {
+			t.Errorf("s3 source: %+v", s3)
+		}
+	}
+}
+
 // TestS3SourceConfig: the s3 source's config as the docs show it, and its typo
 // and range errors.
 func TestS3SourceConfig(t *testing.T) {
