@@ -10,8 +10,10 @@
 // again and again: give the queue a redrive policy (maxReceiveCount and a
 // dead-letter queue), as for any SQS consumer.
 //
-// Message attributes are not carried: a record is the body's bytes, and the intake
-// stream has no per-record metadata. Put what the parsers need into the body.
+// Each message is stored as its own unit whose Fields carry the message ID, the
+// sent time, the receive count and the message attributes under aws.sqs.* (and,
+// with sns_envelope, the envelope's topic, subject and attributes under aws.sns.*);
+// its Records.ID is the message ID, so a redelivered message is stored once.
 package sqssource
 
 import (
