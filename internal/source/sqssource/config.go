@@ -10,10 +10,9 @@
 // again and again: give the queue a redrive policy (maxReceiveCount and a
 // dead-letter queue), as for any SQS consumer.
 //
-// Each message is stored as its own unit whose Fields carry the message ID, the
-// sent time, the receive count and the message attributes under aws.sqs.* (and,
-// with sns_envelope, the envelope's topic, subject and attributes under aws.sns.*);
-// its Records.ID is the message ID, so a redelivered message is stored once.
+// Each record carries its message's ID, sent time, receive count and message
+// attributes under aws.sqs.* (and, with sns_envelope, the envelope's topic, subject
+// and attributes under aws.sns.*) as Records.RecordFields.
 package sqssource
 
 import (

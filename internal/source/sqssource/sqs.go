@@ -2,11 +2,14 @@ package sqssource
 
 import (
 	"context"
+	"crypto/sha256"
 	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -132,13 +135,15 @@ func (s *Source) loop() {
 // handle stores one received batch and deletes its messages once stored. On error
 // nothing is deleted: the messages come back after their visibility timeout.
 //
-// Each message is stored as its own unit, in the order received, with its
-// attributes as Records.Fields and its message ID as Records.ID: a message received
-// again (its delete failed, or a store failed after some of the batch was stored)
-// is dropped by the stream's duplicate detection within buffer.duplicate_window.
+// The batch is one unit (one stream write): each record carries its message's ID
+// and attributes as Records.RecordFields. The unit's ID is made of the batch's
+// message IDs, so the same messages received again together (their delete failed)
+// are dropped by the stream's duplicate detection within buffer.duplicate_window.
 func (s *Source) handle(msgs []types.Message) error {
 	received := time.Now()
-	units := make([]component.Records, 0, len(msgs))
+	unit := component.Records{Received: received, Records: make([][]byte, 0, len(msgs)),
+		RecordFields: make([]map[string]string, 0, len(msgs))}
+	ids := make([]string, 0, len(msgs))
 	var letters []component.Letter
 	size := 0
 	for _, m := range msgs {
@@ -157,13 +162,15 @@ func (s *Source) handle(msgs []types.Message) error {
 			rec = []byte(*env.Message)
 			env.addFields(fields)
 		}
-		units = append(units, component.Records{Received: received, Records: [][]byte{rec}, Fields: fields,
-			ID: "sqs:" + aws.ToString(m.MessageId)})
+		unit.Records = append(unit.Records, rec)
+		unit.RecordFields = append(unit.RecordFields, fields)
+		ids = append(ids, aws.ToString(m.MessageId))
 	}
+	unit.ID = batchID(ids)
 	s.counters.Received(len(msgs), size)
 
 	stopExtend := s.extendWhileStoring(msgs)
-	err := s.store(units, letters)
+	err := s.store(unit, letters)
 	stopExtend()
 	if err != nil {
 		s.counters.Error("store")
@@ -172,20 +179,28 @@ func (s *Source) handle(msgs []types.Message) error {
 	return s.delete(msgs)
 }
 
-func (s *Source) store(units []component.Records, letters []component.Letter) error {
+// batchID names a set of messages independent of their order.
+func batchID(ids []string) string {
+	slices.Sort(ids)
+	h := sha256.New()
+	for _, id := range ids {
+		h.Write([]byte(id))
+		h.Write([]byte{0})
+	}
+	return "sqs:" + hex.EncodeToString(h.Sum(nil)[:16])
+}
+
+func (s *Source) store(unit component.Records, letters []component.Letter) error {
 	if len(letters) > 0 {
 		if err := s.deps.Intake.DeadLetter(s.storeCtx, letters...); err != nil {
 			return err
 		}
 		s.counters.DeadLettered("intake", len(letters))
 	}
-	// One unit after the other keeps a FIFO queue's order within the batch.
-	for _, u := range units {
-		if err := s.deps.Intake.Store(s.storeCtx, u); err != nil {
-			return err
-		}
+	if len(unit.Records) == 0 {
+		return nil
 	}
-	return nil
+	return s.deps.Intake.Store(s.storeCtx, unit)
 }
 
 // Field names of what SQS (and SNS) tell about a message, added to its events.

@@ -2,6 +2,7 @@ package sqssource_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
@@ -180,17 +181,18 @@ func runPipeline(t *testing.T, c *sqssource.Config) string {
 	return dir
 }
 
-// TestRedeliveredStoredOnce: when deleting stored messages fails, SQS delivers them
-// again after their visibility timeout; the stream's duplicate detection (the unit
-// ID is the message ID) keeps the second store out, so each is archived once.
+// TestRedeliveredStoredOnce: when deleting a stored batch fails, SQS delivers its
+// messages again after their visibility timeout; received together again, they
+// make a unit with the same ID (made of the message IDs), which the stream's
+// duplicate detection keeps out, so each is archived once.
 func TestRedeliveredStoredOnce(t *testing.T) {
 	m := testutil.StartMoto(t)
-	// A proxy in front of moto refuses the first two DeleteMessageBatch calls.
+	// A proxy in front of moto refuses the first DeleteMessageBatch call.
 	target, _ := url.Parse(m.Endpoint())
 	proxy := httputil.NewSingleHostReverseProxy(target)
 	var refused atomic.Int32
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Header.Get("X-Amz-Target") == "AmazonSQS.DeleteMessageBatch" && refused.Add(1) <= 2 {
+		if r.Header.Get("X-Amz-Target") == "AmazonSQS.DeleteMessageBatch" && refused.Add(1) <= 1 {
 			w.Header().Set("Content-Type", "application/x-amz-json-1.0")
 			w.WriteHeader(http.StatusBadRequest)
 			_, _ = io.WriteString(w, `{"__type":"com.amazon.coral.service#AccessDeniedException","message":"test: delete refused"}`)
@@ -200,14 +202,14 @@ func TestRedeliveredStoredOnce(t *testing.T) {
 	}))
 	defer srv.Close()
 	q := newQueue(t, m, "redelivered")
-	const n = 20
+	const n = 10 // one batch: one receive takes them all, before and after the refusal
 	var bodies []string
 	for i := range n {
 		bodies = append(bodies, fmt.Sprintf(`{"tid":"m%d"}`, i))
 	}
 	q.send(t, bodies...)
 	dir := runPipeline(t, q.config(func(c *sqssource.Config) { c.Endpoint = srv.URL; c.MaxInFlight = 1 }))
-	testutil.Eventually(t, 30*time.Second, "queue empty after the refused deletes", func() bool { return refused.Load() > 2 && q.count(t) == 0 })
+	testutil.Eventually(t, 30*time.Second, "queue empty after the refused delete", func() bool { return refused.Load() > 1 && q.count(t) == 0 })
 	var docs []map[string]any
 	testutil.Eventually(t, 10*time.Second, fmt.Sprintf("%d documents in the archive", n), func() bool {
 		docs = testutil.ArchiveDocs(t, dir+"/archive")
@@ -229,12 +231,12 @@ func TestRedeliveredStoredOnce(t *testing.T) {
 		}
 	}
 	if len(docs) != n || redelivered != 0 {
-		t.Errorf("%d documents (%d from a second receive), want %d, each from its first receive", len(docs), redelivered, n)
+		t.Errorf("%d documents (%d from the second receive), want %d, each from its first receive", len(docs), redelivered, n)
 	}
 }
 
-// TestBatchReceive: one ReceiveMessage takes up to max_messages messages; each is
-// stored as its own unit with its own fields, in the order received.
+// TestBatchReceive: one ReceiveMessage takes up to max_messages messages, stored as
+// one unit in the order received, each record with its own message's fields.
 func TestBatchReceive(t *testing.T) {
 	m := testutil.StartMoto(t)
 	q := newQueue(t, m, "batched")
@@ -251,19 +253,23 @@ func TestBatchReceive(t *testing.T) {
 	})
 	in.mu.Lock()
 	defer in.mu.Unlock()
-	perReceive := map[time.Time]int{}
+	most := 0
 	for _, u := range in.units {
-		perReceive[u.Received]++
-		if len(u.Records) != 1 || u.ID != "sqs:"+u.Fields[sqssource.FieldMessageID] || u.Fields[sqssource.FieldAttributes+"origin"] != "vigil-test" {
-			t.Errorf("unit %+v: want one record, ID sqs:<message id>, the attributes as fields", u)
+		most = max(most, len(u.Records))
+		if len(u.RecordFields) != len(u.Records) || !strings.HasPrefix(u.ID, "sqs:") {
+			t.Fatalf("unit %+v: want one field map per record and an sqs: ID", u)
+		}
+		for i, rec := range u.Records {
+			f := u.RecordFields[i]
+			var body struct{ N int }
+			_ = json.Unmarshal(rec, &body)
+			if f[sqssource.FieldMessageID] == "" || f[sqssource.FieldAttributes+"seq"] != strconv.Itoa(body.N) || f[sqssource.FieldAttributes+"origin"] != "vigil-test" {
+				t.Errorf("record %s: fields %v, want its own message's ID and attributes", rec, f)
+			}
 		}
 	}
-	most := 0
-	for _, c := range perReceive {
-		most = max(most, c)
-	}
 	if most < 2 {
-		t.Errorf("%d receives for 10 messages, none with more than one: not batched", len(perReceive))
+		t.Errorf("%d receives for 10 messages, none with more than one: not batched", len(in.units))
 	}
 }
 
@@ -419,7 +425,7 @@ func TestSNSEnvelope(t *testing.T) {
 	}
 	in.mu.Lock()
 	defer in.mu.Unlock()
-	f := in.units[0].Fields
+	f := in.units[0].RecordFields[0]
 	if f[sqssource.FieldSNSTopicARN] != "arn:aws:sns:us-east-1:123456789012:alerts" || f[sqssource.FieldSNSMessageID] != "22b80b92-fdea-4c2c-8f9d-bdfb0c7bf324" ||
 		f[sqssource.FieldSNSSubject] != "x" || f[sqssource.FieldSNSTimestamp] != "2026-12-07T12:00:00.000Z" ||
 		f[sqssource.FieldSNSAttributes+"severity"] != "high" || f[sqssource.FieldMessageID] == "" {
