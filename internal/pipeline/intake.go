@@ -109,8 +109,8 @@ func (in *intake) Store(ctx context.Context, recs component.Records) error {
 	return nil
 }
 
-// fieldsBytes bounds the JSON size of f in a header (quotes, colon, comma and
-// escapes of plain text).
+// fieldsBytes estimates the JSON size of f in a header: quotes, colon and comma
+// around plain text (characters JSON escapes take more, and are rare in metadata).
 func fieldsBytes(f map[string]string) int {
 	n := 5 // null or {} and the comma
 	for k, v := range f {
