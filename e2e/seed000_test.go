@@ -228,7 +228,7 @@ func TestSeed000(t *testing.T) {
 			t.Errorf("record %s in Splunk under event ids %v, archived under %v", tid, ids, archive.byTid[tid])
 		}
 	}
-	// Each intake's events carry its dataset-independent marks.
+	// Syslog events were parsed: the sender's app name is the tag logger was given.
 	for _, d := range gw.NDJSONDocs(t) {
 		tid := tidOf(d)
 		if strings.HasPrefix(tid, "s") && testutil.Field(d, "log.syslog.appname") != "sshd" {
