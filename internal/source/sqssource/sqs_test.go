@@ -184,7 +184,9 @@ func runPipeline(t *testing.T, c *sqssource.Config) string {
 // TestRedeliveredStoredOnce: when deleting a stored batch fails, SQS delivers its
 // messages again after their visibility timeout; received together again, they
 // make a unit with the same ID (made of the message IDs), which the stream's
-// duplicate detection keeps out, so each is archived once.
+// duplicate detection keeps out, so each is archived once. One message, because
+// SQS (and moto) may split redelivered messages into other batches, whose units
+// have other IDs and are stored again (at-least-once, as documented).
 func TestRedeliveredStoredOnce(t *testing.T) {
 	m := testutil.StartMoto(t)
 	// A proxy in front of moto refuses the first DeleteMessageBatch call.
@@ -202,7 +204,7 @@ func TestRedeliveredStoredOnce(t *testing.T) {
 	}))
 	defer srv.Close()
 	q := newQueue(t, m, "redelivered")
-	const n = 10 // one batch: one receive takes them all, before and after the refusal
+	const n = 1
 	var bodies []string
 	for i := range n {
 		bodies = append(bodies, fmt.Sprintf(`{"tid":"m%d"}`, i))
