@@ -52,6 +52,9 @@ func (in *intake) Store(ctx context.Context, recs component.Records) error {
 	bytes := 0
 	batches := 0
 	first := 0 // index in recs.Records of the batch's first record
+	// Per-record fields travel in a header, which counts toward the message size.
+	perRecord := len(recs.RecordFields) == len(recs.Records)
+	headerBytes := 0
 	flush := func() error {
 		if batch.Len() == 0 {
 			return nil
@@ -61,6 +64,10 @@ func (in *intake) Store(ctx context.Context, recs component.Records) error {
 		if len(recs.Lines) == len(recs.Records) && recs.LineField != "" {
 			raw.Lines, raw.LineField = recs.Lines[first:first+batch.Len()], recs.LineField
 		}
+		if perRecord {
+			raw.RecordFields = recs.RecordFields[first : first+batch.Len()]
+		}
+		headerBytes = 0
 		first += batch.Len()
 		msg := wire.RawMsg(raw)
 		batch.Reset()
@@ -76,15 +83,20 @@ func (in *intake) Store(ctx context.Context, recs component.Records) error {
 		batches++
 		return pending.Publish(in.st, msg, id)
 	}
-	for _, r := range recs.Records {
+	for i, r := range recs.Records {
 		bytes += len(r)
-		if batch.Len() > 0 && batch.Size()+len(r) > event.MaxBatchBytes {
+		fb := 0
+		if perRecord {
+			fb = fieldsBytes(recs.RecordFields[i])
+		}
+		if batch.Len() > 0 && batch.Size()+len(r)+headerBytes+fb > event.MaxBatchBytes {
 			if err := flush(); err != nil {
 				_ = pending.Wait(ctx)
 				return in.fail(err)
 			}
 		}
 		batch.Add(r)
+		headerBytes += fb
 	}
 	if err := flush(); err != nil {
 		_ = pending.Wait(ctx)
@@ -95,6 +107,16 @@ func (in *intake) Store(ctx context.Context, recs component.Records) error {
 	}
 	in.counters.Sent(len(recs.Records), bytes)
 	return nil
+}
+
+// fieldsBytes estimates the JSON size of f in a header: quotes, colon and comma
+// around plain text (characters JSON escapes take more, and are rare in metadata).
+func fieldsBytes(f map[string]string) int {
+	n := 5 // null or {} and the comma
+	for k, v := range f {
+		n += len(k) + len(v) + 6
+	}
+	return n
 }
 
 func (in *intake) fail(err error) error {

@@ -389,6 +389,9 @@ func (w *worker) process(m jetstream.Msg, pending *wire.Pending) ([]component.Le
 		}
 		out.rejects = out.rejects[:0]
 		r := Record{Data: rec, Origin: origin, Received: raw.Received, Dataset: raw.Dataset, Fields: raw.Fields}
+		if i < len(raw.RecordFields) {
+			r.RecordFields = raw.RecordFields[i]
+		}
 		if i < len(raw.Lines) {
 			r.Line, r.LineField = raw.Lines[i], raw.LineField
 		}
