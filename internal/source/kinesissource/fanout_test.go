@@ -210,3 +210,36 @@ func TestFanOutEndToEnd(t *testing.T) {
 		t.Fatalf("consumers %v, want siem", got)
 	}
 }
+
+// TestFanOutThrottled: SubscribeToShard refused with LimitExceededException is
+// counted as throughput_exceeded and retried after a back-off; nothing is lost.
+func TestFanOutThrottled(t *testing.T) {
+	srv := startEFO(t)
+	srv.CreateStream("throttled", 1)
+	putKeys(srv, "throttled", efoKeys, 0, 20)
+	srv.Throttle(3)
+	in := &recorder{}
+	_, reg := startSource(t, efoConfig(srv, "throttled"), in, jetStreamKV(t))
+	testutil.Eventually(t, 30*time.Second, "160 records stored", func() bool { return len(in.snapshot()) >= 160 })
+	checkOnceInOrder(t, in.snapshot(), efoKeys, 20)
+	families, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	throttled := 0.0
+	for _, f := range families {
+		if f.GetName() != "vigil_errors_total" {
+			continue
+		}
+		for _, m := range f.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "reason" && l.GetValue() == "throughput_exceeded" {
+					throttled += m.GetCounter().GetValue()
+				}
+			}
+		}
+	}
+	if throttled != 3 {
+		t.Errorf("errors_total{reason=throughput_exceeded} = %v, want 3", throttled)
+	}
+}

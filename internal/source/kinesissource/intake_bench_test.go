@@ -33,10 +33,10 @@ func benchRecord(i int) []byte {
 // BenchmarkKinesisToIntake measures the kinesis source draining a backlog of b.N
 // records (~200 bytes each, spread evenly over the shards) into the intake stream
 // of an ingest-only node (embedded JetStream, sync always), from the node's start
-// to the last record stored: polling GetRecords
-// (max_records 1000, the default) against kinesalite and moto, and enhanced fan-out against the kinesisefo test
-// server (in process: it bounds Vigil, not an emulator). Run with a fixed count,
-// e.g. -benchtime 20000x: the records are put before the timer starts.
+// to the last record stored: polling GetRecords (max_records 1000, the default)
+// against kinesalite and moto, and enhanced fan-out against the kinesisefo test
+// server (in process, so it bounds Vigil rather than an emulator). Run with a fixed
+// count, e.g. -benchtime 20000x: the records are put before the timer starts.
 func BenchmarkKinesisToIntake(b *testing.B) {
 	for _, emu := range []string{"kinesalite", "moto", "efo"} {
 		b.Run(emu, func(b *testing.B) {

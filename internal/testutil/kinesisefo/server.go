@@ -64,6 +64,8 @@ type Server struct {
 	streams       map[string]*stream
 	consumers     map[string]*consumer // by ARN
 	subscriptions int
+	// limit is how many SubscribeToShard calls to refuse with LimitExceededException.
+	limit int
 }
 
 type stream struct {
@@ -123,6 +125,15 @@ func (s *Server) Subscriptions() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.subscriptions
+}
+
+// Throttle makes the next n SubscribeToShard calls fail with
+// LimitExceededException, as Kinesis answers more than one call per second per
+// consumer and shard.
+func (s *Server) Throttle(n int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.limit = n
 }
 
 // Consumers returns the names of the registered consumers of a stream.
@@ -439,6 +450,9 @@ func (s *Server) subscribe(w http.ResponseWriter, r *http.Request, consumerARN, 
 	var apiErr *apiError
 	var next int
 	switch {
+	case s.limit > 0:
+		s.limit--
+		apiErr = badRequest("LimitExceededException", "Rate exceeded for consumer %s and shard %s.", consumerARN, shardID)
 	case c == nil:
 		apiErr = badRequest("ResourceNotFoundException", "Consumer %s not found.", consumerARN)
 	case s.status(c) != "ACTIVE":
