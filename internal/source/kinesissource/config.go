@@ -65,18 +65,19 @@ type Config struct {
 	// LeaseTTL is how long a shard lease lasts without renewal; a node renews its
 	// leases every third of it. A dead node's shards are read again after it.
 	LeaseTTL time.Duration `yaml:"lease_ttl"`
-	// EnhancedFanOut reads the shards through a registered stream consumer with
-	// SubscribeToShard (records pushed over HTTP/2, 2 MB/s per shard for this consumer
-	// alone) instead of polling with GetRecords.
+	// EnhancedFanOut is reading with SubscribeToShard; off by default.
 	EnhancedFanOut FanOutConfig `yaml:"enhanced_fan_out"`
 }
 
 // FanOutConfig is enhanced fan-out: a stream consumer and SubscribeToShard.
 type FanOutConfig struct {
-	// Enabled turns enhanced fan-out on.
+	// Enabled reads the shards through a stream consumer with SubscribeToShard
+	// (records pushed over HTTP/2, 2 MB/s per shard for this consumer alone) instead
+	// of polling with GetRecords.
 	Enabled bool `yaml:"enabled"`
 	// ConsumerName is the stream consumer the nodes share; registered
-	// (RegisterStreamConsumer) when the stream has none of that name. Empty: vigil-<source name>.
+	// (RegisterStreamConsumer) when the stream has none of that name. Empty: "vigil-" and
+	// the source's name.
 	ConsumerName string `yaml:"consumer_name"`
 	// ConsumerARN names an existing consumer instead of consumer_name; it is used as
 	// it is, never registered.
