@@ -168,8 +168,18 @@ func TestFanOutResubscribeAndRestart(t *testing.T) {
 // TestFanOutSplit splits a shard while records flow: the parent's last event names
 // its children and ends the parent (SHARD_END); the children are read only after
 // it, so each key's records stay in order, each once.
+//
+// With the children left out of ListShards (a lagging shard list), they are read
+// all the same: the source learned them from the parent's last event.
 func TestFanOutSplit(t *testing.T) {
+	for _, unlisted := range []bool{false, true} {
+		t.Run(fmt.Sprintf("unlisted=%v", unlisted), func(t *testing.T) { testFanOutSplit(t, unlisted) })
+	}
+}
+
+func testFanOutSplit(t *testing.T, unlisted bool) {
 	srv := startEFO(t)
+	srv.Unlisted = unlisted
 	srv.CreateStream("split", 1)
 	putKeys(srv, "split", efoKeys, 0, 30)
 	in := &recorder{}

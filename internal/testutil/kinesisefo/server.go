@@ -54,6 +54,9 @@ type Server struct {
 	Heartbeat time.Duration
 	// MaxPerEvent is the most records one event carries.
 	MaxPerEvent int
+	// Unlisted keeps the children of a split out of ListShards, as a shard list
+	// that lags behind: a reader learns of them only from ChildShards.
+	Unlisted bool
 
 	srv    *httptest.Server
 	caFile string
@@ -340,6 +343,9 @@ func (s *Server) listShards(name string) (any, *apiError) {
 	}
 	var shards []any
 	for _, sh := range st.shards {
+		if s.Unlisted && len(sh.parents) > 0 {
+			continue
+		}
 		seqRange := map[string]string{"StartingSequenceNumber": sh.startSeq}
 		if sh.endSeq != "" {
 			seqRange["EndingSequenceNumber"] = sh.endSeq
