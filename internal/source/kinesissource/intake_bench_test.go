@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -22,9 +21,6 @@ import (
 	"github.com/vigil-sec/vigil/internal/testutil/kinesisefo"
 )
 
-// benchStreams numbers the benchmark's streams: each run gets a fresh one.
-var benchStreams atomic.Int64
-
 // benchRecord is a ~200-byte JSON record.
 func benchRecord(i int) []byte {
 	return fmt.Appendf(nil, `{"tid":"r%d","@timestamp":"2026-12-07T12:00:00Z","event":{"action":"login"},"user":{"name":"alice"},"message":"%0120d"}`, i, i)
@@ -38,6 +34,7 @@ func benchRecord(i int) []byte {
 // server (in process, so it bounds Vigil rather than an emulator). Run with a fixed
 // count, e.g. -benchtime 20000x: the records are put before the timer starts.
 func BenchmarkKinesisToIntake(b *testing.B) {
+	streams := 0 // each run gets a fresh stream
 	for _, emu := range []string{"kinesalite", "moto", "efo"} {
 		b.Run(emu, func(b *testing.B) {
 			var put func(b *testing.B, name string, shards, n int) *kinesissource.Config
@@ -78,7 +75,8 @@ func BenchmarkKinesisToIntake(b *testing.B) {
 			}
 			for _, shards := range []int{1, 4} {
 				b.Run(fmt.Sprintf("shards=%d", shards), func(b *testing.B) {
-					name := fmt.Sprintf("bench-%d", benchStreams.Add(1))
+					streams++
+					name := fmt.Sprintf("bench-%d", streams)
 					src := put(b, name, shards, b.N)
 					src.PollInterval = 50 * time.Millisecond
 					src.ShardSyncInterval = 200 * time.Millisecond
@@ -96,6 +94,8 @@ func BenchmarkKinesisToIntake(b *testing.B) {
 					if err != nil {
 						b.Fatal(err)
 					}
+					b.SetBytes(int64(len(benchRecord(0))))
+					b.ReportAllocs()
 					b.ResetTimer()
 					start, cpu0 := time.Now(), cpuTime(b)
 					if err := p.Start(context.Background()); err != nil {

@@ -64,6 +64,7 @@ func benchPoll(b *testing.B, spacing time.Duration) {
 	if err != nil {
 		b.Fatal(err)
 	}
+	b.ReportAllocs()
 	b.ResetTimer()
 	start, cpu0 := time.Now(), cpuTime(b)
 	if err := p.Start(context.Background()); err != nil {

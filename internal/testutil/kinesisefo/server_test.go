@@ -45,8 +45,19 @@ func consumerARN(t *testing.T, s *Server, c *kinesis.Client) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(s.ActivateAfter)
-	return aws.ToString(reg.Consumer.ConsumerARN)
+	arn := aws.ToString(reg.Consumer.ConsumerARN)
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		d, err := c.DescribeStreamConsumer(ctx, &kinesis.DescribeStreamConsumerInput{ConsumerARN: aws.String(arn)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if d.ConsumerDescription.ConsumerStatus == types.ConsumerStatusActive {
+			return arn
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("consumer %s still %s", arn, d.ConsumerDescription.ConsumerStatus)
+		}
+	}
 }
 
 // TestSubscribe: records put before and during a subscription arrive in events,
