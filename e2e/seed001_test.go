@@ -41,7 +41,7 @@ func TestSeed001(t *testing.T) {
 	if n := strings.Count(string(cfg), "\n"); n > 30 {
 		t.Errorf("the example has %d lines; a seed example stays within 30", n)
 	}
-	cfgPath := writeConfig(t, dir, string(cfg)+fmt.Sprintf("admin: {address: %s}\n", adminAddr))
+	cfgPath := writeConfig(t, dir, quickArchive(t, string(cfg))+fmt.Sprintf("admin: {address: %s}\n", adminAddr))
 	for k, v := range map[string]string{
 		"VIGIL_DATA_DIR": filepath.Join(dir, "data"), "APACHE_LOGS": filepath.Join(apache.Dir, "access.log*"),
 		"LOG_QUEUE_URL": queueURL, "AWS_ENDPOINT": moto.Endpoint(), "ES_URL": vl.BulkURL(), "ARCHIVE_BUCKET": archiveBucket,
