@@ -69,9 +69,20 @@ func (c checkpoint) fingerprint() (fingerprint, bool) {
 	return fp, true
 }
 
+// former is what was read of a file's former content (before a truncation): a copy of
+// it found later (copytruncate) resumes there. Kept across restarts: the copy may be
+// found only after one.
+type former struct {
+	FPLen   int    `json:"fp_len"`
+	FP      string `json:"fp"`
+	Offset  int64  `json:"offset"`
+	Pending int64  `json:"pending,omitempty"`
+}
+
 type checkpointFile struct {
 	Version int          `json:"version"`
 	Files   []checkpoint `json:"files"`
+	Former  []former     `json:"former,omitempty"`
 }
 
 // store keeps a source's checkpoints in one file, replaced atomically.
@@ -88,25 +99,33 @@ func newStore(dir string) *store {
 // load returns the saved checkpoints; exists is false when there is no file yet (the
 // source never ran).
 func (s *store) load() (cps []checkpoint, exists bool, err error) {
+	f, exists, err := s.loadAll()
+	return f.Files, exists, err
+}
+
+func (s *store) loadAll() (f checkpointFile, exists bool, err error) {
 	b, err := os.ReadFile(s.path)
 	if errors.Is(err, os.ErrNotExist) {
-		return nil, false, nil
+		return f, false, nil
 	}
 	if err != nil {
-		return nil, false, err
+		return f, false, err
 	}
-	var f checkpointFile
 	if err := json.Unmarshal(b, &f); err != nil {
-		return nil, true, fmt.Errorf("%s: %w (move it away to start over)", s.path, err)
+		return f, true, fmt.Errorf("%s: %w (move it away to start over)", s.path, err)
 	}
 	s.last = b
-	return f.Files, true, nil
+	return f, true, nil
 }
 
 // save writes the checkpoints: to a temporary file, fsynced, renamed over the old one,
 // and the directory fsynced, so a crash leaves either the old or the new file whole.
 func (s *store) save(cps []checkpoint) error {
-	b, err := json.Marshal(checkpointFile{Version: 1, Files: cps})
+	return s.saveAll(checkpointFile{Version: 1, Files: cps})
+}
+
+func (s *store) saveAll(f checkpointFile) error {
+	b, err := json.Marshal(f)
 	if err != nil {
 		return err
 	}

@@ -161,9 +161,15 @@ func (s *Source) Start(context.Context) error {
 	if s.started || s.stopped {
 		return fmt.Errorf("file source %s: already started or stopped", s.name)
 	}
-	cps, exists, err := s.store.load()
+	cf, exists, err := s.store.loadAll()
 	if err != nil {
 		return fmt.Errorf("file source %s: checkpoints: %w", s.name, err)
+	}
+	cps := cf.Files
+	for _, f := range cf.Former {
+		if fp, ok := (checkpoint{FPLen: f.FPLen, FP: f.FP}).fingerprint(); ok {
+			s.dead = append(s.dead, deadContent{fp: fp, offset: f.Offset, pending: f.Pending})
+		}
 	}
 	s.first = !exists
 	ctx, cancel := context.WithCancel(context.Background())
@@ -485,7 +491,7 @@ func (s *Source) pollFiles(ctx context.Context) {
 				s.log.Info("file source: file gone and read to its end; released", "path", t.path)
 				for _, c := range s.files {
 					if c.waitFor == t {
-						s.startCopy(c, t.emitted())
+						s.startCopy(c, t.emitted(), 0)
 					}
 				}
 				s.closeFile(t)
@@ -516,10 +522,17 @@ func (s *Source) gone(t *tracked) bool {
 	return ok && st.Nlink == 0
 }
 
-func (s *Source) startCopy(c *tracked, off int64) {
+// startCopy starts reading a copy at off; pending, past off, is the end of a range of
+// the original that may have been stored before a crash: the copy's first batch ends
+// there, as the original's did.
+func (s *Source) startCopy(c *tracked, off, pending int64) {
 	c.waitFor = nil
 	c.readOff = min(off, c.size)
 	c.acked, c.lineStart = c.readOff, c.readOff
+	c.cutAt = 0
+	if pending > c.readOff {
+		c.cutAt = pending
+	}
 	s.metrics.FileRotations.WithLabelValues("source", s.name, "copy").Inc()
 }
 
@@ -554,7 +567,7 @@ func (s *Source) pollFile(ctx context.Context, t *tracked) error {
 			t.idleEOF = true
 			return nil
 		}
-		s.startCopy(t, t.waitFor.emitted())
+		s.startCopy(t, t.waitFor.emitted(), 0)
 	}
 	if t.gz {
 		return s.pollGzip(ctx, t)
@@ -603,11 +616,16 @@ func (s *Source) pollFile(ctx context.Context, t *tracked) error {
 func (s *Source) truncated(t *tracked) {
 	s.log.Info("file source: file truncated; reading it from the beginning", "path", t.path, "was_at", t.readOff, "size", t.size)
 	s.metrics.FileRotations.WithLabelValues("source", s.name, "truncate").Inc()
+	// A range being stored again after a restart (cutAt) belongs to the old content:
+	// the copy stores it the same way.
 	old := deadContent{fp: t.fp, offset: t.emitted()}
+	if t.cutAt > old.offset {
+		old.pending = t.cutAt
+	}
 	copied := false
 	for _, c := range s.files {
 		if c.waitFor == t {
-			s.startCopy(c, old.offset)
+			s.startCopy(c, old.offset, old.pending)
 			copied = true
 		}
 	}
@@ -882,8 +900,14 @@ func (s *Source) saveCheckpoints() error {
 		if t.waitFor != nil || t.unplaced {
 			continue // a copy not started: placed again by content after a restart
 		}
+		// Until a range stored before a crash is stored again (cutAt), it is still
+		// the range that may be in the stream.
 		cps = append(cps, checkpoint{Path: t.path, Dev: t.id.dev, Ino: t.id.ino, FPLen: t.fp.n,
-			FP: hex.EncodeToString(t.fp.sum[:]), Offset: t.acked, Pending: t.pending, Done: t.gzDone && t.acked == t.readOff})
+			FP: hex.EncodeToString(t.fp.sum[:]), Offset: t.acked, Pending: max(t.pending, t.cutAt), Done: t.gzDone && t.acked == t.readOff})
 	}
-	return s.store.save(cps)
+	formers := make([]former, 0, len(s.dead))
+	for _, d := range s.dead {
+		formers = append(formers, former{FPLen: d.fp.n, FP: hex.EncodeToString(d.fp.sum[:]), Offset: d.offset, Pending: d.pending})
+	}
+	return s.store.saveAll(checkpointFile{Version: 1, Files: cps, Former: formers})
 }
