@@ -126,8 +126,8 @@ func TestPendingRangeCarriedToCopy(t *testing.T) {
 			cps, _, err := newStore(filepath.Join(h.data, "sources", "logs")).load()
 			if err == nil {
 				for _, c := range cps {
-					if c.Path == live {
-						pendingAtRestart = c.Pending
+					if cuts := c.cuts(); c.Path == live && len(cuts) > 0 {
+						pendingAtRestart = cuts[0]
 					}
 				}
 			}
