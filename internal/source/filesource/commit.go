@@ -37,14 +37,16 @@ type job struct {
 	end int64
 	id  string
 	b   *batch
+	ver uint64 // the first checkpoint version naming end
 }
 
 // committer stores the batches the run loop (the reader) hands it, in order, and
-// writes the checkpoints: before storing a group of batches it writes (and fsyncs)
-// one checkpoint naming every batch that may be in the stream, so that after a crash
-// each is cut and named as before and the stream drops the ones it has; after
-// storing, the next write moves the offsets past them. The reader meanwhile reads and
-// prepares the next batches, up to pipelineDepth-1 ahead.
+// writes the checkpoints: a batch is stored only after a checkpoint naming its end
+// (with the ends of all batches that may be in the stream) is written and fsynced, so
+// that after a crash each is cut and named as before and the stream drops the ones it
+// has; once it is stored, the next write moves the file's offset past it. Three
+// things overlap: the reader prepares the next batches (up to pipelineDepth-1 ahead),
+// the writer makes their ends durable, and the current batch is being stored.
 //
 // Ownership: the reader owns tracked except its led field, which only code holding mu
 // touches; a batch belongs to the reader from take until submit, then to the
@@ -63,6 +65,7 @@ type committer struct {
 	written uint64 // the version last written
 	busy    int    // jobs queued or being stored
 	closing bool   // no more jobs: store what is queued, write, return
+	stored  bool   // run stored all it will: the writer writes once more and ends
 	halt    bool   // the reader stops: take returns at once
 }
 
@@ -187,9 +190,10 @@ func (c *committer) submit(j job) {
 	defer c.mu.Unlock()
 	j.t.led.inflight++
 	j.t.led.cuts = insertCut(j.t.led.cuts, j.end)
-	c.queue = append(c.queue, j)
 	c.busy++
 	c.changed()
+	j.ver = c.version
+	c.queue = append(c.queue, j)
 }
 
 // take returns an empty batch for the reader, waiting while all are being stored
@@ -269,33 +273,17 @@ func (c *committer) writeNow() error {
 	}
 	c.mu.Lock()
 	c.written = max(c.written, v)
+	c.cond.Broadcast()
 	c.mu.Unlock()
 	return nil
 }
 
-// write writes the checkpoint, retrying with backoff while it fails, until ctx ends.
-func (c *committer) write(ctx context.Context) error {
-	backoff := 20 * time.Millisecond
-	for {
-		err := c.writeNow()
-		if err == nil || ctx.Err() != nil {
-			return err
-		}
-		c.s.counters.Error("checkpoint")
-		c.s.log.Error("file source: could not save checkpoints; holding the next batches until it works", "err", err)
-		t := time.NewTimer(backoff)
-		select {
-		case <-t.C:
-		case <-ctx.Done():
-			t.Stop()
-		}
-		backoff = min(backoff*2, 2*time.Second)
-	}
-}
-
-// run stores the jobs and writes the checkpoints until close, then stores what is
-// queued and writes a last checkpoint. When ctx ends (Stop's deadline) it stops
-// storing; the batches not stored are read again next time.
+// run stores the jobs, in order, until close, then stores what is queued; beside it
+// a writer goroutine writes the checkpoint whenever it changed, so that the next
+// batches' ends are durable while the current batch is being stored. A batch is
+// stored only once a checkpoint naming its end is written. When ctx ends (Stop's
+// deadline) run stops storing; the batches not stored are read again next time.
+// It returns after a last checkpoint write.
 func (c *committer) run(ctx context.Context) {
 	stop := context.AfterFunc(ctx, func() {
 		c.mu.Lock()
@@ -303,43 +291,90 @@ func (c *committer) run(ctx context.Context) {
 		c.mu.Unlock()
 	})
 	defer stop()
+	var wg sync.WaitGroup
+	wg.Go(func() { c.writeLoop(ctx) })
+	defer wg.Wait()
+	defer func() {
+		c.mu.Lock()
+		c.stored = true
+		c.cond.Broadcast()
+		c.mu.Unlock()
+	}()
 	for {
 		c.mu.Lock()
-		for len(c.queue) == 0 && c.version == c.written && !c.closing && ctx.Err() == nil {
+		for len(c.queue) == 0 && !c.closing && ctx.Err() == nil {
 			c.cond.Wait()
 		}
-		jobs := c.queue
-		c.queue = nil
-		done := c.closing && len(jobs) == 0 || ctx.Err() != nil
-		c.mu.Unlock()
-		// The batches' ends are in the checkpoint before any of them is stored.
-		if err := c.write(ctx); err != nil && len(jobs) > 0 {
-			c.fail(jobs)
-			jobs = nil
-		}
-		for i, j := range jobs {
-			if err := j.b.store(ctx, c.s, j.id); err != nil {
-				c.fail(jobs[i:])
-				break
-			}
-			c.mu.Lock()
-			l := &j.t.led
-			l.inflight--
-			l.offset = max(l.offset, j.end)
-			l.cuts = dropCuts(l.cuts, l.offset)
-			c.release(j.b)
+		if len(c.queue) == 0 || ctx.Err() != nil {
 			c.mu.Unlock()
-		}
-		if done || ctx.Err() != nil {
-			if ctx.Err() != nil {
-				c.fail(c.takeQueue())
-			}
-			if err := c.writeNow(); err != nil {
-				c.s.counters.Error("checkpoint")
-				c.s.log.Error("file source: could not save checkpoints at stop; lines stored since the last save will be read again", "err", err)
-			}
+			c.fail(c.takeQueue())
 			return
 		}
+		j := c.queue[0]
+		c.queue = c.queue[1:]
+		for c.written < j.ver && ctx.Err() == nil {
+			c.cond.Wait()
+		}
+		c.mu.Unlock()
+		if ctx.Err() != nil {
+			c.fail([]job{j})
+			continue // fails the rest, returns
+		}
+		if err := j.b.store(ctx, c.s, j.id); err != nil {
+			c.fail([]job{j})
+			continue
+		}
+		c.mu.Lock()
+		l := &j.t.led
+		l.inflight--
+		l.offset = max(l.offset, j.end)
+		l.cuts = dropCuts(l.cuts, l.offset)
+		c.release(j.b)
+		c.mu.Unlock()
+	}
+}
+
+// writeLoop writes the checkpoint whenever it changed, retrying with backoff while it
+// fails (the batches wait meanwhile), until run is done; then once more.
+func (c *committer) writeLoop(ctx context.Context) {
+	backoff := 20 * time.Millisecond
+	for {
+		c.mu.Lock()
+		for c.version == c.written && !c.stored {
+			c.cond.Wait()
+		}
+		last := c.stored
+		c.mu.Unlock()
+		err := c.writeNow()
+		if err == nil {
+			if last {
+				return
+			}
+			backoff = 20 * time.Millisecond
+			continue
+		}
+		c.s.counters.Error("checkpoint")
+		if last {
+			c.s.log.Error("file source: could not save checkpoints at stop; lines stored since the last save will be read again", "err", err)
+			return
+		}
+		c.s.log.Error("file source: could not save checkpoints; holding the next batches until it works", "err", err)
+		if ctx.Err() != nil {
+			// Stopping: run gives up its batches; write once more after it.
+			c.mu.Lock()
+			for !c.stored {
+				c.cond.Wait()
+			}
+			c.mu.Unlock()
+			continue
+		}
+		t := time.NewTimer(backoff)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+		}
+		backoff = min(backoff*2, 2*time.Second)
 	}
 }
 
