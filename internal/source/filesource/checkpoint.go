@@ -175,20 +175,21 @@ func (s *store) load() (cps []checkpoint, exists bool, err error) {
 
 func (s *store) loadAll() (f checkpointFile, exists bool, err error) {
 	var body []byte
-	any := false
+	found := false
+	s.cur, s.seq = -1, 0
 	for i, p := range s.slots {
 		seq, b, ex, ok, err := readSlot(p)
 		if err != nil {
 			return f, true, err
 		}
-		any = any || ex
+		found = found || ex
 		if ok && (s.cur < 0 || seq > s.seq) {
 			s.cur, s.seq, body = i, seq, b
 		}
 	}
 	src := s.slots[max(s.cur, 0)]
 	if s.cur < 0 {
-		if any {
+		if found {
 			return f, true, fmt.Errorf("%s: both checkpoint slots unreadable (move them away to start over)", s.dir)
 		}
 		b, err := os.ReadFile(s.legacy)

@@ -3,6 +3,7 @@ package filesource
 import (
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -148,5 +149,91 @@ func TestPendingRangeCarriedToCopy(t *testing.T) {
 	h.waitExactly(want)
 	if pendingAtRestart != 12*lineLen {
 		t.Errorf("checkpoint of the live file before its range was stored again: pending %d, want %d", pendingAtRestart, 12*lineLen)
+	}
+}
+
+// TestCrashReplaysEveryCut: killed after batches 2-4 were stored but before a
+// checkpoint past them was written (the checkpoint is at batch 1's end and names
+// their ends). After the restart, with other batch limits, each is cut where it was
+// and stored under its ID again, which the stream drops.
+func TestCrashReplaysEveryCut(t *testing.T) {
+	h := newHarness(t)
+	h.in.dedupe = true
+	cfg := testCfg(h.dir)
+	cfg.BatchMaxLines = 10
+	h.start(cfg, false)
+	// Batches cut where the file ended at each poll: 3, 5, 4, 6 lines.
+	var ends []int64
+	n := 0
+	lineLen := int64(len(numbered("a", 0, 1)[0]) + 1)
+	for _, k := range []int{3, 5, 4, 6} {
+		appendLines(t, h.path("app.log"), numbered("a", n, n+k)...)
+		n += k
+		h.waitExactly(numbered("a", 0, n))
+		ends = append(ends, int64(n)*lineLen)
+	}
+	h.stop()
+	st := newStore(filepath.Join(h.data, "sources", "logs"))
+	cps, _, err := st.load()
+	if err != nil || len(cps) != 1 {
+		t.Fatalf("checkpoints %+v: %v", cps, err)
+	}
+	cps[0].Offset, cps[0].Cuts = ends[0], ends[1:]
+	if err := st.save(cps); err != nil {
+		t.Fatal(err)
+	}
+	h.in.mu.Lock()
+	stored := len(h.in.ids)
+	h.in.mu.Unlock()
+	appendLines(t, h.path("app.log"), numbered("a", n, n+20)...)
+	cfg.BatchMaxLines = 7
+	h.start(cfg, false)
+	h.waitExactly(numbered("a", 0, n+20))
+	h.in.mu.Lock()
+	defer h.in.mu.Unlock()
+	if got := len(h.in.ids) - stored; got != 3 {
+		t.Errorf("%d new batches after the restart (20 lines, at most 7 a batch), want 3: %v", got, h.in.ids[stored:])
+	}
+}
+
+// TestCheckpointNamesEveryBatchInStore checks, at every Store call while a backlog is
+// read through the pipeline, what a kill -9 at that moment would leave on disk: the
+// checkpoint's offset is not past any line not yet stored, and it names the end of
+// the batch being stored, so that the batch is cut and named the same after a restart.
+func TestCheckpointNamesEveryBatchInStore(t *testing.T) {
+	h := newHarness(t)
+	cfg := testCfg(h.dir)
+	cfg.BatchMaxLines = 10
+	lines := numbered("a", 0, 500)
+	appendLines(t, h.path("app.log"), lines...)
+	lineLen := int64(len(lines[0]) + 1)
+	st := newStore(filepath.Join(h.data, "sources", "logs"))
+	var mu sync.Mutex
+	calls := 0
+	h.in.hook = func(r component.Records) {
+		mu.Lock()
+		defer mu.Unlock()
+		calls++
+		h.in.mu.Lock()
+		storedLines := int64(len(h.in.recs))
+		h.in.mu.Unlock()
+		cps, _, err := st.load()
+		if err != nil || len(cps) != 1 {
+			t.Errorf("store %d: checkpoints %+v: %v", calls, cps, err)
+			return
+		}
+		c := cps[0]
+		end := storedLines*lineLen + int64(len(r.Records))*lineLen
+		if c.Offset > storedLines*lineLen {
+			t.Errorf("store %d: checkpoint offset %d past the %d lines stored", calls, c.Offset, storedLines)
+		}
+		if !slices.Contains(c.cuts(), end) {
+			t.Errorf("store %d: checkpoint %+v does not name the end %d of the batch being stored", calls, c, end)
+		}
+	}
+	h.start(cfg, false)
+	h.waitExactly(lines)
+	if calls != 50 {
+		t.Errorf("%d stores, want 50", calls)
 	}
 }
