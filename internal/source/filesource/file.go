@@ -38,7 +38,8 @@ type deadContent struct {
 	cuts   []int64 // batches that may be in the stream (see checkpoint.Cuts); not modified
 }
 
-// tracked is one followed file. Only the run loop touches it.
+// tracked is one followed file. Only the run loop touches it, except led (the
+// committer's, under its lock).
 type tracked struct {
 	path string
 	f    *os.File
