@@ -310,11 +310,12 @@ func (c *committer) run(ctx context.Context) {
 			c.fail(c.takeQueue())
 			return
 		}
+		// Left in the queue while waiting: the writer writes for the queue's jobs.
 		j := c.queue[0]
-		c.queue = c.queue[1:]
 		for c.written < j.ver && ctx.Err() == nil {
 			c.cond.Wait()
 		}
+		c.queue = c.queue[1:]
 		c.mu.Unlock()
 		if ctx.Err() != nil {
 			c.fail([]job{j})
@@ -334,13 +335,17 @@ func (c *committer) run(ctx context.Context) {
 	}
 }
 
-// writeLoop writes the checkpoint whenever it changed, retrying with backoff while it
-// fails (the batches wait meanwhile), until run is done; then once more.
+// writeLoop writes the checkpoint when a queued batch's end is not yet in it, or when
+// it changed and no batch is in flight (then the offsets catch up), retrying with
+// backoff while it fails (the batches wait meanwhile), until run is done; then once
+// more. Offsets moved by stores while batches are queued go with the next write: one
+// fsync per batch during a backlog.
 func (c *committer) writeLoop(ctx context.Context) {
 	backoff := 20 * time.Millisecond
 	for {
 		c.mu.Lock()
-		for c.version == c.written && !c.stored {
+		for !c.stored && (c.version == c.written ||
+			c.busy > 0 && (len(c.queue) == 0 || c.queue[len(c.queue)-1].ver <= c.written)) {
 			c.cond.Wait()
 		}
 		last := c.stored
