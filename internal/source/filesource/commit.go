@@ -212,12 +212,12 @@ func (c *committer) take() *batch {
 	return b
 }
 
-// drain waits until none of t's batches is in flight (nil t: none at all); false when
-// the reader is to stop first.
+// drain waits until none of t's batches is in flight; false when the reader is to
+// stop first.
 func (c *committer) drain(t *tracked) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	for !c.halt && (t == nil && c.busy > 0 || t != nil && t.led.inflight > 0) {
+	for !c.halt && t.led.inflight > 0 {
 		c.cond.Wait()
 	}
 	return !c.halt
@@ -279,8 +279,8 @@ func (c *committer) writeNow() error {
 }
 
 // run stores the jobs, in order, until close, then stores what is queued; beside it
-// a writer goroutine writes the checkpoint whenever it changed, so that the next
-// batches' ends are durable while the current batch is being stored. A batch is
+// a writer goroutine (writeLoop) writes the checkpoints, so that the next batches'
+// ends are durable while the current batch is being stored. A batch is
 // stored only once a checkpoint naming its end is written. When ctx ends (Stop's
 // deadline) run stops storing; the batches not stored are read again next time.
 // It returns after a last checkpoint write.
