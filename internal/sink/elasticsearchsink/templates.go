@@ -35,6 +35,9 @@ var mappingFiles embed.FS
 // that ours applies to the indices this sink writes.
 const templatePriority = 200
 
+// fallbackPriority is that of the template for datasets without one of their own.
+const fallbackPriority = 90
+
 // Template is one composable index template to install.
 type Template struct {
 	Name string
@@ -44,15 +47,20 @@ type Template struct {
 // Templates returns the index templates for the built-in datasets: their index
 // patterns come from the index setting (fields and time parts become wildcards),
 // their mappings are the ECS fields the parsers set. With op_type create they
-// declare data streams. An index setting without {event.dataset} gets one
-// template, vigil-ecs, with the fields of every dataset.
+// declare data streams. Datasets without a template of their own get vigil-ecs,
+// the shared ECS fields, at a lower priority. An index setting without
+// {event.dataset} gets only vigil-ecs, with the fields of every dataset.
 func (s *Sink) Templates() []Template {
 	byDataset := strings.Contains(s.cfg.Index, "{event.dataset}")
 	var out []Template
 	add := func(name, dataset string, mappings map[string]any) {
+		pattern, priority := s.indexPattern(dataset), templatePriority
+		if byDataset && dataset == "" {
+			pattern, priority = s.indexWildcard(), fallbackPriority
+		}
 		body := map[string]any{
-			"index_patterns": []string{s.indexPattern(dataset)},
-			"priority":       templatePriority,
+			"index_patterns": []string{pattern},
+			"priority":       priority,
 			"template":       map[string]any{"mappings": mappings},
 			"_meta":          map[string]any{"managed_by": "vigil", "dataset": dataset},
 		}
@@ -69,6 +77,10 @@ func (s *Sink) Templates() []Template {
 	for _, d := range BuiltinDatasets {
 		add("vigil-"+d, d, Mappings(s.flavour, d))
 	}
+	// Every other dataset (a source's own name, a custom parser's) gets the shared
+	// ECS fields and, with op_type create, a data stream too. Below Elasticsearch's
+	// built-in logs-*-* template (100), which keeps the indices it matches.
+	add("vigil-ecs", "", Mappings(s.flavour))
 	return out
 }
 
@@ -111,6 +123,20 @@ func Mappings(flavour string, datasets ...string) map[string]any {
 		dynamic[i], dynamic[j] = dynamic[j], dynamic[i]
 	}
 	return map[string]any{"dynamic_templates": dynamic, "properties": props}
+}
+
+// indexWildcard is the index setting with each variable part a '*'.
+func (s *Sink) indexWildcard() string {
+	var b []byte
+	for _, p := range s.index.parts {
+		switch {
+		case p.lit != "":
+			b = append(b, p.lit...)
+		case len(b) == 0 || b[len(b)-1] != '*':
+			b = append(b, '*')
+		}
+	}
+	return string(b)
 }
 
 // indexPattern is the index setting rendered for dataset up to its first variable
