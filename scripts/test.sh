@@ -37,6 +37,24 @@ if [ ! -d .cache/kinesalite/node_modules/kinesalite ]; then
 	npm install --silent --no-audit --no-fund --prefix .cache/kinesalite kinesalite@3.3.3
 fi
 
+# OpenSearch for the elasticsearch/opensearch sink's tests and the delivery crash test:
+# one node put together from the server and module jars on Maven Central by
+# tools/opensearch-launcher (Maven, Java 17), built into .cache/opensearch-launcher;
+# testutil.StartOpenSearch looks there.
+if ! command -v mvn >/dev/null 2>&1 || ! command -v java >/dev/null 2>&1; then
+	echo "test.sh: installing Debian packages: maven openjdk-17-jdk-headless"
+	SUDO=""
+	if [ "$(id -u)" != 0 ]; then SUDO=sudo; fi
+	$SUDO apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq maven openjdk-17-jdk-headless >/dev/null
+fi
+if [ ! -f .cache/opensearch-launcher/opensearch-launcher.jar ]; then
+	echo "test.sh: building the OpenSearch launcher (Maven)"
+	rm -rf .cache/opensearch-launcher.build
+	mvn -q -B -f tools/opensearch-launcher/pom.xml package -Dlauncher.out="$PWD/.cache/opensearch-launcher.build"
+	mv .cache/opensearch-launcher.build .cache/opensearch-launcher
+fi
+
 echo "test.sh: go vet"
 go vet ./...
 echo "test.sh: building the pinned Go tools"
