@@ -23,10 +23,10 @@ type searchStore interface {
 	Rows(t testing.TB) []map[string]string
 }
 
-// seed002Store starts the OpenSearch-compatible store TestSeed002 delivers to:
-// VictoriaLogs, which accepts OpenSearch's _bulk API (and ignores the documents'
-// _id). Switch it to a real OpenSearch node when the suite has one.
-var seed002Store = func(t *testing.T) searchStore { return testutil.StartVictoriaLogs(t) }
+// seed002Store starts the store TestSeed002 delivers to: a real OpenSearch node
+// (tools/opensearch-launcher), which honours the documents' _id, so the test can
+// require exactly one document per record.
+var seed002Store = func(t *testing.T) searchStore { return testutil.StartOpenSearch(t) }
 
 // wafLine is an AWS WAF web ACL log record as the WAF developer guide's example
 // shows it, with a request ID of its own.
@@ -160,5 +160,8 @@ func TestSeed002(t *testing.T) {
 	checkSearch(t, rows, want, ids)
 	if len(ids) != len(want) {
 		t.Errorf("search store: %d distinct event.ids, want %d", len(ids), len(want))
+	}
+	if len(rows) != len(want) {
+		t.Errorf("search store: %d documents, want exactly %d (one per record)", len(rows), len(want))
 	}
 }

@@ -2,6 +2,7 @@ package testutil
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -251,4 +252,52 @@ func tail(path string, n int) string {
 		lines = lines[len(lines)-n:]
 	}
 	return strings.Join(lines, "\n")
+}
+
+// BulkURL is the URL a sink's urls setting takes.
+func (o *OpenSearch) BulkURL() string { return o.URL }
+
+// Rows refreshes every index and returns every document of the non-system indices
+// and data streams (at most 10,000), flattened to dotted keys ("event.id") with
+// string values as a search UI shows them: strings as they are, other scalars in
+// their JSON form, arrays as JSON. Each row also has "_index".
+func (o *OpenSearch) Rows(t testing.TB) []map[string]string {
+	t.Helper()
+	o.MustDo(t, "POST", "/_refresh", "")
+	data := o.MustDo(t, "POST", "/*,-.*/_search?size=10000&expand_wildcards=open", `{"query":{"match_all":{}}}`)
+	var res struct {
+		Hits struct {
+			Hits []struct {
+				Index  string         `json:"_index"`
+				Source map[string]any `json:"_source"`
+			} `json:"hits"`
+		} `json:"hits"`
+	}
+	if err := json.Unmarshal(data, &res); err != nil {
+		t.Fatalf("search answer: %v", err)
+	}
+	rows := make([]map[string]string, 0, len(res.Hits.Hits))
+	for _, h := range res.Hits.Hits {
+		row := map[string]string{"_index": h.Index}
+		flattenInto(row, "", h.Source)
+		rows = append(rows, row)
+	}
+	return rows
+}
+
+func flattenInto(row map[string]string, prefix string, v any) {
+	switch v := v.(type) {
+	case map[string]any:
+		for k, x := range v {
+			if prefix != "" {
+				k = prefix + "." + k
+			}
+			flattenInto(row, k, x)
+		}
+	case string:
+		row[prefix] = v
+	default:
+		b, _ := json.Marshal(v)
+		row[prefix] = string(b)
+	}
 }
