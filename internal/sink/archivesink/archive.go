@@ -264,6 +264,9 @@ func (s *Sink) Consume(_ context.Context, b *component.Batch) error {
 	}
 	f.size += len(b.Docs)
 	f.events += b.Count
+	// The documents are in the compressor now; the batch is kept only to be
+	// acknowledged, so its memory goes back at once rather than at rotation.
+	b.Docs = nil
 	f.batches = append(f.batches, b)
 	if f.size >= int(s.cfg.MaxBytes) {
 		s.rotate(f)
