@@ -133,10 +133,12 @@ func (r *sinkRunner) start(ctx context.Context) error {
 		return fmt.Errorf("sink %s: consumer: %w", r.cfg.Name, err)
 	}
 	r.cons = cons
-	// At most 8 batches or a sixteenth of limits.memory waiting in the client, but
-	// never less than one message of the largest size the stream takes.
+	// At most a sixteenth of limits.memory waiting in the client, but never less
+	// than one message of the largest size the stream takes. (A count limit besides,
+	// PullMaxMessagesWithBytesLimit, overflows nats.go's buffer of that many messages
+	// under load: "slow consumer, messages dropped", then a wait for redelivery.)
 	pullBytes := max(r.memory.Share(16), r.st.MaxPayload()+64<<10)
-	iter, err := cons.Messages(jetstream.PullMaxMessagesWithBytesLimit(8, pullBytes))
+	iter, err := cons.Messages(jetstream.PullMaxBytes(pullBytes))
 	if err != nil {
 		return fmt.Errorf("sink %s: %w", r.cfg.Name, err)
 	}
