@@ -185,7 +185,7 @@ type Admin struct {
 // Limits are the node's resource budgets.
 type Limits struct {
 	// Memory is the node's memory budget (docs/performance.md#memory): the Go
-	// runtime's soft memory limit (GOMEMLIMIT) is set to 90% of it, unless GOMEMLIMIT
+	// runtime's soft memory limit (GOMEMLIMIT) is set to 80% of it, unless GOMEMLIMIT
 	// is set in the environment, and the bytes in flight are sized from it: intake
 	// batches being stored (1/4), intake messages fetched by processing (1/16 over all
 	// workers) and event batches pulled by each sink (1/16 each). At least 64MiB.
