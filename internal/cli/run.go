@@ -76,6 +76,8 @@ func runCmd(e *env) *cobra.Command {
 			if err != nil {
 				return &exitError{code: 1, err: err}
 			}
+			limit, from := pipeline.SetMemoryLimit(cfg.Limits)
+			log.Info("memory limit", "budget", int64(cfg.Limits.Memory), "gomemlimit", limit, "from", from)
 			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
 			p, err := pipeline.New(cfg, pipeline.Options{Log: log, Registry: reg, Version: version()})

@@ -260,6 +260,9 @@ func (l *loader) parse(data []byte, cfg *Config) {
 			l.remember(mv.Value, key)
 		case "processing":
 			l.parseProcessing(mv.Value, cfg)
+		case "limits":
+			l.decode(mv.Value, key, &cfg.Limits)
+			l.remember(mv.Value, key)
 		case "shutdown_timeout":
 			l.decode(mv.Value, key, &cfg.ShutdownTimeout)
 		case "sources":
@@ -267,7 +270,7 @@ func (l *loader) parse(data []byte, cfg *Config) {
 		case "sinks":
 			l.parseSinks(mv.Value, cfg)
 		default:
-			l.add(mv.Key, key, "unknown setting; the top level takes data_dir, role, buffer, admin, processing, shutdown_timeout, sources, sinks")
+			l.add(mv.Key, key, "unknown setting; the top level takes data_dir, role, buffer, admin, processing, limits, shutdown_timeout, sources, sinks")
 		}
 	}
 }
@@ -702,6 +705,9 @@ func (c *Config) validate() Problems {
 		if pc.Settings != nil {
 			ps = append(ps, componentProblems(at, pc.Settings.Validate())...)
 		}
+	}
+	if c.Limits.Memory < 64<<20 {
+		add("limits.memory", "must be at least 64MiB, got %d bytes", c.Limits.Memory)
 	}
 	if c.ShutdownTimeout <= 0 {
 		add("shutdown_timeout", "must be positive")

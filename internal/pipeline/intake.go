@@ -22,6 +22,8 @@ type intake struct {
 	format  string
 	dataset string
 	letters *deadletter.Writer
+	// budget bounds and recycles the memory of Store calls across the node's sources.
+	budget *intakeBudget
 	// counters are the source's.
 	counters *component.Counters
 }
@@ -47,8 +49,31 @@ func (in *intake) Store(ctx context.Context, recs component.Records) error {
 	if format == "" {
 		format = in.format
 	}
+	total := 0
+	for _, r := range recs.Records {
+		total += len(r)
+	}
+	release, err := in.budget.acquire(ctx, total)
+	if err != nil {
+		return in.fail(err)
+	}
+	defer release()
 	var pending wire.Pending
 	var batch event.RawBatch
+	batch.Use(in.budget.get())
+	// The compressed bodies stay referenced until JetStream has acknowledged them.
+	// After a failure a publish may still be retried from its body (nats.go resends
+	// on "no responders"): only acknowledged bodies are recycled.
+	var bodies [][]byte
+	acked := false
+	defer func() {
+		in.budget.put(batch.Buffer())
+		for _, b := range bodies {
+			if acked {
+				in.budget.put(b)
+			}
+		}
+	}()
 	bytes := 0
 	batches := 0
 	first := 0 // index in recs.Records of the batch's first record
@@ -60,7 +85,8 @@ func (in *intake) Store(ctx context.Context, recs component.Records) error {
 			return nil
 		}
 		raw := wire.Raw{Source: in.source, Format: format, FormatOverride: recs.Format != "" && recs.Format != in.format,
-			Dataset: dataset, Received: received, Count: batch.Len(), Body: batch.Encode(), Fields: recs.Fields}
+			Dataset: dataset, Received: received, Count: batch.Len(), Body: batch.EncodeTo(in.budget.get()), Fields: recs.Fields}
+		bodies = append(bodies, raw.Body)
 		if len(recs.Lines) == len(recs.Records) && recs.LineField != "" {
 			raw.Lines, raw.LineField = recs.Lines[first:first+batch.Len()], recs.LineField
 		}
@@ -105,6 +131,7 @@ func (in *intake) Store(ctx context.Context, recs component.Records) error {
 	if err := pending.Wait(ctx); err != nil {
 		return in.fail(err)
 	}
+	acked = true
 	in.counters.Sent(len(recs.Records), bytes)
 	return nil
 }

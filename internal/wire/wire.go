@@ -255,7 +255,11 @@ type Events struct {
 }
 
 // EventsMsg builds the stream message of e, compressing its documents.
-func EventsMsg(e Events) *nats.Msg {
+func EventsMsg(e Events) *nats.Msg { return EventsMsgCompressed(e, event.Compress(e.Docs)) }
+
+// EventsMsgCompressed builds the stream message of e whose documents the caller
+// has compressed (event.Compress) into body; e.Docs is not read.
+func EventsMsgCompressed(e Events, body []byte) *nats.Msg {
 	msg := nats.NewMsg(EventsSubject(e.Dataset))
 	msg.Header.Set(HeaderEncoding, EncodingS2)
 	msg.Header.Set(HeaderDataset, e.Dataset)
@@ -263,7 +267,7 @@ func EventsMsg(e Events) *nats.Msg {
 	if e.Source != "" {
 		msg.Header.Set(HeaderSource, e.Source)
 	}
-	msg.Data = event.Compress(e.Docs)
+	msg.Data = body
 	return msg
 }
 
