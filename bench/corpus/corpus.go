@@ -129,13 +129,13 @@ func Generate(mix Mix, seed uint64, n int) (*Corpus, error) {
 }
 
 var (
-	hosts   = []string{"web-01.example.com", "web-02.example.com", "db-01.internal", "fw-edge-3", "bastion.corp.example.org", "k8s-node-17", "mail-relay-2"}
-	apps    = []string{"sshd", "sudo", "nginx", "postfix", "kernel", "cron", "auditd", "app-gateway", "vault"}
-	users   = []string{"alice", "bob", "carol", "dave", "eve", "mallory", "svc-backup", "root", "deploy"}
-	methods = []string{"GET", "GET", "GET", "POST", "PUT", "DELETE", "HEAD"}
-	paths   = []string{"/", "/login", "/api/v1/users", "/api/v1/orders", "/static/app.js", "/admin/config", "/search", "/wp-login.php", "/healthz"}
+	hosts    = []string{"web-01.example.com", "web-02.example.com", "db-01.internal", "fw-edge-3", "bastion.corp.example.org", "k8s-node-17", "mail-relay-2"}
+	apps     = []string{"sshd", "sudo", "nginx", "postfix", "kernel", "cron", "auditd", "app-gateway", "vault"}
+	users    = []string{"alice", "bob", "carol", "dave", "eve", "mallory", "svc-backup", "root", "deploy"}
+	methods  = []string{"GET", "GET", "GET", "POST", "PUT", "DELETE", "HEAD"}
+	paths    = []string{"/", "/login", "/api/v1/users", "/api/v1/orders", "/static/app.js", "/admin/config", "/search", "/wp-login.php", "/healthz"}
 	statuses = []int{200, 200, 200, 200, 201, 204, 301, 302, 304, 400, 401, 403, 404, 500, 502, 503}
-	agents  = []string{
+	agents   = []string{
 		"Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36",
 		"Mozilla/5.0 (Macintosh; Intel Mac OS X 14_7) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/18.1 Safari/605.1.15",
 		"curl/8.5.0",
