@@ -284,8 +284,10 @@ func runOne(t *tools, sc *scenario, p *peer, r int, o options) (res result) {
 	}
 	e := &runEnv{Dir: dir, Port: port, AdminPort: adminPort, Out: filepath.Join(dir, "out.json"),
 		InGlob: filepath.Join(dir, "in", "*.log"), InFile: filepath.Join(dir, "in", "access.log")}
-	// The run's time limit: generous for the slowest peer, bounded for a stuck one.
-	limit := 60*time.Second + time.Duration(sc.lines/4000)*time.Second
+	// The run's time limit: generous for the slowest peer on a shared machine (1,000
+	// lines/s), bounded for a stuck one; a run that makes no progress for 60 s ends
+	// sooner.
+	limit := 60*time.Second + time.Duration(sc.lines/1000)*time.Second
 	ctx, cancel := context.WithTimeout(context.Background(), limit)
 	defer cancel()
 
