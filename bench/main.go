@@ -68,6 +68,7 @@ type options struct {
 	work, cache string
 	out         string
 	profile     bool
+	profileFile string
 	keep        bool
 }
 
@@ -101,6 +102,7 @@ func main() {
 	flag.StringVar(&o.cache, "cache", "", "where peers are installed (default: <repo>/.cache/bench)")
 	flag.StringVar(&o.out, "out", "", "also write the table (markdown) to this file")
 	flag.BoolVar(&o.profile, "profile", false, "after the table, run Vigil once more on the syslog TCP scenario with --cpuprofile and print `go tool pprof -top`")
+	flag.StringVar(&o.profileFile, "profile-file", "", "where -profile keeps the CPU profile (default: in the working directory, removed at the end)")
 	flag.BoolVar(&o.keep, "keep", false, "keep each run's directory (outputs, logs, configs)")
 	flag.Parse()
 	if o.smoke {
@@ -543,7 +545,17 @@ func thousands(v float64) string {
 func profileVigil(t *tools, o options) error {
 	scs, _ := scenarios(options{lines: o.lines, halfBad: o.halfBad, fileMiB: o.fileMiB, scenarios: "syslog_tcp"})
 	sc := scs[0]
-	sc.cpuProfile = filepath.Join(o.work, "vigil-syslog.cpu.pprof")
+	sc.cpuProfile = o.profileFile
+	if sc.cpuProfile == "" {
+		sc.cpuProfile = filepath.Join(o.work, "vigil-syslog.cpu.pprof")
+	}
+	if !filepath.IsAbs(sc.cpuProfile) {
+		abs, err := filepath.Abs(sc.cpuProfile)
+		if err != nil {
+			return err
+		}
+		sc.cpuProfile = abs
+	}
 	if err := prepare(sc, o, true); err != nil {
 		return err
 	}
@@ -552,11 +564,14 @@ func profileVigil(t *tools, o options) error {
 	if res.err != nil {
 		return res.err
 	}
-	out, err := exec.Command("go", "tool", "pprof", "-top", "-nodecount=45", t.vigil, sc.cpuProfile).CombinedOutput()
-	if err != nil {
-		return fmt.Errorf("go tool pprof: %w: %s", err, out)
+	fmt.Printf("\nCPU profile of Vigil on %s (%d lines, %.0f events/s in this run; %s):\n", sc.name, sc.lines, float64(sc.lines)/res.secs, sc.cpuProfile)
+	for _, args := range [][]string{{"-top", "-nodecount=40"}, {"-top", "-cum", "-nodecount=60"}} {
+		out, err := exec.Command("go", append(append([]string{"tool", "pprof"}, args...), t.vigil, sc.cpuProfile)...).CombinedOutput()
+		if err != nil {
+			return fmt.Errorf("go tool pprof: %w: %s", err, out)
+		}
+		fmt.Printf("\n$ go tool pprof %s\n%s", strings.Join(args, " "), out)
 	}
-	fmt.Printf("\nCPU profile of Vigil on %s (%d lines, %.0f events/s in this run):\n\n%s", sc.name, sc.lines, float64(sc.lines)/res.secs, out)
 	if _, err := os.Stat(sc.cpuProfile); err != nil {
 		return errors.New("no profile written")
 	}
