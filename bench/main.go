@@ -94,7 +94,7 @@ func main() {
 	flag.IntVar(&o.runs, "runs", 3, "interleaved runs per scenario and peer; the table shows medians")
 	flag.IntVar(&o.lines, "lines", 1_000_000, "lines of the syslog TCP and HTTP scenarios")
 	flag.IntVar(&o.halfBad, "half-bad-lines", 500_000, "lines of the half-bad syslog scenario")
-	flag.IntVar(&o.fileMiB, "file-mib", 1024, "size of the file backlog in MiB")
+	flag.IntVar(&o.fileMiB, "file-mib", 512, "size of the file backlog in MiB")
 	flag.Uint64Var(&o.seed, "seed", 1, "corpus seed")
 	flag.StringVar(&o.scenarios, "scenarios", "syslog_tcp,http_ndjson,syslog_half_bad,file_backlog", "scenarios to run, comma-separated")
 	flag.StringVar(&o.peers, "peers", "rsyslog,syslog-ng,benthos,vigil,go-baseline", "programs to run, comma-separated")
