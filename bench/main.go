@@ -361,7 +361,15 @@ func runOne(t *tools, sc *scenario, p *peer, r int, o options) (res result) {
 	tick := time.NewTicker(50 * time.Millisecond)
 	defer tick.Stop()
 	var after treeStats
-	for {
+	// peak is the largest VmHWM sum seen while the run goes on, sampled every
+	// second: a peer that exits by itself takes its /proc entries with it.
+	var peak int64
+	for polls := 0; ; polls++ {
+		if polls%20 == 0 {
+			if s, err := statTree(in.p.pid()); err == nil {
+				peak = max(peak, s.hwm)
+			}
+		}
 		n, err := in.progress()
 		if err != nil {
 			return fail(fmt.Errorf("progress: %w", err))
@@ -403,12 +411,12 @@ func runOne(t *tools, sc *scenario, p *peer, r int, o options) (res result) {
 	if gone, _ := in.p.exited(); gone {
 		u := in.p.cmd.ProcessState.SysUsage().(*syscall.Rusage)
 		after.cpu = time.Duration(u.Utime.Nano() + u.Stime.Nano())
-		after.hwm = u.Maxrss << 10
+		after.hwm = u.Maxrss << 10 // kB
 	} else if after, err = statTree(in.p.pid()); err != nil {
 		return fail(err)
 	}
 	res.cpu = (after.cpu - before.cpu).Seconds()
-	res.hwm = after.hwm
+	res.hwm = max(after.hwm, peak)
 	if err := in.verify(); err != nil {
 		return fail(fmt.Errorf("verify: %w", err))
 	}
