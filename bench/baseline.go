@@ -77,7 +77,11 @@ func baselineMain(args []string) error {
 	case "file":
 		tick := time.NewTicker(10 * time.Millisecond)
 		defer tick.Stop()
+		giveUp := time.Now().Add(30 * time.Minute)
 		for done := false; !done; {
+			if time.Now().After(giveUp) {
+				return fmt.Errorf("baseline: no file matched %s in 30 minutes", *glob)
+			}
 			select {
 			case <-sig:
 				return nil

@@ -304,7 +304,11 @@ func runOne(t *tools, sc *scenario, p *peer, r int, o options) (res result) {
 	if err != nil {
 		return fail(err)
 	}
-	defer in.p.stop(10 * time.Second)
+	grace := 10 * time.Second
+	if sc.cpuProfile != "" {
+		grace = 45 * time.Second // Vigil writes the profile when it has shut down
+	}
+	defer in.p.stop(grace)
 	readyBy := time.Now().Add(60 * time.Second)
 	for {
 		if err = in.ready(); err == nil {
