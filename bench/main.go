@@ -446,9 +446,12 @@ func median(rs []result, f func(result) float64) float64 {
 }
 
 func header(w io.Writer, o options, t *tools, loadBefore string, took time.Duration) {
-	mode := fmt.Sprintf("full: %d runs, medians", o.runs)
-	if o.smoke {
+	mode := fmt.Sprintf("%d interleaved runs, medians", o.runs)
+	switch {
+	case o.smoke:
 		mode = "smoke: 1 run"
+	case o.runs == 1:
+		mode = "1 run"
 	}
 	fmt.Fprintf(w, "\n%s, %s, %d cores, %s (%s), load average %s before and %s after, %s in all\n",
 		time.Now().UTC().Format("2006-01-02 15:04 MST"), cpuModel(), runtime.NumCPU(), runtime.Version(), mode,
