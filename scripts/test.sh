@@ -72,5 +72,13 @@ if [ ! -d ../shared/conformance ]; then
 		exit 1
 	fi
 fi
+# The peer benchmark in smoke mode (200k lines per scenario, 1 run, no thresholds) so
+# that the harness cannot rot: it installs its peers itself (rsyslog from apt,
+# syslog-ng unpacked from Debian's packages, Benthos built into .cache/bench) and
+# fails when one is missing or a line does not arrive. Skip with VIGIL_SKIP_BENCH=1.
+if [ "${VIGIL_SKIP_BENCH:-}" != 1 ]; then
+	echo "test.sh: peer benchmark, smoke mode (go run ./bench -smoke)"
+	go run ./bench -smoke
+fi
 echo "test.sh: go test"
 go test -count=1 -timeout 25m "$@" ./...
