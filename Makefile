@@ -1,5 +1,5 @@
 # Convenience targets; the README's commands are the contract.
-.PHONY: run test fuzz bench docs
+.PHONY: run test fuzz bench bench-peers docs
 
 run:
 	go run ./cmd/vigil run
@@ -12,6 +12,9 @@ fuzz:
 
 bench:
 	go test -run '^$$' -bench . -benchtime 2s ./internal/... | tee bench.out
+
+bench-peers:
+	go run ./bench
 
 docs:
 	go test ./internal/configdoc -update

@@ -37,6 +37,24 @@ if [ ! -d .cache/kinesalite/node_modules/kinesalite ]; then
 	npm install --silent --no-audit --no-fund --prefix .cache/kinesalite kinesalite@3.3.3
 fi
 
+# OpenSearch for the elasticsearch/opensearch sink's tests and the delivery crash test:
+# one node put together from the server and module jars on Maven Central by
+# tools/opensearch-launcher (Maven, Java 17), built into .cache/opensearch-launcher;
+# testutil.StartOpenSearch looks there.
+if ! command -v mvn >/dev/null 2>&1 || ! command -v java >/dev/null 2>&1; then
+	echo "test.sh: installing Debian packages: maven openjdk-17-jdk-headless"
+	SUDO=""
+	if [ "$(id -u)" != 0 ]; then SUDO=sudo; fi
+	$SUDO apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq maven openjdk-17-jdk-headless >/dev/null
+fi
+if [ ! -f .cache/opensearch-launcher/opensearch-launcher.jar ]; then
+	echo "test.sh: building the OpenSearch launcher (Maven)"
+	rm -rf .cache/opensearch-launcher.build
+	mvn -q -B -f tools/opensearch-launcher/pom.xml package -Dlauncher.out="$PWD/.cache/opensearch-launcher.build"
+	mv .cache/opensearch-launcher.build .cache/opensearch-launcher
+fi
+
 echo "test.sh: go vet"
 go vet ./...
 echo "test.sh: building the pinned Go tools"
@@ -53,6 +71,14 @@ if [ ! -d ../shared/conformance ]; then
 		echo "test.sh: VIGIL_REQUIRE_SHARED=1 but ../shared is absent" >&2
 		exit 1
 	fi
+fi
+# The peer benchmark in smoke mode (200k lines per scenario, 1 run, no thresholds) so
+# that the harness cannot rot: it installs its peers itself (rsyslog from apt,
+# syslog-ng unpacked from Debian's packages, Benthos built into .cache/bench) and
+# fails when one is missing or a line does not arrive. Skip with VIGIL_SKIP_BENCH=1.
+if [ "${VIGIL_SKIP_BENCH:-}" != 1 ]; then
+	echo "test.sh: peer benchmark, smoke mode (go run ./bench -smoke)"
+	go run ./bench -smoke
 fi
 echo "test.sh: go test"
 go test -count=1 -timeout 25m "$@" ./...

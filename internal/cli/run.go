@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime/pprof"
 	"strings"
 	"syscall"
 
@@ -61,7 +62,7 @@ func loadConfig(reg *components.Registry, file, dataDir string) (*config.Config,
 }
 
 func runCmd(e *env) *cobra.Command {
-	var file, dataDir string
+	var file, dataDir, cpuProfile string
 	cmd := &cobra.Command{
 		Use:   "run",
 		Short: "Run the pipeline (the embedded default when no config file is given)",
@@ -71,11 +72,20 @@ func runCmd(e *env) *cobra.Command {
 			if err != nil {
 				return &exitError{code: 2, err: err}
 			}
+			if cpuProfile != "" {
+				stopProfile, err := startCPUProfile(cpuProfile)
+				if err != nil {
+					return &exitError{code: 2, err: err}
+				}
+				defer stopProfile()
+			}
 			reg := components.Builtin()
 			cfg, err := loadConfig(reg, file, dataDir)
 			if err != nil {
 				return &exitError{code: 1, err: err}
 			}
+			limit, from := pipeline.SetMemoryLimit(cfg.Limits)
+			log.Info("memory limit", "budget", int64(cfg.Limits.Memory), "gomemlimit", limit, "from", from)
 			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
 			p, err := pipeline.New(cfg, pipeline.Options{Log: log, Registry: reg, Version: version()})
@@ -109,7 +119,25 @@ func runCmd(e *env) *cobra.Command {
 	}
 	cmd.Flags().StringVarP(&file, "config", "c", "", "config file (default: the embedded default)")
 	cmd.Flags().StringVar(&dataDir, "data-dir", "", "data directory (overrides data_dir; default ./vigil-data)")
+	cmd.Flags().StringVar(&cpuProfile, "cpuprofile", "", "write a CPU profile (go tool pprof) of the whole run to this file when Vigil stops")
 	return cmd
+}
+
+// startCPUProfile profiles the process into path until the returned function is
+// called (the peer benchmark's profile of where Vigil's time goes).
+func startCPUProfile(path string) (func(), error) {
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, fmt.Errorf("--cpuprofile: %w", err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("--cpuprofile: %w", err)
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		f.Close()
+	}, nil
 }
 
 func shutdown(p *pipeline.Pipeline, adm *admin.Server, cfg *config.Config) error {

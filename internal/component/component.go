@@ -57,6 +57,11 @@ type Records struct {
 	// strings (where the parser did not set them): where the records came from, such
 	// as aws.s3.bucket.name and aws.s3.object.key.
 	Fields map[string]string
+	// RecordFields, when set, holds one map per record (nil for none): fields added
+	// to that record's events like Fields, winning over Fields — what a queue says
+	// about each message (aws.sqs.message_id). Like Records, Store only reads it
+	// during the call.
+	RecordFields []map[string]string
 	// Lines, when set, holds each record's line number in its file or object (one
 	// per record, ascending), which processing adds to its events as LineField.
 	// Like Records, Store only reads it during the call.

@@ -24,8 +24,28 @@ func TestSeed002Example(t *testing.T) {
 	if s3.QueueURL == "" || len(s3.KeyRules) != 1 || s3.KeyRules[0].Format != "json" || !s3.BuiltinKeyRules {
 		t.Errorf("s3 source: %+v", s3)
 	}
-	if len(cfg.Sinks) != 1 || cfg.Sinks[0].Type != "opensearch" || len(cfg.Processing.Processors) != 1 {
+	if len(cfg.Sinks) != 1 || cfg.Sinks[0].Type != "opensearch" || len(cfg.Processing.Processors) != 2 {
 		t.Errorf("sinks %+v, processors %+v", cfg.Sinks, cfg.Processing.Processors)
+	}
+}
+
+// TestSeed001Example loads examples/seed-001-kelk.yaml as `vigil run` would, with
+// only the variables it has no default for (e2e/seed001_test.go runs it).
+func TestSeed001Example(t *testing.T) {
+	t.Setenv("LOG_QUEUE_URL", "https://sqs.us-east-1.amazonaws.com/123456789012/kelk-log-events")
+	t.Setenv("ES_URL", "https://search.example.com")
+	t.Setenv("ARCHIVE_BUCKET", "kelk-archive")
+	cfg, err := config.Load("../../examples/seed-001-kelk.yaml", components.Builtin())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(cfg.Sources) != 2 || len(cfg.Sinks) != 2 {
+		t.Fatalf("sources %+v, sinks %+v", cfg.Sources, cfg.Sinks)
+	}
+	for _, src := range cfg.Sources {
+		if s3, ok := src.Settings.(*s3source.Config); ok && (s3.BuiltinKeyRules || len(s3.KeyRules) != 4 || s3.Endpoint != "") {
+			t.Errorf("s3 source: %+v", s3)
+		}
 	}
 }
 
@@ -42,6 +62,7 @@ func TestS3SourceConfig(t *testing.T) {
 		{name: "typo", yaml: `{type: s3, queue_url: https://sqs.us-east-1.amazonaws.com/1/q, key_rule: []}`, err: "key_rule"},
 		{name: "no queue", yaml: `{type: s3}`, err: "queue_url: required"},
 		{name: "rule without format", yaml: `{type: s3, queue_url: https://sqs.us-east-1.amazonaws.com/1/q, key_rules: [{match: "a/**"}]}`, err: "key_rules[0].format"},
+		{name: "rule with unknown format", yaml: `{type: s3, queue_url: https://sqs.us-east-1.amazonaws.com/1/q, key_rules: [{match: "a/**", format: skip}, {match: "b/**", format: albb}]}`, err: `key_rules[1].format: unknown format "albb"`},
 		{name: "auto with options", yaml: `{type: s3, queue_url: https://sqs.us-east-1.amazonaws.com/1/q, format_options: {}}`, err: "format_options"},
 		{name: "long poll", yaml: `{type: s3, queue_url: https://sqs.us-east-1.amazonaws.com/1/q, wait_time: 30s}`, err: "wait_time"},
 	}

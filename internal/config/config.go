@@ -37,6 +37,8 @@ type Config struct {
 	Admin Admin `yaml:"admin"`
 	// Processing configures the stage between the intake and events streams.
 	Processing Processing `yaml:"processing"`
+	// Limits bound what this node holds in memory.
+	Limits Limits `yaml:"limits"`
 	// ShutdownTimeout bounds a graceful stop: drain in-flight work and flush sinks.
 	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
 	// Sources and Sinks by name, in the order the file lists them.
@@ -189,6 +191,22 @@ type Admin struct {
 	Token string `yaml:"token" secret:"true"`
 }
 
+// Limits are the node's resource budgets.
+type Limits struct {
+	// Memory is the node's memory budget (docs/performance.md#memory): the Go
+	// runtime's soft memory limit (GOMEMLIMIT) is set to 80% of it, unless GOMEMLIMIT
+	// is set in the environment, and the bytes in flight are sized from it: intake
+	// batches being stored (1/4), intake messages fetched by processing (1/16 over all
+	// workers) and event batches pulled by each sink (1/16 each). At least 64MiB.
+	Memory ByteSize `yaml:"memory"`
+}
+
+// Share returns the part of the memory budget for one use: memory/div, at least
+// 1MiB.
+func (l Limits) Share(div int) int {
+	return max(int(l.Memory)/div, 1<<20)
+}
+
 // Processing configures the processing stage.
 type Processing struct {
 	// Workers is the number of concurrent processing workers on this node.
@@ -295,9 +313,13 @@ func Defaults() *Config {
 		},
 		Admin:           Admin{Address: "127.0.0.1:8686"},
 		Processing:      Processing{Workers: 2, Fetch: 64, Validate: *validate.NewConfig()},
+		Limits:          Limits{Memory: DefaultMemory},
 		ShutdownTimeout: 30 * time.Second,
 	}
 }
+
+// DefaultMemory is limits.memory's default.
+const DefaultMemory = 256 << 20
 
 // Source returns the source with the given name.
 func (c *Config) Source(name string) (*Source, bool) {

@@ -22,6 +22,9 @@ func TestLoadFull(t *testing.T) {
 	if cfg.ShutdownTimeout != 45*time.Second {
 		t.Errorf("shutdown_timeout = %v", cfg.ShutdownTimeout)
 	}
+	if cfg.Limits.Memory != 1<<30 || cfg.Limits.Share(16) != 64<<20 {
+		t.Errorf("limits: %+v, share %d", cfg.Limits, cfg.Limits.Share(16))
+	}
 	b := cfg.Buffer
 	if b.Type != "embedded" || b.Sync != "interval" || b.SyncInterval != time.Minute || b.Listen != "127.0.0.1:4222" {
 		t.Errorf("buffer: %+v", b)
@@ -87,7 +90,7 @@ func TestLoadProblems(t *testing.T) {
 			`7:5: sources.apps: unknown field "adress" (check the spelling; see docs/configuration.md)`,
 		}},
 		{"config_typo_top.yaml", []string{
-			`2:1: sorces: unknown setting; the top level takes data_dir, role, node_name, buffer, admin, processing, shutdown_timeout, sources, sinks`,
+			`2:1: sorces: unknown setting; the top level takes data_dir, role, node_name, buffer, admin, processing, limits, shutdown_timeout, sources, sinks`,
 		}},
 		{"config_wrong_type.yaml", []string{
 			`2:12: processing: wrong type: want an integer`,
@@ -436,6 +439,12 @@ func TestDefaultsValidate(t *testing.T) {
 	c.Embedded = false
 	if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "sources: no sources") {
 		t.Errorf("no components: %v", err)
+	}
+	c = Defaults()
+	c.Embedded = true
+	c.Limits.Memory = 32 << 20
+	if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "limits.memory: must be at least 64MiB") {
+		t.Errorf("small limits.memory: %v", err)
 	}
 	c = Defaults()
 	c.Role = RoleProcess

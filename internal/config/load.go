@@ -262,6 +262,9 @@ func (l *loader) parse(data []byte, cfg *Config) {
 			l.remember(mv.Value, key)
 		case "processing":
 			l.parseProcessing(mv.Value, cfg)
+		case "limits":
+			l.decode(mv.Value, key, &cfg.Limits)
+			l.remember(mv.Value, key)
 		case "shutdown_timeout":
 			l.decode(mv.Value, key, &cfg.ShutdownTimeout)
 		case "sources":
@@ -269,7 +272,7 @@ func (l *loader) parse(data []byte, cfg *Config) {
 		case "sinks":
 			l.parseSinks(mv.Value, cfg)
 		default:
-			l.add(mv.Key, key, "unknown setting; the top level takes data_dir, role, node_name, buffer, admin, processing, shutdown_timeout, sources, sinks")
+			l.add(mv.Key, key, "unknown setting; the top level takes data_dir, role, node_name, buffer, admin, processing, limits, shutdown_timeout, sources, sinks")
 		}
 	}
 }
@@ -406,6 +409,13 @@ func (l *loader) parseSources(node ast.Node, cfg *Config) {
 			if formatOpts != nil {
 				l.addAt(path+".format_options", "format %q chooses a format per object; format_options apply to one named format", src.Format)
 			}
+			if fl, ok := settings.(FormatLister); ok {
+				for _, f := range fl.ChosenFormats() {
+					if _, known := l.reg.FormatConfig(f.Format); !known {
+						l.addAt(path+"."+f.Path, "unknown format %q; known formats: %s", f.Format, strings.Join(l.reg.FormatNames(), ", "))
+					}
+				}
+			}
 			cfg.Sources = append(cfg.Sources, src)
 			continue
 		}
@@ -433,6 +443,19 @@ type FormatDefaulter interface {
 // s3 source's "auto", by key rules) and stores it in component.Records.Format.
 type FormatChooser interface {
 	ChoosesFormat(format string) bool
+}
+
+// FormatLister is implemented by a FormatChooser whose choices are named in its
+// config (the s3 source's key rules), so that the loader rejects an unknown format
+// at load time rather than when the first object arrives.
+type FormatLister interface {
+	ChosenFormats() []ChosenFormat
+}
+
+// ChosenFormat is a format named in a source's config, at Path below the source.
+type ChosenFormat struct {
+	Path   string // e.g. "key_rules[0].format"
+	Format string
 }
 
 func defaultFormat(c Component) string {
@@ -687,6 +710,9 @@ func (c *Config) validate() Problems {
 		if pc.Settings != nil {
 			ps = append(ps, componentProblems(at, pc.Settings.Validate())...)
 		}
+	}
+	if c.Limits.Memory < 64<<20 {
+		add("limits.memory", "must be at least 64MiB, got %d bytes", c.Limits.Memory)
 	}
 	if c.ShutdownTimeout <= 0 {
 		add("shutdown_timeout", "must be positive")

@@ -37,6 +37,20 @@ func (b *RawBatch) Size() int { return len(b.buf) }
 // Encode returns the compressed body. The result is a new slice owned by the caller.
 func (b *RawBatch) Encode() []byte { return s2.Encode(nil, b.buf) }
 
+// EncodeTo returns the compressed body in dst's memory when its capacity is at least
+// MaxEncodedLen(Size()), else in a new slice.
+func (b *RawBatch) EncodeTo(dst []byte) []byte { return s2.Encode(dst[:cap(dst)], b.buf) }
+
+// Use makes the batch build in buf's memory (emptied), such as a buffer from a pool;
+// Reset keeps it. Buffer returns the memory back.
+func (b *RawBatch) Use(buf []byte) { b.buf, b.count = buf[:0], 0 }
+
+// Buffer returns the batch's memory, for returning it to a pool.
+func (b *RawBatch) Buffer() []byte { return b.buf }
+
+// MaxEncodedLen is the largest compressed size of n uncompressed bytes.
+func MaxEncodedLen(n int) int { return s2.MaxEncodedLen(n) }
+
 // Reset empties the batch, keeping its buffer.
 func (b *RawBatch) Reset() { b.buf, b.count = b.buf[:0], 0 }
 
@@ -65,6 +79,10 @@ func DecodeRaw(dst, body []byte, fn func(index int, rec []byte) error) ([]byte, 
 // Compress returns body compressed for the stream; used for event batches, whose
 // uncompressed form is NDJSON.
 func Compress(ndjson []byte) []byte { return s2.Encode(nil, ndjson) }
+
+// CompressTo is Compress into dst's memory when its capacity is at least
+// MaxEncodedLen(len(ndjson)), else into a new slice.
+func CompressTo(dst, ndjson []byte) []byte { return s2.Encode(dst[:cap(dst)], ndjson) }
 
 // Decompress returns the NDJSON of an event batch body, decoding into dst when it is
 // large enough.

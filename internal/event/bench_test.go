@@ -60,3 +60,37 @@ func BenchmarkAppendString(b *testing.B) {
 		buf = AppendString(buf[:0], s)
 	}
 }
+
+// BenchmarkStreamCompression is what one stream hop's S2 costs per events batch
+// (~900 KiB of ECS documents, made from benchEvent with varying numbers): the
+// producer's Compress and the consumer's Decompress, and the compressed size as a
+// share of the input (ratio). docs/performance.md weighs it against `none`.
+func BenchmarkStreamCompression(b *testing.B) {
+	var enc Encoder
+	var docs []byte
+	e := benchEvent()
+	for i := 0; len(docs) < MaxBatchBytes; i++ {
+		e.Set("source.port", Int(int64(1024+(i*7919)%60000)))
+		e.Set("http.response.body.bytes", Int(int64((i*104729)%100000)))
+		docs = append(enc.Append(docs, e), '\n')
+	}
+	body := Compress(docs)
+	b.Run("compress", func(b *testing.B) {
+		b.SetBytes(int64(len(docs)))
+		dst := make([]byte, 0, MaxEncodedLen(len(docs)))
+		for range b.N {
+			dst = CompressTo(dst, docs)
+		}
+		b.ReportMetric(float64(len(body))/float64(len(docs)), "ratio")
+	})
+	b.Run("decompress", func(b *testing.B) {
+		b.SetBytes(int64(len(docs)))
+		var dst []byte
+		for range b.N {
+			var err error
+			if dst, err = Decompress(dst, body); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}

@@ -16,8 +16,16 @@ import (
 // value wins.
 type Encoder struct {
 	order []int32
-	ends  []int // see Append
+	tmp   []int32 // merge scratch
+	runs  []int   // starts of the ascending runs of the fields, then len(fields)
+	ends  []int   // see Append
 }
+
+// maxMergeRuns is how many ascending runs Append merges rather than sorts. A
+// parser's fields are one run or a few, the pipeline's own fields (@timestamp,
+// agent.*, ecs.*, event.*) one more: merging them costs a comparison per field
+// and run, where a sort costs n log n comparisons of dotted paths.
+const maxMergeRuns = 8
 
 // Append appends e as one JSON object (no trailing newline) to dst and returns it.
 func (enc *Encoder) Append(dst []byte, e *Event) []byte {
@@ -29,9 +37,7 @@ func (enc *Encoder) Append(dst []byte, e *Event) []byte {
 	// Parsers usually add fields in order already; then sorting and de-duplicating
 	// (strictly ascending keys are unique) are skipped.
 	if !strictlySorted(fields) {
-		slices.SortStableFunc(enc.order, func(a, b int32) int {
-			return comparePaths(fields[a].Key, fields[b].Key)
-		})
+		enc.sortOrder(fields)
 		// With Add a key may appear twice; keep only the last setting.
 		order := enc.order[:0]
 		for i, idx := range enc.order {
@@ -115,6 +121,47 @@ func (enc *Encoder) Append(dst []byte, e *Event) []byte {
 		dst = append(dst, '}')
 	}
 	return append(dst, '}')
+}
+
+// sortOrder sorts enc.order (0..len(fields)-1) stably by key: by merging the
+// fields' ascending runs when there are few, else by a sort.
+func (enc *Encoder) sortOrder(fields []Field) {
+	enc.runs = append(enc.runs[:0], 0)
+	for i := 1; i < len(fields); i++ {
+		if comparePaths(fields[i-1].Key, fields[i].Key) > 0 {
+			if len(enc.runs) == maxMergeRuns {
+				slices.SortStableFunc(enc.order, func(a, b int32) int {
+					return comparePaths(fields[a].Key, fields[b].Key)
+				})
+				return
+			}
+			enc.runs = append(enc.runs, i)
+		}
+	}
+	enc.runs = append(enc.runs, len(fields))
+	// Merge each run into what the runs before it made; on equal keys the earlier
+	// field goes first, as in a stable sort (the de-duplication keeps the last).
+	merged := enc.order[:enc.runs[1]]
+	for r := 1; r+1 < len(enc.runs); r++ {
+		next := enc.order[enc.runs[r]:enc.runs[r+1]]
+		out := enc.tmp[:0]
+		i, j := 0, 0
+		for i < len(merged) && j < len(next) {
+			if comparePaths(fields[next[j]].Key, fields[merged[i]].Key) < 0 {
+				out = append(out, next[j])
+				j++
+			} else {
+				out = append(out, merged[i])
+				i++
+			}
+		}
+		out = append(out, merged[i:]...)
+		out = append(out, next[j:]...)
+		// out becomes the first runs of order; order's old memory the scratch.
+		enc.tmp = enc.order[:0]
+		enc.order = append(out, enc.order[enc.runs[r+1]:]...)
+		merged = enc.order[:enc.runs[r+1]]
+	}
 }
 
 // strictlySorted reports whether the keys are in encoding order without repeats.

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"math"
 	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -242,4 +243,30 @@ func noDuplicateMembers(t *rapid.T, doc []byte) {
 			top.key = true
 		}
 	}
+}
+
+// TestMergeRunsMatchesSort: fields made of a few ascending runs (as parsers and the
+// pipeline add them, duplicates included) encode exactly as the same fields after
+// a stable sort, which takes the other path of the encoder (one run, or sorted and
+// strictly ascending).
+func TestMergeRunsMatchesSort(t *testing.T) {
+	rapid.Check(t, func(t *rapid.T) {
+		var fields []Field
+		runs := rapid.IntRange(1, maxMergeRuns+2).Draw(t, "runs")
+		for range runs {
+			keys := rapid.SliceOfN(genKey(), 0, 6).Draw(t, "keys")
+			slices.SortFunc(keys, comparePaths)
+			for _, k := range keys {
+				fields = append(fields, Field{Key: k, Value: genValue().Draw(t, "v")})
+			}
+		}
+		sorted := slices.Clone(fields)
+		slices.SortStableFunc(sorted, func(a, b Field) int { return comparePaths(a.Key, b.Key) })
+		var enc Encoder
+		got := string(enc.Append(nil, &Event{Fields: fields}))
+		want := string(enc.Append(nil, &Event{Fields: sorted}))
+		if got != want {
+			t.Fatalf("merged runs encode as\n%s\nthe sorted fields as\n%s", got, want)
+		}
+	})
 }

@@ -22,6 +22,8 @@ type intake struct {
 	format  string
 	dataset string
 	letters *deadletter.Writer
+	// budget bounds and recycles the memory of Store calls across the node's sources.
+	budget *intakeBudget
 	// counters are the source's.
 	counters *component.Counters
 }
@@ -47,20 +49,51 @@ func (in *intake) Store(ctx context.Context, recs component.Records) error {
 	if format == "" {
 		format = in.format
 	}
+	total := 0
+	for _, r := range recs.Records {
+		total += len(r)
+	}
+	release, err := in.budget.acquire(ctx, total)
+	if err != nil {
+		return in.fail(err)
+	}
+	defer release()
 	var pending wire.Pending
 	var batch event.RawBatch
+	batch.Use(in.budget.get())
+	// The compressed bodies stay referenced until JetStream has acknowledged them.
+	// After a failure a publish may still be retried from its body (nats.go resends
+	// on "no responders"): only acknowledged bodies are recycled.
+	var bodies [][]byte
+	acked := false
+	defer func() {
+		in.budget.put(batch.Buffer())
+		for _, b := range bodies {
+			if acked {
+				in.budget.put(b)
+			}
+		}
+	}()
 	bytes := 0
 	batches := 0
 	first := 0 // index in recs.Records of the batch's first record
+	// Per-record fields travel in a header, which counts toward the message size.
+	perRecord := len(recs.RecordFields) == len(recs.Records)
+	headerBytes := 0
 	flush := func() error {
 		if batch.Len() == 0 {
 			return nil
 		}
 		raw := wire.Raw{Source: in.source, Format: format, FormatOverride: recs.Format != "" && recs.Format != in.format,
-			Dataset: dataset, Received: received, Count: batch.Len(), Body: batch.Encode(), Fields: recs.Fields}
+			Dataset: dataset, Received: received, Count: batch.Len(), Body: batch.EncodeTo(in.budget.get()), Fields: recs.Fields}
+		bodies = append(bodies, raw.Body)
 		if len(recs.Lines) == len(recs.Records) && recs.LineField != "" {
 			raw.Lines, raw.LineField = recs.Lines[first:first+batch.Len()], recs.LineField
 		}
+		if perRecord {
+			raw.RecordFields = recs.RecordFields[first : first+batch.Len()]
+		}
+		headerBytes = 0
 		first += batch.Len()
 		msg := wire.RawMsg(raw)
 		batch.Reset()
@@ -76,15 +109,20 @@ func (in *intake) Store(ctx context.Context, recs component.Records) error {
 		batches++
 		return pending.Publish(in.st, msg, id)
 	}
-	for _, r := range recs.Records {
+	for i, r := range recs.Records {
 		bytes += len(r)
-		if batch.Len() > 0 && batch.Size()+len(r) > event.MaxBatchBytes {
+		fb := 0
+		if perRecord {
+			fb = fieldsBytes(recs.RecordFields[i])
+		}
+		if batch.Len() > 0 && batch.Size()+len(r)+headerBytes+fb > event.MaxBatchBytes {
 			if err := flush(); err != nil {
 				_ = pending.Wait(ctx)
 				return in.fail(err)
 			}
 		}
 		batch.Add(r)
+		headerBytes += fb
 	}
 	if err := flush(); err != nil {
 		_ = pending.Wait(ctx)
@@ -93,8 +131,19 @@ func (in *intake) Store(ctx context.Context, recs component.Records) error {
 	if err := pending.Wait(ctx); err != nil {
 		return in.fail(err)
 	}
+	acked = true
 	in.counters.Sent(len(recs.Records), bytes)
 	return nil
+}
+
+// fieldsBytes estimates the JSON size of f in a header: quotes, colon and comma
+// around plain text (characters JSON escapes take more, and are rare in metadata).
+func fieldsBytes(f map[string]string) int {
+	n := 5 // null or {} and the comma
+	for k, v := range f {
+		n += len(k) + len(v) + 6
+	}
+	return n
 }
 
 func (in *intake) fail(err error) error {

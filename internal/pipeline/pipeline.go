@@ -57,6 +57,7 @@ type Pipeline struct {
 	proc     *process.Stage
 	aggs     []*threshold.Aggregator
 	letters  *deadletter.Writer
+	budget   *intakeBudget
 
 	// pruneEvery, when set (by tests), is how often sink runners prune.
 	pruneEvery time.Duration
@@ -138,6 +139,7 @@ func (p *Pipeline) Start(ctx context.Context) (err error) {
 	p.st = st
 	p.prom.MustRegister(&streamCollector{p: p})
 	p.letters = deadletter.NewWriter(st, p.cfg.Buffer.DLQ, p.prom, p.log)
+	p.budget = newIntakeBudget(p.cfg.Limits.Share(4))
 	reg := p.opts.Registry
 	hostname, _ := os.Hostname()
 
@@ -197,7 +199,7 @@ func (p *Pipeline) Start(ctx context.Context) (err error) {
 				return fmt.Errorf("source %s: unknown type %q", sc.Name, sc.Type)
 			}
 			counters := p.metrics.For("source", sc.Name)
-			in := &intake{st: st, source: sc.Name, format: sc.Format, dataset: sc.Dataset, letters: p.letters, counters: counters}
+			in := &intake{st: st, source: sc.Name, format: sc.Format, dataset: sc.Dataset, letters: p.letters, budget: p.budget, counters: counters}
 			whole := false
 			if fm, ok := reg.Format(sc.Format); ok {
 				whole = fm.WholeRecord
@@ -236,7 +238,7 @@ func (p *Pipeline) Intake(source, format string) component.Intake {
 	if sc, ok := p.cfg.Source(source); ok {
 		dataset = sc.Dataset
 	}
-	return &intake{st: p.st, source: source, format: format, dataset: dataset, letters: p.letters,
+	return &intake{st: p.st, source: source, format: format, dataset: dataset, letters: p.letters, budget: p.budget,
 		counters: p.metrics.For("source", source)}
 }
 

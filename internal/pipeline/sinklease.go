@@ -319,7 +319,7 @@ func (p *Pipeline) newSinkRunner(sc *config.Sink) (*sinkRunner, error) {
 	if err != nil {
 		return nil, fmt.Errorf("sink %s: %w", sc.Name, err)
 	}
-	return &sinkRunner{st: st, cfg: sc, buffer: p.cfg.Buffer, sink: snk, log: p.log, dataDir: p.cfg.DataDir, letters: p.letters,
+	return &sinkRunner{st: st, cfg: sc, buffer: p.cfg.Buffer, memory: p.cfg.Limits, sink: snk, log: p.log, dataDir: p.cfg.DataDir, letters: p.letters,
 		counters: p.metrics.For("sink", sc.Name), pruneEvery: p.pruneEvery}, nil
 }
 

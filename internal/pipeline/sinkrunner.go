@@ -29,6 +29,7 @@ type sinkRunner struct {
 	st       *stream.Stream
 	cfg      *config.Sink
 	buffer   config.Buffer
+	memory   config.Limits
 	sink     component.Sink
 	log      *slog.Logger
 	counters *component.Counters
@@ -132,7 +133,12 @@ func (r *sinkRunner) start(ctx context.Context) error {
 		return fmt.Errorf("sink %s: consumer: %w", r.cfg.Name, err)
 	}
 	r.cons = cons
-	iter, err := cons.Messages(jetstream.PullMaxMessages(8))
+	// At most a sixteenth of limits.memory waiting in the client, but never less
+	// than one message of the largest size the stream takes. (A count limit besides,
+	// PullMaxMessagesWithBytesLimit, overflows nats.go's buffer of that many messages
+	// under load: "slow consumer, messages dropped", then a wait for redelivery.)
+	pullBytes := max(r.memory.Share(16), r.st.MaxPayload()+64<<10)
+	iter, err := cons.Messages(jetstream.PullMaxBytes(pullBytes))
 	if err != nil {
 		return fmt.Errorf("sink %s: %w", r.cfg.Name, err)
 	}

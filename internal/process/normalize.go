@@ -68,6 +68,9 @@ type Record struct {
 	// Fields are added to each event as strings where the parser did not set them
 	// (the source's metadata: bucket and key of an S3 object).
 	Fields map[string]string
+	// RecordFields are this record's own fields, added like Fields and winning
+	// over them (an SQS message's ID and attributes).
+	RecordFields map[string]string
 	// Line, when LineField is set, is the record's line number in its object.
 	Line      int
 	LineField string
@@ -153,6 +156,11 @@ func (em *emitter) Emit(e *event.Event) error {
 		e.Set("agent.version", event.String(n.AgentVersion))
 	}
 	e.Set("ecs.version", event.String(ECSVersion))
+	for k, v := range rec.RecordFields {
+		if _, ok := e.Get(k); !ok {
+			e.Set(k, event.String(v))
+		}
+	}
 	for k, v := range rec.Fields {
 		if _, ok := e.Get(k); !ok {
 			e.Set(k, event.String(v))

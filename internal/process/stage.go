@@ -188,6 +188,55 @@ type worker struct {
 	// published with the record's events, before its intake message is acknowledged.
 	samples    map[string]*outBatch
 	sampleList []string
+	// zscratch takes one compressed batch; its bytes are then copied, exactly sized,
+	// into chunks, which stay referenced until the publishes that read them are
+	// acknowledged (zused) and are then reused (zfree).
+	zscratch     []byte
+	zfree, zused [][]byte
+}
+
+// zchunk is the size of the chunks compressed event batches are kept in.
+const zchunk = 4 << 20
+
+// compressed returns body compressed for the events stream, in a chunk that stays
+// valid until recycle.
+func (w *worker) compressed(body []byte) []byte {
+	if need := event.MaxEncodedLen(len(body)); cap(w.zscratch) < need {
+		w.zscratch = make([]byte, 0, max(need, event.MaxEncodedLen(event.MaxBatchBytes)))
+	}
+	c := event.CompressTo(w.zscratch, body)
+	k := len(w.zused)
+	if k == 0 || cap(w.zused[k-1])-len(w.zused[k-1]) < len(c) {
+		var chunk []byte
+		if n := len(w.zfree); n > 0 && cap(w.zfree[n-1]) >= len(c) {
+			chunk, w.zfree = w.zfree[n-1][:0], w.zfree[:n-1]
+		} else {
+			chunk = make([]byte, 0, max(zchunk, len(c)))
+		}
+		w.zused = append(w.zused, chunk)
+		k++
+	}
+	cur := w.zused[k-1]
+	at := len(cur)
+	cur = append(cur, c...)
+	w.zused[k-1] = cur
+	return cur[at:len(cur):len(cur)]
+}
+
+// recycle makes the used chunks free again: only once every publish that read them
+// is acknowledged (a failed one may still be resent from its body), and keeping no
+// more chunks than the last round used.
+func (w *worker) recycle(acked bool) {
+	if acked {
+		keep := len(w.zused)
+		for _, b := range w.zused {
+			if len(w.zfree) < keep && cap(b) == zchunk {
+				w.zfree = append(w.zfree, b)
+			}
+		}
+	}
+	clear(w.zused)
+	w.zused = w.zused[:0]
 }
 
 type outBatch struct {
@@ -209,7 +258,8 @@ func (w *worker) run(ctx context.Context) {
 	for ctx.Err() == nil {
 		// The fetch holds what it got until it is full or its wait ends, before the
 		// keep-alive can start: keep that wait well inside ack_wait.
-		batch, err := w.p.cons.Fetch(w.p.cfg.Processing.Fetch, jetstream.FetchMaxWait(min(time.Second, w.p.cfg.Buffer.AckWait/4)))
+		batch, err := w.p.cons.Fetch(w.p.cfg.Processing.Fetch, jetstream.FetchMaxWait(min(time.Second, w.p.cfg.Buffer.AckWait/4)),
+			jetstream.FetchMaxBytes(w.p.fetchBytes()))
 		if err != nil {
 			if ctx.Err() == nil {
 				w.p.log.Warn("processing: fetch failed", "err", err)
@@ -253,6 +303,7 @@ func (w *worker) run(ctx context.Context) {
 		}
 		cancel()
 		stopKeepAlive()
+		w.recycle(pubErr == nil)
 		if pubErr != nil {
 			w.p.counters.Error("publish")
 			w.p.log.Warn("processing: publishing to the events stream failed; will retry", "err", pubErr)
@@ -265,6 +316,13 @@ func (w *worker) run(ctx context.Context) {
 			_ = m.Ack()
 		}
 	}
+}
+
+// fetchBytes bounds the intake bytes one worker fetches at a time: the workers'
+// share of limits.memory (a sixteenth of it over all workers), but never less than
+// the largest message the stream takes, which a smaller limit could not fetch at all.
+func (p *Stage) fetchBytes() int {
+	return max(p.cfg.Limits.Share(16)/p.cfg.Processing.Workers, p.st.MaxPayload()+64<<10)
 }
 
 // keepAlive tells the stream, every third of ack_wait, that msgs are still being
@@ -350,7 +408,7 @@ func (w *worker) process(m jetstream.Msg, pending *wire.Pending) ([]component.Le
 		if ob.count == 0 || pubErr != nil {
 			return
 		}
-		msg := wire.EventsMsg(wire.Events{Dataset: ds, Source: raw.Source, Count: ob.count, Docs: ob.buf})
+		msg := wire.EventsMsgCompressed(wire.Events{Dataset: ds, Source: raw.Source, Count: ob.count}, w.compressed(ob.buf))
 		// The ID makes a re-publish after a crash a duplicate the stream drops
 		// (inside its duplicate window) and the sink runners skip (after it).
 		id := wire.EventsID(epoch, seq, ds, ob.chunk)
@@ -389,6 +447,9 @@ func (w *worker) process(m jetstream.Msg, pending *wire.Pending) ([]component.Le
 		}
 		out.rejects = out.rejects[:0]
 		r := Record{Data: rec, Origin: origin, Received: raw.Received, Dataset: raw.Dataset, Fields: raw.Fields}
+		if i < len(raw.RecordFields) {
+			r.RecordFields = raw.RecordFields[i]
+		}
 		if i < len(raw.Lines) {
 			r.Line, r.LineField = raw.Lines[i], raw.LineField
 		}

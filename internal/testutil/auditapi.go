@@ -18,6 +18,21 @@ import (
 type AuditEvent struct {
 	ID   string
 	Time time.Time
+	// Fields, when set, replace or add members of the served event (a nil value
+	// removes one), to serve events a schema rejects.
+	Fields map[string]any
+}
+
+// withFields applies e.Fields to the served object m.
+func (e AuditEvent) withFields(m map[string]any) map[string]any {
+	for k, v := range e.Fields {
+		if v == nil {
+			delete(m, k)
+		} else {
+			m[k] = v
+		}
+	}
+	return m
 }
 
 // AuditAPI is a fake of a SaaS audit-log API that pages and rate-limits as the
@@ -151,10 +166,10 @@ func StartOktaSystemLog(t testing.TB, token string) *AuditAPI {
 		evs := a.page(since, q.Get("after"), limit)
 		out := make([]map[string]any, 0, len(evs))
 		for _, e := range evs {
-			out = append(out, map[string]any{"uuid": e.ID, "published": e.Time.UTC().Format("2006-01-02T15:04:05.000Z"),
+			out = append(out, e.withFields(map[string]any{"uuid": e.ID, "published": e.Time.UTC().Format("2006-01-02T15:04:05.000Z"),
 				"eventType": "user.session.start", "displayMessage": "User login to Okta", "severity": "INFO",
 				"actor":   map[string]any{"id": "00u1", "type": "User", "alternateId": "alice@example.com"},
-				"outcome": map[string]any{"result": "SUCCESS"}})
+				"outcome": map[string]any{"result": "SUCCESS"}}))
 		}
 		self := "http://" + r.Host + r.URL.RequestURI()
 		next := q
@@ -245,8 +260,8 @@ func StartGitHubAuditLog(t testing.TB, org, token string) *AuditAPI {
 		}
 		out := make([]map[string]any, 0, len(evs))
 		for _, e := range evs {
-			out = append(out, map[string]any{"@timestamp": e.Time.UnixMilli(), "_document_id": e.ID,
-				"action": "repo.create", "actor": "octocat", "created_at": e.Time.UnixMilli(), "org": org})
+			out = append(out, e.withFields(map[string]any{"@timestamp": e.Time.UnixMilli(), "_document_id": e.ID,
+				"action": "repo.create", "actor": "octocat", "created_at": e.Time.UnixMilli(), "org": org}))
 		}
 		if more {
 			next := url.Values{}

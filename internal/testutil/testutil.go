@@ -5,6 +5,7 @@ package testutil
 import (
 	"bufio"
 	"encoding/json"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -12,6 +13,7 @@ import (
 	"time"
 
 	"github.com/klauspost/compress/gzip"
+	"github.com/klauspost/compress/zstd"
 )
 
 // Eventually polls cond every 20ms until it returns true or timeout passes, then
@@ -42,7 +44,7 @@ func ArchiveDocs(t testing.TB, dir string) []map[string]any {
 			}
 			return err
 		}
-		if d.IsDir() || !strings.HasSuffix(path, ".ndjson.gz") {
+		if d.IsDir() || (!strings.HasSuffix(path, ".ndjson.gz") && !strings.HasSuffix(path, ".ndjson.zst")) {
 			return nil
 		}
 		f, err := os.Open(path)
@@ -50,8 +52,15 @@ func ArchiveDocs(t testing.TB, dir string) []map[string]any {
 			return err
 		}
 		defer f.Close()
-		zr, err := gzip.NewReader(f)
-		if err != nil {
+		var zr io.Reader
+		if strings.HasSuffix(path, ".zst") {
+			zd, err := zstd.NewReader(f)
+			if err != nil {
+				t.Fatalf("%s: %v", path, err)
+			}
+			defer zd.Close()
+			zr = zd
+		} else if zr, err = gzip.NewReader(f); err != nil {
 			t.Fatalf("%s: %v", path, err)
 		}
 		sc := bufio.NewScanner(zr)

@@ -169,42 +169,77 @@ func (g *S3Gateway) Get(t testing.TB, key string) []byte {
 	return data
 }
 
-// ndjsonDocs reads every document of every NDJSON data object.
+// NDJSONDocs reads every document of every NDJSON data object.
 func (g *S3Gateway) NDJSONDocs(t testing.TB) []map[string]any {
 	t.Helper()
+	return S3NDJSONDocs(t, g.Client(), S3Bucket)
+}
+
+// S3NDJSONDocs reads every document of every NDJSON data object an s3 sink wrote
+// to bucket (its manifests under _vigil/ skipped); any other object fails the test.
+func S3NDJSONDocs(t testing.TB, c *s3.Client, bucket string) []map[string]any {
+	t.Helper()
+	ctx := context.Background()
 	var docs []map[string]any
-	for _, k := range g.DataKeys(t) {
-		data := g.Get(t, k)
-		var r io.Reader
-		switch {
-		case strings.HasSuffix(k, ".ndjson.gz"):
-			zr, err := gzip.NewReader(bytes.NewReader(data))
-			if err != nil {
-				t.Fatalf("%s: %v", k, err)
-			}
-			r = zr
-		case strings.HasSuffix(k, ".ndjson.zst"):
-			zr, err := zstd.NewReader(bytes.NewReader(data))
-			if err != nil {
-				t.Fatalf("%s: %v", k, err)
-			}
-			defer zr.Close()
-			r = zr
-		default:
-			t.Fatalf("unexpected object %s", k)
+	p := s3.NewListObjectsV2Paginator(c, &s3.ListObjectsV2Input{Bucket: aws.String(bucket)})
+	for p.HasMorePages() {
+		page, err := p.NextPage(ctx)
+		if err != nil {
+			t.Fatal(err)
 		}
-		sc := bufio.NewScanner(r)
-		sc.Buffer(make([]byte, 1<<20), 16<<20)
-		for sc.Scan() {
-			var d map[string]any
-			if err := json.Unmarshal(sc.Bytes(), &d); err != nil {
-				t.Fatalf("%s: %q: %v", k, sc.Text(), err)
+		for _, o := range page.Contents {
+			k := aws.ToString(o.Key)
+			if strings.HasPrefix(k, "_vigil/") {
+				continue
 			}
-			docs = append(docs, d)
+			out, err := c.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(bucket), Key: aws.String(k)})
+			if err != nil {
+				t.Fatalf("get %s: %v", k, err)
+			}
+			data, err := io.ReadAll(out.Body)
+			out.Body.Close()
+			if err != nil {
+				t.Fatalf("get %s: %v", k, err)
+			}
+			docs = append(docs, ndjsonDocs(t, k, data)...)
 		}
-		if err := sc.Err(); err != nil {
+	}
+	return docs
+}
+
+// ndjsonDocs decodes one NDJSON object, compressed as its key's extension says.
+func ndjsonDocs(t testing.TB, k string, data []byte) []map[string]any {
+	t.Helper()
+	var r io.Reader
+	switch {
+	case strings.HasSuffix(k, ".ndjson.gz"):
+		zr, err := gzip.NewReader(bytes.NewReader(data))
+		if err != nil {
 			t.Fatalf("%s: %v", k, err)
 		}
+		r = zr
+	case strings.HasSuffix(k, ".ndjson.zst"):
+		zr, err := zstd.NewReader(bytes.NewReader(data))
+		if err != nil {
+			t.Fatalf("%s: %v", k, err)
+		}
+		defer zr.Close()
+		r = zr
+	default:
+		t.Fatalf("unexpected object %s", k)
+	}
+	var docs []map[string]any
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 1<<20), 16<<20)
+	for sc.Scan() {
+		var d map[string]any
+		if err := json.Unmarshal(sc.Bytes(), &d); err != nil {
+			t.Fatalf("%s: %q: %v", k, sc.Text(), err)
+		}
+		docs = append(docs, d)
+	}
+	if err := sc.Err(); err != nil {
+		t.Fatalf("%s: %v", k, err)
 	}
 	return docs
 }

@@ -112,6 +112,9 @@ const (
 	// HeaderFields is a JSON object of string fields processing adds to every event
 	// of an intake batch (the S3 bucket and key of the records).
 	HeaderFields = "Vigil-Fields"
+	// HeaderRecordFields is a JSON array, one element per record of an intake batch
+	// (an object of string fields, or null), added to that record's events.
+	HeaderRecordFields = "Vigil-Record-Fields"
 	// HeaderLines numbers the records of an intake batch by their line in the
 	// source's object, as runs "first-last,first-last" (skipped empty lines make
 	// gaps); its field name is in HeaderLineField.
@@ -136,6 +139,8 @@ type Raw struct {
 	Body []byte
 	// Fields, when set, are added to every event of the batch as strings.
 	Fields map[string]string
+	// RecordFields, when set, holds each record's own fields (Count elements).
+	RecordFields []map[string]string
 	// Lines, when set, is each record's line number, added as LineField.
 	Lines     []int
 	LineField string
@@ -162,6 +167,11 @@ func RawMsg(r Raw) *nats.Msg {
 	if len(r.Fields) > 0 {
 		if b, err := json.Marshal(r.Fields); err == nil {
 			msg.Header.Set(HeaderFields, string(b))
+		}
+	}
+	if len(r.RecordFields) > 0 {
+		if b, err := json.Marshal(r.RecordFields); err == nil {
+			msg.Header.Set(HeaderRecordFields, string(b))
 		}
 	}
 	if len(r.Lines) > 0 && r.LineField != "" {
@@ -219,6 +229,13 @@ func ReadRaw(subject string, h nats.Header, body []byte, stored time.Time) Raw {
 	if f := h.Get(HeaderFields); f != "" {
 		_ = json.Unmarshal([]byte(f), &r.Fields) // metadata only: a bad header drops it
 	}
+	if f := h.Get(HeaderRecordFields); f != "" && r.Count > 0 {
+		// Metadata only: a bad header, or one that does not match the count, drops it.
+		var rf []map[string]string
+		if json.Unmarshal([]byte(f), &rf) == nil && len(rf) == r.Count {
+			r.RecordFields = rf
+		}
+	}
 	if l := h.Get(HeaderLines); l != "" && r.Count > 0 {
 		if lines := ParseLines(l, r.Count); len(lines) == r.Count {
 			r.Lines, r.LineField = lines, h.Get(HeaderLineField)
@@ -238,7 +255,11 @@ type Events struct {
 }
 
 // EventsMsg builds the stream message of e, compressing its documents.
-func EventsMsg(e Events) *nats.Msg {
+func EventsMsg(e Events) *nats.Msg { return EventsMsgCompressed(e, event.Compress(e.Docs)) }
+
+// EventsMsgCompressed builds the stream message of e whose documents the caller
+// has compressed (event.Compress) into body; e.Docs is not read.
+func EventsMsgCompressed(e Events, body []byte) *nats.Msg {
 	msg := nats.NewMsg(EventsSubject(e.Dataset))
 	msg.Header.Set(HeaderEncoding, EncodingS2)
 	msg.Header.Set(HeaderDataset, e.Dataset)
@@ -246,7 +267,7 @@ func EventsMsg(e Events) *nats.Msg {
 	if e.Source != "" {
 		msg.Header.Set(HeaderSource, e.Source)
 	}
-	msg.Data = event.Compress(e.Docs)
+	msg.Data = body
 	return msg
 }
 

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/nats-io/nats.go"
 
@@ -83,5 +84,22 @@ func TestLines(t *testing.T) {
 		if got := ParseLines(bad, 10); got != nil {
 			t.Errorf("ParseLines(%q) = %v, want nil", bad, got)
 		}
+	}
+}
+
+// TestRecordFields: per-record fields survive the message, including a record
+// without any (null) and values with quotes and newlines; a header whose length
+// does not match the count is dropped rather than misapplied.
+func TestRecordFields(t *testing.T) {
+	give := []map[string]string{{"aws.sqs.message_id": "a", "aws.sqs.attributes.note": "say \"hi\"\nbye"}, nil, {"aws.sqs.message_id": "c"}}
+	msg := RawMsg(Raw{Source: "queue", Count: 3, RecordFields: give})
+	got := ReadRaw(msg.Subject, msg.Header, msg.Data, time.Now())
+	if len(got.RecordFields) != 3 || got.RecordFields[0]["aws.sqs.attributes.note"] != "say \"hi\"\nbye" || got.RecordFields[1] != nil ||
+		got.RecordFields[2]["aws.sqs.message_id"] != "c" {
+		t.Fatalf("read %v, want %v", got.RecordFields, give)
+	}
+	msg.Header.Set(HeaderCount, "2")
+	if got := ReadRaw(msg.Subject, msg.Header, msg.Data, time.Now()); got.RecordFields != nil {
+		t.Fatalf("3 field maps for 2 records read as %v, want none", got.RecordFields)
 	}
 }

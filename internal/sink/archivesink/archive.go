@@ -16,11 +16,12 @@ import (
 	"time"
 
 	"github.com/klauspost/compress/gzip"
+	"github.com/klauspost/compress/zstd"
 
 	"github.com/vigil-sec/vigil/internal/component"
 )
 
-// Sink writes event batches to gzip NDJSON files.
+// Sink writes event batches to gzip (or zstd) NDJSON files.
 //
 // Exactly-once files: a file's name is <epoch>-<min-seq>-<max-seq> of the batches it
 // holds (the events stream's epoch, component.Batch.Epoch, and their sequences), and
@@ -81,7 +82,7 @@ type file struct {
 	tmp     string
 	f       *os.File
 	bw      *bufio.Writer
-	gz      *gzip.Writer
+	z       io.WriteCloser // the compressor, writing to bw
 	opened  time.Time
 	first   time.Time // stream time of the first batch: names the hour directory
 	size    int
@@ -257,13 +258,16 @@ func (s *Sink) Consume(_ context.Context, b *component.Batch) error {
 		}
 		s.open[at] = f
 	}
-	if _, err := f.gz.Write(b.Docs); err != nil {
+	if _, err := f.z.Write(b.Docs); err != nil {
 		s.fail(f, err)
 		b.Done(err)
 		return nil
 	}
 	f.size += len(b.Docs)
 	f.events += b.Count
+	// The documents are in the compressor now; the batch is kept only to be
+	// acknowledged, so its memory goes back at once rather than at rotation.
+	b.Docs = nil
 	f.batches = append(f.batches, b)
 	if f.size >= int(s.cfg.MaxBytes) {
 		s.rotate(f)
@@ -278,12 +282,39 @@ func (s *Sink) create(b *component.Batch) (*file, error) {
 		return nil, fmt.Errorf("archive: %w", err)
 	}
 	bw := bufio.NewWriterSize(f, 256<<10)
-	gz, err := gzip.NewWriterLevel(bw, s.cfg.CompressionLevel)
+	z, err := s.compressor(bw)
 	if err != nil {
 		f.Close()
 		return nil, err
 	}
-	return &file{stretch: stretch{epoch: b.Epoch, dataset: b.Dataset}, tmp: tmp, f: f, bw: bw, gz: gz, opened: time.Now(), first: b.Time}, nil
+	return &file{stretch: stretch{epoch: b.Epoch, dataset: b.Dataset}, tmp: tmp, f: f, bw: bw, z: z, opened: time.Now(), first: b.Time}, nil
+}
+
+// compressor returns the configured compressor writing to w.
+func (s *Sink) compressor(w io.Writer) (io.WriteCloser, error) {
+	if s.cfg.Compression != "zstd" {
+		return gzip.NewWriterLevel(w, s.cfg.CompressionLevel)
+	}
+	level := zstd.SpeedDefault
+	switch {
+	case s.cfg.CompressionLevel <= 1:
+		level = zstd.SpeedFastest
+	case s.cfg.CompressionLevel >= 8:
+		level = zstd.SpeedBestCompression
+	case s.cfg.CompressionLevel >= 5:
+		level = zstd.SpeedBetterCompression
+	}
+	// One goroutine: the sink's lock serializes writes anyway, and the files of
+	// several datasets compress side by side.
+	return zstd.NewWriter(w, zstd.WithEncoderLevel(level), zstd.WithEncoderConcurrency(1), zstd.WithWindowSize(1<<20))
+}
+
+// extension is the file name's ending for the configured compression.
+func (s *Sink) extension() string {
+	if s.cfg.Compression == "zstd" {
+		return ".ndjson.zst"
+	}
+	return ".ndjson.gz"
 }
 
 // fail discards an open file after a write error; its batches are redelivered.
@@ -307,7 +338,7 @@ func (s *Sink) rotate(f *file) {
 	}
 	slices.Sort(seqs)
 	rel := filepath.Join(f.dataset, f.first.UTC().Format("2006/01/02/15"),
-		fmt.Sprintf("%d-%d-%d.ndjson.gz", f.epoch, seqs[0], seqs[len(seqs)-1]))
+		fmt.Sprintf("%d-%d-%d%s", f.epoch, seqs[0], seqs[len(seqs)-1], s.extension()))
 	line, err := s.finish(f, rel, seqs)
 	if err != nil {
 		s.fail(f, err)
@@ -324,7 +355,7 @@ func (s *Sink) rotate(f *file) {
 // finish closes, journals and renames f; it returns the journal line, without its
 // '\n'.
 func (s *Sink) finish(f *file, rel string, seqs []uint64) (string, error) {
-	if err := f.gz.Close(); err != nil {
+	if err := f.z.Close(); err != nil {
 		return "", err
 	}
 	if err := f.bw.Flush(); err != nil {

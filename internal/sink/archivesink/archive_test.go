@@ -719,3 +719,28 @@ func TestLegacyJournal(t *testing.T) {
 		t.Errorf("files %v, want the one written", got)
 	}
 }
+
+// TestZstd: compression zstd writes .ndjson.zst files, one zstd stream each, that
+// hold exactly the batches' documents.
+func TestZstd(t *testing.T) {
+	dir := t.TempDir()
+	cfg := testConfig(dir)
+	cfg.Compression = "zstd"
+	r := start(t, cfg)
+	for seq := uint64(1); seq <= 4; seq++ {
+		r.consume(t, "web", seq, false)
+	}
+	r.consume(t, "web", 5, false) // held until Stop
+	r.checkAcked(t, 1, 2, 3)
+	r.stop(t)
+	r.checkAcked(t, 1, 2, 3, 4, 5)
+	want := []string{
+		filepath.Join(hourDir("web"), fmt.Sprintf("%d-1-3.ndjson.zst", testEpoch)),
+		filepath.Join(hourDir("web"), fmt.Sprintf("%d-4-5.ndjson.zst", testEpoch)),
+	}
+	if got := files(t, dir); !slices.Equal(got, want) {
+		t.Fatalf("files %v, want %v", got, want)
+	}
+	checkArchive(t, dir, map[string][]uint64{"web": {1, 2, 3, 4, 5}})
+	checkConsistent(t, dir)
+}

@@ -49,8 +49,13 @@ type Config struct {
 	Retry Retry `yaml:"retry"`
 	// RequestTimeout bounds one bulk request, response included.
 	RequestTimeout time.Duration `yaml:"request_timeout"`
-	// InstallTemplates puts composable index templates with ECS mappings for the
-	// built-in datasets before the first delivery (PUT _index_template/vigil-<dataset>).
+	// InstallTemplates puts composable index templates with ECS mappings before the
+	// first delivery: vigil-<dataset> for each built-in dataset (apache.access,
+	// aws.cloudfront_logs, aws.cloudtrail, aws.cloudwatch_logs, aws.elb_logs,
+	// aws.vpcflow, nginx.access, syslog, vigil.alert) and vigil-ecs, with the shared
+	// ECS fields, for any other dataset (priority 90, below Elasticsearch's own
+	// logs-*-*). With op_type create the templates declare data streams. An index
+	// without {event.dataset} gets vigil-ecs alone, with every dataset's fields.
 	InstallTemplates bool `yaml:"install_templates"`
 	// Headers are added to every request (e.g. VL-Time-Field for VictoriaLogs).
 	Headers map[string]string `yaml:"headers"`

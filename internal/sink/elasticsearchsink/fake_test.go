@@ -169,6 +169,12 @@ type harness struct {
 
 func newHarness(t testing.TB, cfg *Config) *harness {
 	t.Helper()
+	return newFlavourHarness(t, cfg, FlavourElasticsearch)
+}
+
+// newFlavourHarness is newHarness for a flavour (opensearch) of the sink.
+func newFlavourHarness(t testing.TB, cfg *Config, flavour string) *harness {
+	t.Helper()
 	h := &harness{metrics: component.NewMetrics(prometheus.NewRegistry())}
 	deps := component.SinkDeps{Name: "search", Log: slog.New(slog.DiscardHandler), Metrics: h.metrics,
 		DeadLetter: func(_ context.Context, letters ...component.Letter) error {
@@ -180,7 +186,7 @@ func newHarness(t testing.TB, cfg *Config) *harness {
 			}
 			return nil
 		}}
-	s, err := New(cfg, FlavourElasticsearch, deps)
+	s, err := New(cfg, flavour, deps)
 	if err != nil {
 		t.Fatal(err)
 	}

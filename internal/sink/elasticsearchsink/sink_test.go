@@ -375,11 +375,16 @@ func TestInstallTemplates(t *testing.T) {
 	es.mu.Lock()
 	other := append([]string(nil), es.other...)
 	es.mu.Unlock()
-	if len(other) != len(BuiltinDatasets) || other[0] != "PUT /_index_template/vigil-apache.access" {
+	if len(other) != len(BuiltinDatasets)+1 || other[0] != "PUT /_index_template/vigil-apache.access" ||
+		other[len(other)-1] != "PUT /_index_template/vigil-ecs" {
 		t.Errorf("template requests: %v", other)
 	}
 	tpl := h.sink.Templates()
 	if !strings.Contains(string(tpl[0].Body), `"index_patterns":["logs-apache.access-*"]`) {
 		t.Errorf("template body: %s", tpl[0].Body)
+	}
+	if last := tpl[len(tpl)-1]; !strings.Contains(string(last.Body), `"index_patterns":["logs-*-*.*.*"]`) ||
+		!strings.Contains(string(last.Body), `"priority":90`) {
+		t.Errorf("fallback template body: %s", last.Body)
 	}
 }

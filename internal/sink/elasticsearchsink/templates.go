@@ -3,6 +3,7 @@ package elasticsearchsink
 import (
 	"bytes"
 	"context"
+	"embed"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -14,16 +15,28 @@ import (
 	"github.com/vigil-sec/vigil/internal/sink/deliver"
 )
 
-// BuiltinDatasets are the datasets of Vigil's built-in parsers, each of which gets
-// an index template when install_templates is set.
+// BuiltinDatasets are the datasets of Vigil's built-in parsers and detectors, each
+// of which gets an index template when install_templates is set. Their mappings are
+// mappings/<dataset>.json over the shared ECS fields of mappings/ecs.json.
 var BuiltinDatasets = []string{
-	"apache.access", "aws.alb", "aws.cloudfront", "aws.cloudtrail", "aws.cloudwatch_logs",
-	"aws.vpcflow", "nginx.access", "syslog",
+	"apache.access", "aws.cloudfront_logs", "aws.cloudtrail", "aws.cloudwatch_logs",
+	"aws.elb_logs", "aws.vpcflow", "nginx.access", "syslog", "vigil.alert",
 }
+
+// mappingFiles are the index mappings, written in Elasticsearch's field types with
+// dotted field names: ecs.json holds the ECS fields every dataset shares (and the
+// dynamic template that makes other strings keywords), <dataset>.json the fields of
+// one dataset.
+//
+//go:embed mappings/*.json
+var mappingFiles embed.FS
 
 // templatePriority is above Elasticsearch's built-in logs-*-* template (100), so
 // that ours applies to the indices this sink writes.
 const templatePriority = 200
+
+// fallbackPriority is that of the template for datasets without one of their own.
+const fallbackPriority = 90
 
 // Template is one composable index template to install.
 type Template struct {
@@ -34,15 +47,21 @@ type Template struct {
 // Templates returns the index templates for the built-in datasets: their index
 // patterns come from the index setting (fields and time parts become wildcards),
 // their mappings are the ECS fields the parsers set. With op_type create they
-// declare data streams.
+// declare data streams. Datasets without a template of their own get vigil-ecs,
+// the shared ECS fields, at a lower priority. An index setting without
+// {event.dataset} gets only vigil-ecs, with the fields of every dataset.
 func (s *Sink) Templates() []Template {
 	byDataset := strings.Contains(s.cfg.Index, "{event.dataset}")
 	var out []Template
-	add := func(name, dataset string) {
+	add := func(name, dataset string, mappings map[string]any) {
+		pattern, priority := s.indexPattern(dataset), templatePriority
+		if byDataset && dataset == "" {
+			pattern, priority = s.indexWildcard(), fallbackPriority
+		}
 		body := map[string]any{
-			"index_patterns": []string{s.indexPattern(dataset)},
-			"priority":       templatePriority,
-			"template":       map[string]any{"mappings": ecsMappings(s.flavour)},
+			"index_patterns": []string{pattern},
+			"priority":       priority,
+			"template":       map[string]any{"mappings": mappings},
 			"_meta":          map[string]any{"managed_by": "vigil", "dataset": dataset},
 		}
 		if s.cfg.OpType == "create" {
@@ -52,13 +71,72 @@ func (s *Sink) Templates() []Template {
 		out = append(out, Template{Name: name, Body: b})
 	}
 	if !byDataset {
-		add("vigil-ecs", "")
+		add("vigil-ecs", "", Mappings(s.flavour, BuiltinDatasets...))
 		return out
 	}
 	for _, d := range BuiltinDatasets {
-		add("vigil-"+d, d)
+		add("vigil-"+d, d, Mappings(s.flavour, d))
 	}
+	// Every other dataset (a source's own name, a custom parser's) gets the shared
+	// ECS fields and, with op_type create, a data stream too. Below Elasticsearch's
+	// built-in logs-*-* template (100), which keeps the indices it matches.
+	add("vigil-ecs", "", Mappings(s.flavour))
 	return out
+}
+
+// Mappings returns the index mappings of the given datasets (their fields over the
+// shared ECS ones) for a flavour: OpenSearch has text where Elasticsearch has
+// match_only_text, and flat_object where it has flattened.
+func Mappings(flavour string, datasets ...string) map[string]any {
+	props := map[string]any{}
+	var dynamic []any
+	for _, name := range append([]string{"ecs"}, datasets...) {
+		data, err := mappingFiles.ReadFile("mappings/" + name + ".json")
+		if err != nil {
+			continue // a dataset without fields of its own
+		}
+		var m struct {
+			Dynamic    []any          `json:"dynamic_templates"`
+			Properties map[string]any `json:"properties"`
+		}
+		if err := json.Unmarshal(data, &m); err != nil {
+			panic(fmt.Sprintf("elasticsearchsink: mappings/%s.json: %v", name, err)) // embedded; a test reads each
+		}
+		dynamic = append(dynamic, m.Dynamic...)
+		for k, v := range m.Properties {
+			props[k] = v
+		}
+	}
+	if flavour == FlavourOpenSearch {
+		for _, v := range props {
+			f := v.(map[string]any)
+			switch f["type"] {
+			case "match_only_text":
+				f["type"] = "text"
+			case "flattened":
+				f["type"] = "flat_object"
+			}
+		}
+	}
+	// The dataset-specific dynamic templates come first: the first match wins.
+	for i, j := 0, len(dynamic)-1; i < j; i, j = i+1, j-1 {
+		dynamic[i], dynamic[j] = dynamic[j], dynamic[i]
+	}
+	return map[string]any{"dynamic_templates": dynamic, "properties": props}
+}
+
+// indexWildcard is the index setting with each variable part a '*'.
+func (s *Sink) indexWildcard() string {
+	var b []byte
+	for _, p := range s.index.parts {
+		switch {
+		case p.lit != "":
+			b = append(b, p.lit...)
+		case len(b) == 0 || b[len(b)-1] != '*':
+			b = append(b, '*')
+		}
+	}
+	return string(b)
 }
 
 // indexPattern is the index setting rendered for dataset up to its first variable
@@ -76,48 +154,6 @@ func (s *Sink) indexPattern(dataset string) string {
 		}
 	}
 	return string(b)
-}
-
-func ecsMappings(flavour string) map[string]any {
-	kw := map[string]any{"type": "keyword", "ignore_above": 1024}
-	ip := map[string]any{"type": "ip"}
-	long := map[string]any{"type": "long"}
-	date := map[string]any{"type": "date"}
-	text := map[string]any{"type": "match_only_text"}
-	if flavour == FlavourOpenSearch {
-		text = map[string]any{"type": "text"} // OpenSearch has no match_only_text
-	}
-	obj := func(fields map[string]any) map[string]any { return map[string]any{"properties": fields} }
-	endpoint := obj(map[string]any{"ip": ip, "port": long, "address": kw, "bytes": long, "packets": long, "domain": kw})
-	return map[string]any{
-		"dynamic_templates": []any{
-			map[string]any{"strings_as_keyword": map[string]any{"match_mapping_type": "string", "mapping": kw}},
-		},
-		"properties": map[string]any{
-			"@timestamp": date,
-			"message":    text,
-			"event": obj(map[string]any{
-				"id": kw, "dataset": kw, "module": kw, "kind": kw, "category": kw, "type": kw, "action": kw,
-				"outcome": kw, "provider": kw, "created": date, "ingested": date, "duration": long,
-				"original": map[string]any{"type": "keyword", "index": false, "doc_values": false},
-			}),
-			"source": endpoint, "destination": endpoint, "client": endpoint, "server": endpoint,
-			"related":    obj(map[string]any{"ip": ip, "user": kw, "hosts": kw}),
-			"user":       obj(map[string]any{"name": kw, "id": kw, "domain": kw}),
-			"user_agent": obj(map[string]any{"original": kw}),
-			"url":        obj(map[string]any{"original": kw, "path": kw, "query": kw, "domain": kw, "scheme": kw}),
-			"http": obj(map[string]any{
-				"version":  kw,
-				"request":  obj(map[string]any{"method": kw, "bytes": long, "referrer": kw}),
-				"response": obj(map[string]any{"status_code": long, "bytes": long}),
-			}),
-			"cloud": obj(map[string]any{"provider": kw, "region": kw, "account": obj(map[string]any{"id": kw})}),
-			"host":  obj(map[string]any{"name": kw, "hostname": kw, "ip": ip}),
-			"log":   obj(map[string]any{"level": kw, "syslog": obj(map[string]any{"priority": long})}),
-			"agent": obj(map[string]any{"type": kw, "name": kw, "version": kw}),
-			"error": obj(map[string]any{"message": text}),
-		},
-	}
 }
 
 // installTemplates puts every template, retrying with backoff until each is

@@ -3,9 +3,9 @@ package filesource
 import (
 	"context"
 	"crypto/sha256"
+	"encoding/binary"
 	"errors"
 	"fmt"
-	"sync/atomic"
 	"time"
 
 	"github.com/vigil-sec/vigil/internal/component"
@@ -17,19 +17,10 @@ type batch struct {
 	ends    []int
 	recs    [][]byte
 	letters []component.Letter
-	buf     []byte
+	scratch []byte
 	// end is the file offset every record of the batch came from before: the
 	// checkpoint once the batch is stored.
 	end int64
-	// stopping is set by Stop; the run loop reads no further.
-	stopping atomic.Bool
-}
-
-func (b *batch) readBuf() []byte {
-	if b.buf == nil {
-		b.buf = make([]byte, readChunk)
-	}
-	return b.buf
 }
 
 func (b *batch) add(rec []byte) {
@@ -67,8 +58,10 @@ func (b *batch) reset() {
 }
 
 // store stores the letters, then the records, retrying with backoff while the stream
-// is full or unavailable, until ctx ends. Not returning is the backpressure: the file
-// is not read further meanwhile.
+// does not take them, until ctx ends. Not returning is the backpressure: the reader
+// stops once every batch is queued. A batch too large for the stream (its
+// max_payload below batch_max_bytes) is retried too, loudly: dropping it would lose
+// its lines.
 func (b *batch) store(ctx context.Context, s *Source, id string) error {
 	backoff := 20 * time.Millisecond
 	s.counters.Received(len(b.ends), len(b.arena))
@@ -77,12 +70,16 @@ func (b *batch) store(ctx context.Context, s *Source, id string) error {
 		if err == nil {
 			return nil // the intake counts what it stored
 		}
-		if errors.Is(err, component.ErrTooLarge) || ctx.Err() != nil {
+		if ctx.Err() != nil {
 			s.counters.Error("store")
 			return fmt.Errorf("storing %d lines: %w", len(b.ends), err)
 		}
 		s.counters.Retry()
-		s.log.Warn("file source: intake stream not taking lines; holding until it does", "err", err)
+		if errors.Is(err, component.ErrTooLarge) {
+			s.log.Error("file source: the intake stream refuses a batch as too large; lower batch_max_bytes below the stream's max payload", "err", err)
+		} else {
+			s.log.Warn("file source: intake stream not taking lines; holding until it does", "err", err)
+		}
 		t := time.NewTimer(backoff)
 		select {
 		case <-t.C:
@@ -110,15 +107,26 @@ func (b *batch) storeOnce(ctx context.Context, s *Source, id string) error {
 	return s.intake.Store(ctx, component.Records{Received: time.Now(), Records: b.records(), ID: id})
 }
 
-// id names the batch for the stream's duplicate detection: the range and a hash of
-// its lines. It leaves the inode out on purpose: a copy made by copytruncate holds
-// the same lines at the same offsets, and a range of it stored before a crash must be
-// recognised too. Different lines never share an ID.
-func (b *batch) id(source string, start int64) string {
+// id names the batch for the stream's duplicate detection: the offset it ends at and
+// a hash of its records (their bytes and boundaries) and dead letters. It leaves the
+// inode out on purpose: a copy made by copytruncate holds the same lines at the same
+// offsets, and a batch of it stored before a crash must be recognised too. It leaves
+// the start out too: what a batch holds is its records, and ranges with the same
+// records ending at the same offset differ at most by empty lines. Different records
+// never share an ID.
+func (b *batch) id(source string) string {
 	h := sha256.New()
 	h.Write(b.arena)
+	b.scratch = b.scratch[:0]
+	for _, e := range b.ends {
+		b.scratch = binary.LittleEndian.AppendUint64(b.scratch, uint64(e))
+	}
+	h.Write(b.scratch)
+	var n [8]byte
 	for _, l := range b.letters {
+		binary.LittleEndian.PutUint64(n[:], uint64(len(l.Original)))
+		h.Write(n[:])
 		h.Write(l.Original)
 	}
-	return fmt.Sprintf("file:%s:%d-%d:%x", source, start, b.end, h.Sum(nil)[:16])
+	return fmt.Sprintf("file:%s:%d:%x", source, b.end, h.Sum(nil)[:16])
 }

@@ -4,10 +4,13 @@
 // cloudtrail, each whole file) in the intake stream.
 //
 // Delivery: a file's checkpoint (path, device, inode, fingerprint, offset) moves past a
-// line only after Intake.Store returned nil for it, and is written with write, fsync
-// and rename under DataDir/sources/<name>/. After a crash the source resumes at the
-// checkpoint: at most the batch that was being stored is read again, and nothing is
-// skipped. docs/sources-file.md states the guarantees and their limits.
+// line only after Intake.Store returned nil for it; before a batch is stored, a
+// checkpoint naming its end is written (two slot files under DataDir/sources/<name>/,
+// written in turn and fsynced). Reading runs up to three batches ahead of storing.
+// After a crash the source resumes at the checkpoint: the batches that may have been
+// stored are read again, cut where they were and stored under the same IDs (which the
+// stream drops), and nothing is skipped. docs/sources-file.md states the guarantees and
+// their limits.
 package filesource
 
 import (

@@ -1,6 +1,7 @@
 package filesource_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -104,21 +105,41 @@ func TestPendingRangeDroppedByStream(t *testing.T) {
 	stop()
 
 	// As if killed while the second batch (lines 10-19) was being stored, after the
-	// stream had stored it.
-	cpPath := filepath.Join(dir, "data", "sources", "app", "checkpoints.json")
-	b, err := os.ReadFile(cpPath)
-	if err != nil {
-		t.Fatal(err)
-	}
+	// stream had stored it, by a version that kept its checkpoints in one JSON file
+	// naming the range being stored as "pending".
+	cpDir := filepath.Join(dir, "data", "sources", "app")
 	var cp map[string]any
-	if err := json.Unmarshal(b, &cp); err != nil {
-		t.Fatal(err)
+	newest := -1
+	for i := range 2 {
+		b, err := os.ReadFile(filepath.Join(cpDir, fmt.Sprintf("checkpoints.%d", i)))
+		if err != nil {
+			continue
+		}
+		head, body, _ := bytes.Cut(b, []byte("\n"))
+		var seq, n int
+		var sum uint32
+		if _, err := fmt.Sscanf(string(head), "vigil-file-checkpoints seq=%d len=%d crc32c=%x", &seq, &n, &sum); err != nil || seq < newest {
+			continue
+		}
+		newest = seq
+		if err := json.Unmarshal(body[:n], &cp); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := range 2 {
+		if err := os.Remove(filepath.Join(cpDir, fmt.Sprintf("checkpoints.%d", i))); err != nil && !os.IsNotExist(err) {
+			t.Fatal(err)
+		}
+	}
+	if cp == nil {
+		t.Fatal("no checkpoint slot found")
 	}
 	lineLen := len(lines[0]) + 1
+	cp["version"] = 1
 	f := cp["files"].([]any)[0].(map[string]any)
 	f["offset"], f["pending"] = 10*lineLen, 20*lineLen
-	b, _ = json.Marshal(cp)
-	if err := os.WriteFile(cpPath, b, 0o644); err != nil {
+	b, _ := json.Marshal(cp)
+	if err := os.WriteFile(filepath.Join(cpDir, "checkpoints.json"), b, 0o644); err != nil {
 		t.Fatal(err)
 	}
 	write(20, 30)

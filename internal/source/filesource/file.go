@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"compress/gzip"
 	"context"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -12,9 +11,11 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -32,12 +33,13 @@ type devIno struct{ dev, ino uint64 }
 // deadContent is what was read of a file's former content (before a truncation, or
 // a checkpoint no file claimed at start): a copy of it (copytruncate) resumes there.
 type deadContent struct {
-	fp      fingerprint
-	offset  int64
-	pending int64 // a range being stored when the checkpoint was written
+	fp     fingerprint
+	offset int64
+	cuts   []int64 // batches that may be in the stream (see checkpoint.Cuts); not modified
 }
 
-// tracked is one followed file. Only the run loop touches it.
+// tracked is one followed file. Only the run loop touches it, except led (the
+// committer's, under its lock).
 type tracked struct {
 	path string
 	f    *os.File
@@ -46,10 +48,12 @@ type tracked struct {
 	gz   bool
 
 	readOff int64 // next byte to read (decompressed bytes for gzip)
-	acked   int64 // everything before is stored; the checkpoint
-	pending int64 // the end of the batch being stored (0: none)
-	cutAt   int64 // after a restart: end the first batch here, as before the crash
-	size    int64 // at the last poll
+	// queued: everything before is handed to the committer (or has no records).
+	queued int64
+	// cutAt: after a restart, end batches at these offsets, as before the crash
+	// (ascending, past queued).
+	cutAt []int64
+	size  int64 // at the last poll
 
 	line      []byte // a line not yet ended, starting at lineStart
 	lineStart int64
@@ -77,6 +81,8 @@ type tracked struct {
 	sizeAt   time.Time // when waitSize was last seen to change
 
 	behind prometheus.Gauge
+
+	led ledgerState // the committer's; see committer
 }
 
 // emitted is the offset up to which every record was handed to a batch.
@@ -104,7 +110,10 @@ type Source struct {
 	dead  []deadContent
 	first bool // the first scan of a source that never ran
 
-	batch batch
+	batch    *batch // being filled; the committer holds the others
+	readBuf  []byte
+	commit   *committer
+	stopping atomic.Bool // set by Stop: the run loop reads no further
 
 	mu       sync.Mutex
 	started  bool
@@ -125,7 +134,8 @@ func New(cfg *Config, deps component.SourceDeps) (*Source, error) {
 	s := &Source{cfg: *cfg, name: deps.Name, intake: deps.Intake, log: deps.Log,
 		counters: deps.Metrics.For("source", deps.Name), metrics: deps.Metrics, whole: deps.WholeRecords,
 		maxRecord: cfg.maxRecord(deps.WholeRecords), now: time.Now,
-		store: newStore(filepath.Join(deps.DataDir, "sources", deps.Name))}
+		store: newStore(filepath.Join(deps.DataDir, "sources", deps.Name)), batch: &batch{}, readBuf: make([]byte, readChunk)}
+	s.commit = newCommitter(s, s.store)
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
@@ -161,23 +171,34 @@ func (s *Source) Start(context.Context) error {
 	if s.started || s.stopped {
 		return fmt.Errorf("file source %s: already started or stopped", s.name)
 	}
-	cps, exists, err := s.store.load()
+	cf, exists, err := s.store.loadAll()
 	if err != nil {
 		return fmt.Errorf("file source %s: checkpoints: %w", s.name, err)
+	}
+	cps := cf.Files
+	for _, f := range cf.Former {
+		if fp, ok := parseFingerprint(f.FPLen, f.FP); ok {
+			s.dead = append(s.dead, deadContent{fp: fp, offset: f.Offset, cuts: validCuts(f.Offset, f.Cuts, f.Pending)})
+		}
 	}
 	s.first = !exists
 	ctx, cancel := context.WithCancel(context.Background())
 	s.cancel = cancel
 	s.done = make(chan struct{})
 	s.scan(cps)
-	if err := s.saveCheckpoints(); err != nil {
+	if err := s.commit.writeNow(); err != nil {
 		cancel()
 		s.closeAll()
 		return fmt.Errorf("file source %s: checkpoints: %w", s.name, err)
 	}
 	s.first = false
 	s.started = true
-	go s.run(ctx)
+	committed := make(chan struct{})
+	go func() {
+		defer close(committed)
+		s.commit.run(ctx)
+	}()
+	go s.run(ctx, committed)
 	return nil
 }
 
@@ -197,7 +218,8 @@ func (s *Source) Stop(ctx context.Context) error {
 	}
 	stopCtx, cancelWait := context.WithCancel(ctx)
 	defer cancelWait()
-	s.batch.stopping.Store(true)
+	s.stopping.Store(true)
+	s.commit.stopReader()
 	select {
 	case <-s.done:
 	case <-stopCtx.Done():
@@ -209,14 +231,21 @@ func (s *Source) Stop(ctx context.Context) error {
 	return nil
 }
 
-func (s *Source) run(ctx context.Context) {
+// run is the reader: it finds and reads the files and hands batches to the
+// committer. At the end it lets the committer store what is queued (until ctx ends)
+// and write the last checkpoint.
+func (s *Source) run(ctx context.Context, committed <-chan struct{}) {
 	defer close(s.done)
 	defer s.closeAll()
+	defer func() {
+		s.commit.close()
+		<-committed
+	}()
 	poll := time.NewTicker(s.cfg.PollInterval)
 	defer poll.Stop()
 	lastScan := s.now()
 	for {
-		if s.batch.stopping.Load() || ctx.Err() != nil {
+		if s.stopping.Load() || ctx.Err() != nil {
 			return
 		}
 		if s.now().Sub(lastScan) >= s.cfg.ScanInterval {
@@ -224,10 +253,6 @@ func (s *Source) run(ctx context.Context) {
 			lastScan = s.now()
 		}
 		s.pollFiles(ctx)
-		if err := s.saveCheckpoints(); err != nil {
-			s.counters.Error("checkpoint")
-			s.log.Error("file source: could not save checkpoints; lines stored since the last save may be read again after a crash", "err", err)
-		}
 		select {
 		case <-poll.C:
 		case <-ctx.Done():
@@ -242,6 +267,7 @@ func (s *Source) closeAll() {
 	}
 	s.files = nil
 	s.watched.Set(0)
+	s.store.close()
 }
 
 func (s *Source) closeFile(t *tracked) {
@@ -325,6 +351,7 @@ func (s *Source) scan(cps []checkpoint) {
 			s.metrics.FileBytesBehind.DeleteLabelValues("source", s.name, t.path)
 			t.path = f.path
 			t.behind = s.metrics.FileBytesBehind.WithLabelValues("source", s.name, t.path)
+			s.commit.ident(t)
 		}
 	}
 	for _, t := range byID {
@@ -366,19 +393,21 @@ func (s *Source) scan(cps []checkpoint) {
 				continue
 			}
 			claimed[j], placed[i] = true, true
-			t.readOff, t.acked, t.gzDone = c.Offset, c.Offset, c.Done
-			if c.Pending > c.Offset {
-				t.cutAt = c.Pending
-			}
+			t.readOff, t.queued, t.gzDone, t.cutAt = c.Offset, c.Offset, c.Done, c.cuts()
 			if !t.gz && t.readOff > t.size {
-				t.readOff, t.acked, t.cutAt = 0, 0, 0 // truncated while we were away
+				// Truncated while we were away, and what it held then was read up to
+				// the checkpoint: a copy of it resumes there.
+				if identifies(fp, c.Offset) {
+					s.addDead(deadContent{fp: fp, offset: c.Offset, cuts: t.cutAt})
+				}
+				t.readOff, t.queued, t.cutAt = 0, 0, nil
 			}
 			break
 		}
 	}
 	for j, c := range cps {
 		if fp, ok := c.fingerprint(); ok && !claimed[j] && !c.Done {
-			s.dead = append(s.dead, deadContent{fp: fp, offset: c.Offset, pending: c.Pending})
+			s.addDead(deadContent{fp: fp, offset: c.Offset, cuts: c.cuts()})
 		}
 	}
 	for i, t := range opened {
@@ -400,8 +429,18 @@ func (s *Source) scan(cps []checkpoint) {
 		t.behind = s.metrics.FileBytesBehind.WithLabelValues("source", s.name, t.path)
 		s.log.Info("file source: following a file", "path", t.path, "offset", t.readOff)
 		s.files = append(s.files, t)
+		s.commit.add(t, t.queued, t.cutAt)
 	}
+	s.commit.ident(nil)
 	s.watched.Set(float64(len(s.files)))
+}
+
+// addDead remembers a former content, the newest last, at most 64.
+func (s *Source) addDead(d deadContent) {
+	s.dead = append(s.dead, d)
+	if len(s.dead) > 64 {
+		s.dead = slices.Delete(s.dead, 0, len(s.dead)-64)
+	}
 }
 
 // identifies reports whether a fingerprint of content read up to offset can tell a
@@ -430,17 +469,15 @@ func (s *Source) place(t *tracked) {
 			if identifies(d.fp, d.offset) && d.fp.matches(t.f) {
 				s.metrics.FileRotations.WithLabelValues("source", s.name, "copy").Inc()
 				t.readOff = min(d.offset, t.size)
-				t.acked = t.readOff
-				if d.pending > t.acked {
-					t.cutAt = d.pending
-				}
-				s.dead = append(s.dead[:i], s.dead[i+1:]...)
+				t.queued = t.readOff
+				t.cutAt = dropCuts(d.cuts, t.readOff)
+				s.dead = slices.Delete(s.dead, i, i+1)
 				return
 			}
 		}
 	}
 	if s.first && s.cfg.StartAt == "end" && !t.gz {
-		t.readOff, t.acked = t.size, t.size
+		t.readOff, t.queued = t.size, t.size
 	}
 }
 
@@ -467,12 +504,13 @@ func (s *Source) openGzip(t *tracked) error {
 func (s *Source) pollFiles(ctx context.Context) {
 	kept := s.files[:0]
 	for _, t := range s.files {
-		if ctx.Err() != nil || s.batch.stopping.Load() {
+		if ctx.Err() != nil || s.stopping.Load() {
 			kept = append(kept, t)
 			continue
 		}
 		if err := s.pollFile(ctx, t); err != nil {
-			if ctx.Err() == nil {
+			s.discard(t)
+			if ctx.Err() == nil && !s.stopping.Load() {
 				s.log.Warn("file source: reading a file failed; will try again", "path", t.path, "err", err)
 			}
 			kept = append(kept, t)
@@ -480,23 +518,39 @@ func (s *Source) pollFiles(ctx context.Context) {
 		}
 		if s.gone(t) {
 			// Deleted or renamed away and read to its end: emit a last unended line
-			// (the writer is gone) and let the file go.
-			if s.finish(ctx, t) {
+			// (the writer is gone), store what is left and let the file go.
+			if s.finish(ctx, t) && s.commit.drain(t) {
 				s.log.Info("file source: file gone and read to its end; released", "path", t.path)
 				for _, c := range s.files {
 					if c.waitFor == t {
-						s.startCopy(c, t.emitted())
+						s.startCopy(c, t.emitted(), nil)
 					}
 				}
+				s.commit.remove(t)
 				s.closeFile(t)
 				continue
 			}
+			s.discard(t)
 		}
 		kept = append(kept, t)
 	}
 	clear(s.files[len(kept):])
 	s.files = kept
 	s.watched.Set(float64(len(s.files)))
+}
+
+// discard drops what was read of t and not handed to the committer, to be read again.
+func (s *Source) discard(t *tracked) {
+	s.batch.reset()
+	t.readOff, t.lineStart = t.queued, t.queued
+	t.line, t.rec, t.hasRec, t.skipping = t.line[:0], t.rec[:0], false, false
+	if t.gz && !t.gzDone {
+		if t.zr != nil {
+			t.zr.Close()
+			t.zr = nil
+		}
+		t.gzDone = false
+	}
 }
 
 // gone reports whether a file no longer matched by the globs may be released: read to
@@ -516,14 +570,20 @@ func (s *Source) gone(t *tracked) bool {
 	return ok && st.Nlink == 0
 }
 
-func (s *Source) startCopy(c *tracked, off int64) {
+// startCopy starts reading a copy at off; cuts, past off, are the ends of batches of
+// the original that may have been stored before a crash: the copy's batches end there,
+// as the original's did, and get the same IDs.
+func (s *Source) startCopy(c *tracked, off int64, cuts []int64) {
 	c.waitFor = nil
 	c.readOff = min(off, c.size)
-	c.acked, c.lineStart = c.readOff, c.readOff
+	c.queued, c.lineStart = c.readOff, c.readOff
+	c.cutAt = dropCuts(cuts, c.readOff)
+	s.commit.set(c, c.queued, c.cutAt)
 	s.metrics.FileRotations.WithLabelValues("source", s.name, "copy").Inc()
 }
 
-// pollFile reads one file from readOff to its end, storing batches as they fill.
+// pollFile reads one file from readOff to its end, handing batches to the committer
+// as they fill.
 func (s *Source) pollFile(ctx context.Context, t *tracked) error {
 	fi, err := t.f.Stat()
 	if err != nil {
@@ -545,6 +605,7 @@ func (s *Source) pollFile(ctx context.Context, t *tracked) error {
 		t.unplaced = false
 		s.place(t)
 		t.lineStart = t.readOff
+		s.commit.set(t, t.queued, t.cutAt)
 		s.log.Debug("file source: new file placed", "path", t.path, "offset", t.readOff, "copy_of_live", t.waitFor != nil)
 	}
 	if t.waitFor != nil {
@@ -554,25 +615,28 @@ func (s *Source) pollFile(ctx context.Context, t *tracked) error {
 			t.idleEOF = true
 			return nil
 		}
-		s.startCopy(t, t.waitFor.emitted())
+		s.startCopy(t, t.waitFor.emitted(), nil)
 	}
 	if t.gz {
 		return s.pollGzip(ctx, t)
 	}
 	if t.size < t.readOff || (t.fp.n > 0 && !t.fp.matches(t.f)) {
-		s.truncated(t)
+		if err := s.truncated(t); err != nil {
+			return err
+		}
 	} else if t.fp.n < fingerprintBytes && t.size > int64(t.fp.n) {
 		if fp, err := readFingerprint(t.f, fingerprintBytes); err == nil {
 			t.fp = fp
+			s.commit.ident(t)
 		}
 	}
-	s.batch.end = t.acked
+	s.batch.end = t.queued
 	if s.whole {
 		return s.pollWhole(ctx, t)
 	}
 	t.idleEOF = true
-	buf := s.batch.readBuf()
-	for !s.batch.stopping.Load() {
+	buf := s.readBuf
+	for !s.stopping.Load() {
 		n, err := t.f.ReadAt(buf, t.readOff)
 		if n > 0 {
 			t.idleEOF = false
@@ -593,35 +657,41 @@ func (s *Source) pollFile(ctx context.Context, t *tracked) error {
 	if err := s.flush(ctx, t); err != nil {
 		return err
 	}
-	t.behind.Set(float64(max(0, t.size-t.acked)))
+	t.behind.Set(float64(max(0, t.size-s.commit.offset(t))))
 	return nil
 }
 
+var errStopping = errors.New("stopping")
+
 // truncated restarts a file whose content was cut or replaced (copytruncate, or
-// `> file`) at its beginning; what was read of the old content is remembered so that
-// a copy of it resumes where reading stopped.
-func (s *Source) truncated(t *tracked) {
+// `> file`) at its beginning, once its batches of the old content are stored; what was
+// read of the old content is remembered (in the checkpoint too) so that a copy of it
+// resumes where reading stopped, cutting its batches where batches of the original
+// that may be in the stream were cut.
+func (s *Source) truncated(t *tracked) error {
+	if !s.commit.drain(t) {
+		return errStopping
+	}
 	s.log.Info("file source: file truncated; reading it from the beginning", "path", t.path, "was_at", t.readOff, "size", t.size)
 	s.metrics.FileRotations.WithLabelValues("source", s.name, "truncate").Inc()
-	old := deadContent{fp: t.fp, offset: t.emitted()}
+	old := deadContent{fp: t.fp, offset: t.emitted(), cuts: dropCuts(t.cutAt, t.emitted())}
 	copied := false
 	for _, c := range s.files {
 		if c.waitFor == t {
-			s.startCopy(c, old.offset)
+			s.startCopy(c, old.offset, old.cuts)
 			copied = true
 		}
 	}
 	if !copied && identifies(old.fp, old.offset) {
-		s.dead = append(s.dead, old)
-		if len(s.dead) > 64 {
-			s.dead = s.dead[1:]
-		}
+		s.addDead(old)
 	}
 	s.batch.reset()
 	s.batch.end = 0
-	t.readOff, t.acked, t.lineStart, t.pending, t.cutAt = 0, 0, 0, 0, 0
+	t.readOff, t.queued, t.lineStart, t.cutAt = 0, 0, 0, nil
 	t.line, t.rec, t.hasRec, t.skipping = nil, nil, false, false
 	t.fp, _ = readFingerprint(t.f, fingerprintBytes)
+	s.commit.set(t, 0, nil)
+	return nil
 }
 
 // consume splits data read at t.readOff into lines and hands them on.
@@ -686,9 +756,9 @@ func (s *Source) endLine(ctx context.Context, t *tracked) error {
 	t.line = t.line[:0]
 	t.lineStart = t.readOff
 	s.batch.end = t.emitted()
-	// After a crash the first batch ends where the one being stored ended, whatever
-	// the limits are now (it was a valid batch then).
-	if t.cutAt > 0 && (s.batch.end >= t.cutAt || s.batch.full(100000, event.MaxBatchBytes-64<<10)) || t.cutAt == 0 && s.batch.full(s.cfg.BatchMaxLines, int(s.cfg.BatchMaxBytes)) {
+	// After a crash the batches end where those that may be in the stream ended,
+	// whatever the limits are now (they were valid batches then).
+	if len(t.cutAt) > 0 && (s.batch.end >= t.cutAt[0] || s.batch.full(100000, event.MaxBatchBytes-64<<10)) || len(t.cutAt) == 0 && s.batch.full(s.cfg.BatchMaxLines, int(s.cfg.BatchMaxBytes)) {
 		return s.flush(ctx, t)
 	}
 	return nil
@@ -721,7 +791,7 @@ func (s *Source) letter(t *tracked, original []byte, size int64) component.Lette
 }
 
 // finish emits a last line without a newline and a pending multiline record, and
-// stores them; false when the store failed.
+// hands them on; false when the reader is to stop.
 func (s *Source) finish(ctx context.Context, t *tracked) bool {
 	if len(t.line) > 0 && !t.skipping {
 		t.lineStart = t.readOff
@@ -774,7 +844,7 @@ func (s *Source) pollWhole(ctx context.Context, t *tracked) error {
 // pollGzip reads a gzip file once, decompressed.
 func (s *Source) pollGzip(ctx context.Context, t *tracked) error {
 	t.idleEOF = true
-	s.batch.end = t.acked
+	s.batch.end = t.queued
 	if t.gzDone {
 		return nil
 	}
@@ -782,6 +852,7 @@ func (s *Source) pollGzip(ctx context.Context, t *tracked) error {
 		if err := s.openGzip(t); err != nil {
 			s.counters.Error("gzip")
 			t.gzDone = true
+			s.commit.ident(t)
 			return fmt.Errorf("%s: %w", t.path, err)
 		}
 	}
@@ -797,10 +868,14 @@ func (s *Source) pollGzip(ctx context.Context, t *tracked) error {
 		}
 		t.readOff += int64(len(data))
 		s.batch.end = t.readOff
+		if err := s.flush(ctx, t); err != nil {
+			return err
+		}
 		t.gzDone = true
-		return s.flush(ctx, t)
+		s.commit.ident(t)
+		return nil
 	}
-	buf := s.batch.readBuf()
+	buf := s.readBuf
 	for {
 		n, err := t.zr.Read(buf)
 		if n > 0 {
@@ -809,81 +884,50 @@ func (s *Source) pollGzip(ctx context.Context, t *tracked) error {
 			}
 		}
 		if errors.Is(err, io.EOF) {
+			if !s.finish(ctx, t) {
+				return errStopping
+			}
 			t.gzDone = true
-			return errors.Join(s.finishGz(ctx, t))
+			s.commit.ident(t)
+			return nil
 		}
 		if err != nil {
-			t.gzDone = true
+			// Corrupt: store the lines before the damage and give the file up.
 			s.counters.Error("gzip")
-			return fmt.Errorf("%s: %w", t.path, err)
+			s.log.Warn("file source: a gzip file is damaged; stored what came before the damage", "path", t.path, "at", t.readOff, "err", err)
+			if !s.finish(ctx, t) {
+				return errStopping
+			}
+			t.gzDone = true
+			s.commit.ident(t)
+			return nil
 		}
 	}
 }
 
-func (s *Source) finishGz(ctx context.Context, t *tracked) error {
-	if !s.finish(ctx, t) {
-		t.gzDone = false
-		return errors.New("store failed")
-	}
-	return nil
-}
-
-// flush stores the batch (dead letters first), retrying while the stream cannot
-// take it, and then moves the file's checkpoint to the batch's end.
+// flush hands the batch to the committer, which stores it and then moves the file's
+// checkpoint past it; the reader goes on with an empty batch, waiting for one while
+// all are being stored.
 func (s *Source) flush(ctx context.Context, t *tracked) error {
+	end := s.batch.end
 	if s.batch.empty() {
-		if s.batch.end > t.acked {
-			t.acked = s.batch.end
+		// Nothing to store up to end (empty lines): the checkpoint moves over them
+		// when no batch of the file is in flight, else the next batch covers them.
+		if end > t.queued && s.commit.skip(t, end) {
+			t.queued = end
+			t.cutAt = dropCuts(t.cutAt, end)
 		}
 		return nil
 	}
-	// Say which range is being stored before storing it: after a crash it is
-	// stored again exactly, under the same ID, and the stream drops it if it got it.
-	t.pending = s.batch.end
-	t.cutAt = 0
-	if err := s.saveCheckpoints(); err != nil {
-		s.counters.Error("checkpoint")
-		s.rewind(t)
-		return fmt.Errorf("saving checkpoints: %w", err)
+	id := s.batch.id(s.name)
+	s.commit.submit(job{t: t, end: end, id: id, b: s.batch})
+	t.queued = end
+	t.cutAt = dropCuts(t.cutAt, end)
+	s.batch = s.commit.take()
+	if s.batch == nil {
+		s.batch = &batch{} // stopping: a placeholder, never stored
+		return errStopping
 	}
-	id := s.batch.id(s.name, t.acked)
-	if err := s.batch.store(ctx, s, id); err != nil {
-		// Read again from the checkpoint next time.
-		s.rewind(t)
-		return err
-	}
-	t.acked = max(t.acked, s.batch.end)
-	t.pending = 0
-	s.batch.reset()
+	s.batch.end = end
 	return nil
-}
-
-// rewind drops what was read past the checkpoint, to be read again.
-func (s *Source) rewind(t *tracked) {
-	s.batch.reset()
-	t.readOff, t.lineStart = t.acked, t.acked
-	if t.pending > t.acked {
-		t.cutAt = t.pending // the range may have been stored: store it the same way
-	}
-	t.pending = 0
-	t.line, t.rec, t.hasRec, t.skipping = t.line[:0], t.rec[:0], false, false
-	if t.gz {
-		if t.zr != nil {
-			t.zr.Close()
-			t.zr = nil
-		}
-		t.gzDone = false
-	}
-}
-
-func (s *Source) saveCheckpoints() error {
-	cps := make([]checkpoint, 0, len(s.files))
-	for _, t := range s.files {
-		if t.waitFor != nil || t.unplaced {
-			continue // a copy not started: placed again by content after a restart
-		}
-		cps = append(cps, checkpoint{Path: t.path, Dev: t.id.dev, Ino: t.id.ino, FPLen: t.fp.n,
-			FP: hex.EncodeToString(t.fp.sum[:]), Offset: t.acked, Pending: t.pending, Done: t.gzDone && t.acked == t.readOff})
-	}
-	return s.store.save(cps)
 }

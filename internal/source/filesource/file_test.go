@@ -22,19 +22,37 @@ import (
 )
 
 // fakeIntake records what was stored; fail makes Store fail while it returns true.
+// With dedupe it acts as the intake stream does within its duplicate window: a batch
+// whose ID it stored already is acknowledged and not stored again. hook, when set,
+// runs at the start of each Store (outside the lock).
 type fakeIntake struct {
 	mu      sync.Mutex
 	recs    []string
 	ids     []string
 	letters []component.Letter
 	fail    func() bool
+	dedupe  bool
+	seen    map[string]bool
+	hook    func(component.Records)
 }
 
 func (f *fakeIntake) Store(_ context.Context, r component.Records) error {
+	if f.hook != nil {
+		f.hook(r)
+	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.fail != nil && f.fail() {
 		return component.ErrUnavailable
+	}
+	if f.dedupe {
+		if f.seen[r.ID] {
+			return nil
+		}
+		if f.seen == nil {
+			f.seen = map[string]bool{}
+		}
+		f.seen[r.ID] = true
 	}
 	for _, b := range r.Records {
 		f.recs = append(f.recs, string(b))

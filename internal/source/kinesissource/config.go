@@ -38,7 +38,11 @@ const (
 	StartAtTimestamp = "at_timestamp"
 )
 
-var streamPattern = regexp.MustCompile(`^[a-zA-Z0-9_.-]{1,128}$`)
+var (
+	streamPattern      = regexp.MustCompile(`^[a-zA-Z0-9_.-]{1,128}$`)
+	consumerPattern    = streamPattern
+	consumerARNPattern = regexp.MustCompile(`^arn:aws[a-z-]*:kinesis:[a-z0-9-]+:\d{12}:stream/[a-zA-Z0-9_.-]+/consumer/[a-zA-Z0-9_.-]+:\d+$`)
+)
 
 // Config is the kinesis source's config.
 type Config struct {
@@ -61,6 +65,23 @@ type Config struct {
 	// LeaseTTL is how long a shard lease lasts without renewal; a node renews its
 	// leases every third of it. A dead node's shards are read again after it.
 	LeaseTTL time.Duration `yaml:"lease_ttl"`
+	// EnhancedFanOut is reading with SubscribeToShard; off by default.
+	EnhancedFanOut FanOutConfig `yaml:"enhanced_fan_out"`
+}
+
+// FanOutConfig is enhanced fan-out: a stream consumer and SubscribeToShard.
+type FanOutConfig struct {
+	// Enabled reads the shards through a stream consumer with SubscribeToShard
+	// (records pushed over HTTP/2, 2 MB/s per shard for this consumer alone) instead
+	// of polling with GetRecords.
+	Enabled bool `yaml:"enabled"`
+	// ConsumerName is the stream consumer the nodes share; registered
+	// (RegisterStreamConsumer) when the stream has none of that name. Empty: "vigil-" and
+	// the source's name.
+	ConsumerName string `yaml:"consumer_name"`
+	// ConsumerARN names an existing consumer instead of consumer_name; it is used as
+	// it is, never registered.
+	ConsumerARN string `yaml:"consumer_arn"`
 }
 
 // NewConfig returns the defaults.
@@ -105,6 +126,15 @@ func (c *Config) Validate() error {
 	}
 	if c.ShardSyncInterval < 100*time.Millisecond {
 		errs = append(errs, fmt.Errorf("shard_sync_interval: want at least 100ms, got %s", c.ShardSyncInterval))
+	}
+	if f := c.EnhancedFanOut; !f.Enabled && (f.ConsumerName != "" || f.ConsumerARN != "") {
+		errs = append(errs, errors.New("enhanced_fan_out: consumer_name and consumer_arn only with enabled: true"))
+	} else if f.ConsumerName != "" && f.ConsumerARN != "" {
+		errs = append(errs, errors.New("enhanced_fan_out: set consumer_name or consumer_arn, not both"))
+	} else if f.ConsumerName != "" && !consumerPattern.MatchString(f.ConsumerName) {
+		errs = append(errs, fmt.Errorf("enhanced_fan_out.consumer_name: want 1 to 128 of A-Z a-z 0-9 _ . -, got %q", f.ConsumerName))
+	} else if f.ConsumerARN != "" && !consumerARNPattern.MatchString(f.ConsumerARN) {
+		errs = append(errs, fmt.Errorf("enhanced_fan_out.consumer_arn: want arn:aws:kinesis:<region>:<account>:stream/<stream>/consumer/<name>:<timestamp>, got %q", f.ConsumerARN))
 	}
 	if c.LeaseTTL < time.Second {
 		errs = append(errs, fmt.Errorf("lease_ttl: want at least 1s, got %s", c.LeaseTTL))

@@ -26,6 +26,20 @@ func TestValidate(t *testing.T) {
 		{"fast shard sync", func(c *Config) { c.ShardSyncInterval = time.Millisecond }, "shard_sync_interval"},
 		{"short lease", func(c *Config) { c.LeaseTTL = 500 * time.Millisecond }, "lease_ttl"},
 		{"half keys", func(c *Config) { c.AccessKeyID = "AKIA" }, "access_key_id"},
+		{"fan-out", func(c *Config) { c.EnhancedFanOut = FanOutConfig{Enabled: true} }, ""},
+		{"fan-out with a name", func(c *Config) { c.EnhancedFanOut = FanOutConfig{Enabled: true, ConsumerName: "vigil"} }, ""},
+		{"fan-out with an ARN", func(c *Config) {
+			c.EnhancedFanOut = FanOutConfig{Enabled: true, ConsumerARN: "arn:aws:kinesis:us-east-1:123456789012:stream/central-logs/consumer/vigil:1767225600"}
+		}, ""},
+		{"consumer without fan-out", func(c *Config) { c.EnhancedFanOut.ConsumerName = "vigil" }, "only with enabled: true"},
+		{"name and ARN", func(c *Config) {
+			c.EnhancedFanOut = FanOutConfig{Enabled: true, ConsumerName: "vigil",
+				ConsumerARN: "arn:aws:kinesis:us-east-1:123456789012:stream/central-logs/consumer/vigil:1767225600"}
+		}, "not both"},
+		{"bad consumer name", func(c *Config) { c.EnhancedFanOut = FanOutConfig{Enabled: true, ConsumerName: "a b"} }, "consumer_name"},
+		{"bad consumer ARN", func(c *Config) {
+			c.EnhancedFanOut = FanOutConfig{Enabled: true, ConsumerARN: "arn:aws:kinesis:us-east-1:123456789012:stream/central-logs"}
+		}, "consumer_arn"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

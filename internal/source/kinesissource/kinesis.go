@@ -48,8 +48,15 @@ type Source struct {
 	// wake asks the coordinator for an early round (a shard finished).
 	wake chan struct{}
 
+	// consumerARN is the enhanced fan-out consumer, set by the coordinator before
+	// its first round.
+	consumerARN string
+
 	mu      sync.Mutex
 	readers map[string]*reader // by shard ID; the coordinator's
+	// children are shards learned from a SubscribeToShardEvent's ChildShards at a
+	// shard's end, by ID: candidates even before ListShards lists them.
+	children map[string]types.Shard
 }
 
 var _ component.Source = (*Source)(nil)
@@ -90,7 +97,8 @@ func New(cfg *Config, deps component.SourceDeps) *Source {
 	var nonce [8]byte
 	_, _ = rand.Read(nonce[:])
 	return &Source{cfg: cfg, deps: deps, log: deps.Log, counters: deps.Metrics.For("source", deps.Name),
-		node: hex.EncodeToString(nonce[:]), wake: make(chan struct{}, 1), readers: map[string]*reader{}}
+		node: hex.EncodeToString(nonce[:]), wake: make(chan struct{}, 1), readers: map[string]*reader{},
+		children: map[string]types.Shard{}}
 }
 
 var bucketUnsafe = regexp.MustCompile(`[^A-Za-z0-9_-]`)
@@ -168,6 +176,9 @@ func (s *Source) cpKey(shard string) string    { return "cp." + s.cfg.Stream + "
 // shards, start readers. It owns s.readers' membership.
 func (s *Source) coordinate() {
 	tick := min(s.cfg.ShardSyncInterval, s.cfg.LeaseTTL/3)
+	if s.cfg.EnhancedFanOut.Enabled && !s.awaitConsumer() {
+		return
+	}
 	for {
 		if err := s.round(); err != nil && s.runCtx.Err() == nil {
 			s.counters.Error("shard_sync")
@@ -240,6 +251,16 @@ func (s *Source) round() error {
 	for _, sh := range shards {
 		listed[aws.ToString(sh.ShardId)] = true
 	}
+	s.mu.Lock()
+	for id, sh := range s.children {
+		if listed[id] {
+			delete(s.children, id) // ListShards knows it now
+		} else {
+			shards = append(shards, sh)
+			listed[id] = true
+		}
+	}
+	s.mu.Unlock()
 	finished := func(id string) (bool, error) {
 		if id == "" || !listed[id] {
 			return true, nil // no parent, or a parent past retention
@@ -342,7 +363,11 @@ func (s *Source) round() error {
 		go func() {
 			defer close(r.done)
 			defer cancel()
-			s.read(rctx, r)
+			if s.cfg.EnhancedFanOut.Enabled {
+				s.subscribe(rctx, r)
+			} else {
+				s.read(rctx, r)
+			}
 			select {
 			case s.wake <- struct{}{}:
 			default:
@@ -499,8 +524,25 @@ func (s *Source) read(ctx context.Context, r *reader) {
 // a shard never read (a child of a reshard always from its start). Nil when the
 // checkpoint says the shard is finished.
 func (s *Source) iterator(ctx context.Context, r *reader) (*string, error) {
+	pos, err := s.position(ctx, r)
+	if err != nil || pos == nil {
+		return nil, err
+	}
+	in := &kinesis.GetShardIteratorInput{StreamName: aws.String(s.cfg.Stream), ShardId: r.shard.ShardId,
+		ShardIteratorType: types.ShardIteratorType(pos.Type), StartingSequenceNumber: pos.SequenceNumber, Timestamp: pos.Timestamp}
+	out, err := s.client.GetShardIterator(ctx, in)
+	if err != nil {
+		return nil, err
+	}
+	return out.ShardIterator, nil
+}
+
+// position reads the shard's checkpoint (and its revision, for the reader's next
+// checkpoint) and returns where to read: after the checkpoint; without one, at
+// start_at, or a child of a reshard from its start (TRIM_HORIZON). Nil when the
+// checkpoint says the shard is finished.
+func (s *Source) position(ctx context.Context, r *reader) (*types.StartingPosition, error) {
 	sh := r.shard
-	in := &kinesis.GetShardIteratorInput{StreamName: aws.String(s.cfg.Stream), ShardId: sh.ShardId}
 	e, err := s.kv.Get(ctx, s.cpKey(aws.ToString(sh.ShardId)))
 	r.cpRev = 0
 	if err == nil {
@@ -510,25 +552,18 @@ func (s *Source) iterator(ctx context.Context, r *reader) (*string, error) {
 	case err == nil && string(e.Value()) == shardEnd:
 		return nil, nil
 	case err == nil:
-		in.ShardIteratorType = types.ShardIteratorTypeAfterSequenceNumber
-		in.StartingSequenceNumber = aws.String(string(e.Value()))
+		return &types.StartingPosition{Type: types.ShardIteratorTypeAfterSequenceNumber, SequenceNumber: aws.String(string(e.Value()))}, nil
 	case !errors.Is(err, jetstream.ErrKeyNotFound):
 		return nil, err
 	case sh.ParentShardId != nil:
-		in.ShardIteratorType = types.ShardIteratorTypeTrimHorizon
+		return &types.StartingPosition{Type: types.ShardIteratorTypeTrimHorizon}, nil
 	case s.cfg.StartAt == StartLatest:
-		in.ShardIteratorType = types.ShardIteratorTypeLatest
+		return &types.StartingPosition{Type: types.ShardIteratorTypeLatest}, nil
 	case s.cfg.StartAt == StartAtTimestamp:
-		in.ShardIteratorType = types.ShardIteratorTypeAtTimestamp
-		in.Timestamp = aws.Time(s.cfg.Timestamp)
+		return &types.StartingPosition{Type: types.ShardIteratorTypeAtTimestamp, Timestamp: aws.Time(s.cfg.Timestamp)}, nil
 	default:
-		in.ShardIteratorType = types.ShardIteratorTypeTrimHorizon
+		return &types.StartingPosition{Type: types.ShardIteratorTypeTrimHorizon}, nil
 	}
-	out, err := s.client.GetShardIterator(ctx, in)
-	if err != nil {
-		return nil, err
-	}
-	return out.ShardIterator, nil
 }
 
 // store stores one GetRecords page as one unit, retrying until it is stored, then

@@ -30,7 +30,7 @@ type stream struct {
 	name     string
 }
 
-func newStream(t *testing.T, endpoint, name string, shards int32) *stream {
+func newStream(t testing.TB, endpoint, name string, shards int32) *stream {
 	t.Helper()
 	c := kinesis.NewFromConfig(aws.Config{Region: "us-east-1",
 		Credentials: credentials.NewStaticCredentialsProvider("test", "test", "")},
@@ -43,7 +43,7 @@ func newStream(t *testing.T, endpoint, name string, shards int32) *stream {
 	return s
 }
 
-func (s *stream) waitActive(t *testing.T) {
+func (s *stream) waitActive(t testing.TB) {
 	t.Helper()
 	testutil.Eventually(t, 10*time.Second, "stream active", func() bool {
 		out, err := s.client.DescribeStreamSummary(context.Background(), &kinesis.DescribeStreamSummaryInput{StreamName: aws.String(s.name)})
@@ -52,7 +52,7 @@ func (s *stream) waitActive(t *testing.T) {
 }
 
 // put puts records with ids from..to-1, spread over partition keys.
-func (s *stream) put(t *testing.T, from, to int) {
+func (s *stream) put(t testing.TB, from, to int) {
 	t.Helper()
 	for i := from; i < to; i += 100 {
 		var entries []types.PutRecordsRequestEntry

@@ -18,6 +18,7 @@ func TestLoadConfig(t *testing.T) {
 	c := cfg.Sources[0].Settings.(*kinesissource.Config)
 	if c.Stream != "central-logs" || c.Endpoint != "http://127.0.0.1:4567" || c.StartAt != kinesissource.StartAtTimestamp ||
 		!c.Timestamp.Equal(time.Date(2026, 1, 2, 15, 4, 5, 0, time.UTC)) || c.MaxRecords != 500 || c.LeaseTTL != 20*time.Second ||
+		c.EnhancedFanOut != (kinesissource.FanOutConfig{Enabled: true, ConsumerName: "vigil-central"}) ||
 		cfg.Sources[0].Format != "cloudwatch_logs" {
 		t.Fatalf("loaded %+v", c)
 	}

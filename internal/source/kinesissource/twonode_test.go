@@ -28,6 +28,7 @@ const nodeEnv = "VIGIL_KINESIS_TEST_NODE"
 
 type childNode struct {
 	Dir, NATS, Endpoint, Stream string
+	FanOut                      bool
 }
 
 // runChildNode runs an ingest-only node until the process is killed.
@@ -40,6 +41,7 @@ func runChildNode() {
 	src.Stream, src.Endpoint = c.Stream, c.Endpoint
 	src.AccessKeyID, src.SecretAccessKey = "test", "test"
 	src.PollInterval, src.ShardSyncInterval, src.LeaseTTL = 50*time.Millisecond, 200*time.Millisecond, 3*time.Second
+	src.EnhancedFanOut.Enabled = c.FanOut
 	cfg := nodeConfig(c.Dir, c.NATS, src)
 	cfg.Role = config.RoleIngest
 	if err := cfg.Validate(); err != nil {
@@ -126,21 +128,42 @@ func leaseOwners(t *testing.T, kv jetstream.KeyValue) map[string]string {
 // shards between them, and when one is killed (no clean stop, its leases left to
 // expire) the other takes its shards over from their checkpoints: every record
 // arrives exactly once.
-func TestTwoNodes(t *testing.T) {
+func TestTwoNodes(t *testing.T) { testTwoNodes(t, false) }
+
+// TestTwoNodesFanOut is TestTwoNodes with enhanced fan-out: the nodes share one
+// consumer, each subscribed to the shards it holds.
+func TestTwoNodesFanOut(t *testing.T) { testTwoNodes(t, true) }
+
+func testTwoNodes(t *testing.T, fanOut bool) {
 	if testing.Short() {
 		t.Skip("starts nats-server and a second node")
 	}
 	natsURL := startNATS(t)
-	m := testutil.StartMoto(t)
-	s := newStream(t, m.Endpoint(), "central-logs", 4)
+	var put func(from, to int)
+	var cfg *kinesissource.Config
+	if fanOut {
+		srv := startEFO(t) // AWS_CA_BUNDLE, which the child inherits
+		srv.CreateStream("central-logs", 4)
+		put = func(from, to int) {
+			for i := from; i < to; i++ {
+				srv.Put("central-logs", fmt.Sprintf("key-%d", i%17), fmt.Appendf(nil, `{"tid":"r%d","message":"kinesis test"}`, i))
+			}
+		}
+		cfg = efoConfig(srv, "central-logs")
+	} else {
+		m := testutil.StartMoto(t)
+		s := newStream(t, m.Endpoint(), "central-logs", 4)
+		put = func(from, to int) { s.put(t, from, to) }
+		cfg = s.config(nil)
+	}
 	dirA, dirB := t.TempDir(), t.TempDir()
-	startNode(t, dirA, natsURL, s.config(nil))
+	startNode(t, dirA, natsURL, cfg)
 
 	exe, err := os.Executable()
 	if err != nil {
 		t.Fatal(err)
 	}
-	env, _ := json.Marshal(childNode{Dir: dirB, NATS: natsURL, Endpoint: s.endpoint, Stream: s.name})
+	env, _ := json.Marshal(childNode{Dir: dirB, NATS: natsURL, Endpoint: cfg.Endpoint, Stream: cfg.Stream, FanOut: fanOut})
 	child := exec.Command(exe, "-test.run=^$")
 	child.Env = append(os.Environ(), nodeEnv+"="+string(env))
 	if testing.Verbose() {
@@ -179,7 +202,7 @@ func TestTwoNodes(t *testing.T) {
 		}
 		return true
 	})
-	s.put(t, 0, 300)
+	put(0, 300)
 	testutil.Eventually(t, 60*time.Second, "records archived", func() bool { return len(archived(t, dirA)) >= 300 })
 
 	// Kill the child: its leases stay until they expire; then node A owns all four.
@@ -187,7 +210,7 @@ func TestTwoNodes(t *testing.T) {
 		t.Fatal(err)
 	}
 	<-childDone
-	s.put(t, 300, 600)
+	put(300, 600)
 	testutil.Eventually(t, 60*time.Second, "node A holding all four shards", func() bool {
 		owners := map[string]bool{}
 		all := leaseOwners(t, kv)

@@ -84,6 +84,18 @@ func (c *Config) DefaultFormat() string { return FormatAuto }
 // ChoosesFormat implements config.FormatChooser: auto is the key rules' choice.
 func (c *Config) ChoosesFormat(format string) bool { return format == FormatAuto }
 
+// ChosenFormats implements config.FormatLister: the formats of the key rules
+// (skip is not a format), checked against the parsers when the config loads.
+func (c *Config) ChosenFormats() []config.ChosenFormat {
+	var out []config.ChosenFormat
+	for i, r := range c.KeyRules {
+		if r.Format != "" && r.Format != FormatSkip {
+			out = append(out, config.ChosenFormat{Path: fmt.Sprintf("key_rules[%d].format", i), Format: r.Format})
+		}
+	}
+	return out
+}
+
 // Validate implements config.Component.
 func (c *Config) Validate() error {
 	var errs []error

@@ -10,8 +10,9 @@
 // again and again: give the queue a redrive policy (maxReceiveCount and a
 // dead-letter queue), as for any SQS consumer.
 //
-// Message attributes are not carried: a record is the body's bytes, and the intake
-// stream has no per-record metadata. Put what the parsers need into the body.
+// Each record carries its message's ID, sent time, receive count and message
+// attributes under aws.sqs.* (and, with sns_envelope, the envelope's topic, subject
+// and attributes under aws.sns.*) as Records.RecordFields.
 package sqssource
 
 import (

@@ -57,8 +57,8 @@ func TestUnwrapSNS(t *testing.T) {
 				}
 				return
 			}
-			if err != nil || string(got) != tt.want {
-				t.Fatalf("got %q, %v; want %q", got, err, tt.want)
+			if err != nil || *got.Message != tt.want {
+				t.Fatalf("got %+v, %v; want %q", got, err, tt.want)
 			}
 		})
 	}

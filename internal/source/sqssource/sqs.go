@@ -2,10 +2,14 @@ package sqssource
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -101,10 +105,12 @@ func (s *Source) loop() {
 	backoff := time.Duration(0)
 	for s.recvCtx.Err() == nil {
 		out, err := s.client.ReceiveMessage(s.recvCtx, &sqs.ReceiveMessageInput{
-			QueueUrl:            aws.String(s.cfg.QueueURL),
-			MaxNumberOfMessages: int32(s.cfg.MaxMessages),
-			WaitTimeSeconds:     int32(s.cfg.WaitTime / time.Second),
-			VisibilityTimeout:   int32(s.cfg.VisibilityTimeout / time.Second),
+			QueueUrl:                    aws.String(s.cfg.QueueURL),
+			MaxNumberOfMessages:         int32(s.cfg.MaxMessages),
+			MessageAttributeNames:       []string{"All"},
+			MessageSystemAttributeNames: systemAttributes,
+			WaitTimeSeconds:             int32(s.cfg.WaitTime / time.Second),
+			VisibilityTimeout:           int32(s.cfg.VisibilityTimeout / time.Second),
 		})
 		if err == nil && len(out.Messages) > 0 {
 			err = s.handle(out.Messages)
@@ -128,31 +134,43 @@ func (s *Source) loop() {
 
 // handle stores one received batch and deletes its messages once stored. On error
 // nothing is deleted: the messages come back after their visibility timeout.
+//
+// The batch is one unit (one stream write): each record carries its message's ID
+// and attributes as Records.RecordFields. The unit's ID is made of the batch's
+// message IDs, so the same messages received again together (their delete failed)
+// are dropped by the stream's duplicate detection within buffer.duplicate_window.
 func (s *Source) handle(msgs []types.Message) error {
 	received := time.Now()
-	records := make([][]byte, 0, len(msgs))
+	unit := component.Records{Received: received, Records: make([][]byte, 0, len(msgs)),
+		RecordFields: make([]map[string]string, 0, len(msgs))}
+	ids := make([]string, 0, len(msgs))
 	var letters []component.Letter
 	size := 0
 	for _, m := range msgs {
 		body := []byte(aws.ToString(m.Body))
 		size += len(body)
-		if !s.cfg.SNSEnvelope {
-			records = append(records, body)
-			continue
+		fields := messageFields(m)
+		rec := body
+		if s.cfg.SNSEnvelope {
+			env, err := unwrapSNS(body)
+			if err != nil {
+				letters = append(letters, component.Letter{Stage: "intake", Reason: "sqs message " + aws.ToString(m.MessageId) + ": " + err.Error(),
+					Source: s.deps.Name, Dataset: s.deps.Source.Dataset, Format: s.deps.Source.Format, Time: received,
+					Original: body, ID: "sqs:" + aws.ToString(m.MessageId)})
+				continue
+			}
+			rec = []byte(*env.Message)
+			env.addFields(fields)
 		}
-		rec, err := unwrapSNS(body)
-		if err != nil {
-			letters = append(letters, component.Letter{Stage: "intake", Reason: "sqs message " + aws.ToString(m.MessageId) + ": " + err.Error(),
-				Source: s.deps.Name, Dataset: s.deps.Source.Dataset, Format: s.deps.Source.Format, Time: received,
-				Original: body, ID: "sqs:" + aws.ToString(m.MessageId)})
-			continue
-		}
-		records = append(records, rec)
+		unit.Records = append(unit.Records, rec)
+		unit.RecordFields = append(unit.RecordFields, fields)
+		ids = append(ids, aws.ToString(m.MessageId))
 	}
+	unit.ID = batchID(ids)
 	s.counters.Received(len(msgs), size)
 
 	stopExtend := s.extendWhileStoring(msgs)
-	err := s.store(records, letters, received)
+	err := s.store(unit, letters)
 	stopExtend()
 	if err != nil {
 		s.counters.Error("store")
@@ -161,17 +179,78 @@ func (s *Source) handle(msgs []types.Message) error {
 	return s.delete(msgs)
 }
 
-func (s *Source) store(records [][]byte, letters []component.Letter, received time.Time) error {
+// batchID names a set of messages independent of their order.
+func batchID(ids []string) string {
+	slices.Sort(ids)
+	h := sha256.New()
+	for _, id := range ids {
+		h.Write([]byte(id))
+		h.Write([]byte{0})
+	}
+	return "sqs:" + hex.EncodeToString(h.Sum(nil)[:16])
+}
+
+func (s *Source) store(unit component.Records, letters []component.Letter) error {
 	if len(letters) > 0 {
 		if err := s.deps.Intake.DeadLetter(s.storeCtx, letters...); err != nil {
 			return err
 		}
 		s.counters.DeadLettered("intake", len(letters))
 	}
-	if len(records) == 0 {
+	if len(unit.Records) == 0 {
 		return nil
 	}
-	return s.deps.Intake.Store(s.storeCtx, component.Records{Received: received, Records: records})
+	return s.deps.Intake.Store(s.storeCtx, unit)
+}
+
+// Field names of what SQS (and SNS) tell about a message, added to its events.
+const (
+	FieldMessageID      = "aws.sqs.message_id"
+	FieldSentTimestamp  = "aws.sqs.sent_timestamp"   // RFC 3339, from SentTimestamp
+	FieldReceiveCount   = "aws.sqs.receive_count"    // ApproximateReceiveCount
+	FieldMessageGroupID = "aws.sqs.message_group_id" // FIFO queues
+	// FieldAttributes prefixes each message attribute: aws.sqs.attributes.<name>,
+	// its string value (Binary attributes in base64).
+	FieldAttributes = "aws.sqs.attributes."
+
+	FieldSNSMessageID = "aws.sns.message_id"
+	FieldSNSTopicARN  = "aws.sns.topic_arn"
+	FieldSNSSubject   = "aws.sns.subject"
+	FieldSNSTimestamp = "aws.sns.timestamp"
+	// FieldSNSAttributes prefixes each SNS message attribute of the envelope.
+	FieldSNSAttributes = "aws.sns.attributes."
+)
+
+// systemAttributes are the system attributes ReceiveMessage asks for.
+var systemAttributes = []types.MessageSystemAttributeName{
+	types.MessageSystemAttributeNameSentTimestamp,
+	types.MessageSystemAttributeNameApproximateReceiveCount,
+	types.MessageSystemAttributeNameMessageGroupId,
+}
+
+// messageFields returns the fields of m's events: its ID, system attributes and
+// message attributes.
+func messageFields(m types.Message) map[string]string {
+	f := make(map[string]string, 3+len(m.MessageAttributes))
+	f[FieldMessageID] = aws.ToString(m.MessageId)
+	if ms, err := strconv.ParseInt(m.Attributes[string(types.MessageSystemAttributeNameSentTimestamp)], 10, 64); err == nil {
+		f[FieldSentTimestamp] = time.UnixMilli(ms).UTC().Format(time.RFC3339Nano)
+	}
+	if c := m.Attributes[string(types.MessageSystemAttributeNameApproximateReceiveCount)]; c != "" {
+		f[FieldReceiveCount] = c
+	}
+	if g := m.Attributes[string(types.MessageSystemAttributeNameMessageGroupId)]; g != "" {
+		f[FieldMessageGroupID] = g
+	}
+	for name, a := range m.MessageAttributes {
+		switch {
+		case a.StringValue != nil:
+			f[FieldAttributes+name] = *a.StringValue
+		case a.BinaryValue != nil:
+			f[FieldAttributes+name] = base64.StdEncoding.EncodeToString(a.BinaryValue)
+		}
+	}
+	return f
 }
 
 // extendWhileStoring extends the messages' visibility every half visibility
@@ -240,12 +319,19 @@ func batchError(failed []types.BatchResultErrorEntry) error {
 // snsEnvelope is the part of an SNS notification delivered to SQS (without raw
 // message delivery) that matters here.
 type snsEnvelope struct {
-	Type    string  `json:"Type"`
-	Message *string `json:"Message"`
+	Type      string  `json:"Type"`
+	Message   *string `json:"Message"`
+	MessageID string  `json:"MessageId"`
+	TopicArn  string  `json:"TopicArn"`
+	Subject   string  `json:"Subject"`
+	Timestamp string  `json:"Timestamp"`
+	// MessageAttributes are {"Type":…,"Value":…} objects; one of another shape is
+	// skipped rather than failing the notification.
+	MessageAttributes map[string]json.RawMessage `json:"MessageAttributes"`
 }
 
-// unwrapSNS returns the Message of an SNS Notification envelope.
-func unwrapSNS(body []byte) ([]byte, error) {
+// unwrapSNS reads an SNS Notification envelope.
+func unwrapSNS(body []byte) (*snsEnvelope, error) {
 	var env snsEnvelope
 	if err := json.Unmarshal(body, &env); err != nil {
 		return nil, fmt.Errorf("sns_envelope is set but the body is not JSON: %v", err)
@@ -258,5 +344,23 @@ func unwrapSNS(body []byte) ([]byte, error) {
 	case env.Message == nil:
 		return nil, errors.New("SNS Notification without Message")
 	}
-	return []byte(*env.Message), nil
+	return &env, nil
+}
+
+// addFields adds the envelope's metadata to f.
+func (env *snsEnvelope) addFields(f map[string]string) {
+	for k, v := range map[string]string{FieldSNSMessageID: env.MessageID, FieldSNSTopicARN: env.TopicArn,
+		FieldSNSSubject: env.Subject, FieldSNSTimestamp: env.Timestamp} {
+		if v != "" {
+			f[k] = v
+		}
+	}
+	for name, raw := range env.MessageAttributes {
+		var a struct {
+			Value *string `json:"Value"`
+		}
+		if json.Unmarshal(raw, &a) == nil && a.Value != nil {
+			f[FieldSNSAttributes+name] = *a.Value
+		}
+	}
 }

@@ -2,11 +2,18 @@ package sqssource_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"strconv"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -49,7 +56,13 @@ func (q *queue) send(t *testing.T, bodies ...string) {
 	for i := 0; i < len(bodies); i += 10 {
 		var entries []types.SendMessageBatchRequestEntry
 		for j, b := range bodies[i:min(i+10, len(bodies))] {
-			entries = append(entries, types.SendMessageBatchRequestEntry{Id: aws.String(strconv.Itoa(j)), MessageBody: aws.String(b)})
+			// Every message carries a String, a Number and a Binary attribute.
+			entries = append(entries, types.SendMessageBatchRequestEntry{Id: aws.String(strconv.Itoa(j)), MessageBody: aws.String(b),
+				MessageAttributes: map[string]types.MessageAttributeValue{
+					"origin": {DataType: aws.String("String"), StringValue: aws.String("vigil-test")},
+					"seq":    {DataType: aws.String("Number"), StringValue: aws.String(strconv.Itoa(i + j))},
+					"blob":   {DataType: aws.String("Binary"), BinaryValue: []byte{0, 1, 2}},
+				}})
 		}
 		out, err := q.client.SendMessageBatch(context.Background(), &sqs.SendMessageBatchInput{QueueUrl: aws.String(q.url), Entries: entries})
 		if err != nil || len(out.Failed) > 0 {
@@ -96,37 +109,7 @@ func TestEndToEnd(t *testing.T) {
 	}
 	q.send(t, bodies...)
 
-	dir := t.TempDir()
-	reg := components.Builtin()
-	reg.Sources["sqs"] = components.SourceFactory{
-		NewConfig: func() config.Component { return sqssource.NewConfig() },
-		New: func(c config.Component, d component.SourceDeps) (component.Source, error) {
-			return sqssource.New(c.(*sqssource.Config), d), nil
-		},
-	}
-	cfg := config.Defaults()
-	cfg.DataDir = dir
-	cfg.Admin.Address = ""
-	a := archivesink.NewConfig()
-	a.MaxAge = 200 * time.Millisecond
-	opts, _ := reg.FormatConfig("json")
-	cfg.Sources = []*config.Source{{Name: "queue", Type: "sqs", Format: "json", FormatOptions: opts, Settings: q.config(nil)}}
-	cfg.Sinks = []*config.Sink{{Name: "archive", Type: "file_archive", Inputs: []string{"*"}, Settings: a}}
-	if err := cfg.Validate(); err != nil {
-		t.Fatal(err)
-	}
-	p, err := pipeline.New(cfg, pipeline.Options{Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Version: "test", Registry: reg})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := p.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
-		defer cancel()
-		_ = p.Stop(ctx)
-	})
+	dir := runPipeline(t, q.config(nil))
 	var docs []map[string]any
 	testutil.Eventually(t, 30*time.Second, fmt.Sprintf("%d documents in the archive", n), func() bool {
 		docs = testutil.ArchiveDocs(t, dir+"/archive")
@@ -145,6 +128,151 @@ func TestEndToEnd(t *testing.T) {
 	if len(seen) != n {
 		t.Errorf("archive has %d distinct messages, want %d", len(seen), n)
 	}
+	// Each event carries its message's ID, system attributes and message attributes.
+	ids := map[string]bool{}
+	for _, d := range docs {
+		tid := fmt.Sprint(d["tid"])
+		id, _ := testutil.Field(d, sqssource.FieldMessageID).(string)
+		ids[id] = true
+		sent, err := time.Parse(time.RFC3339Nano, fmt.Sprint(testutil.Field(d, sqssource.FieldSentTimestamp)))
+		// A store slower than the visibility timeout at startup may see a second receive.
+		receives, _ := strconv.Atoi(fmt.Sprint(testutil.Field(d, sqssource.FieldReceiveCount)))
+		if id == "" || err != nil || time.Since(sent) > 5*time.Minute || time.Since(sent) < 0 || receives < 1 ||
+			testutil.Field(d, sqssource.FieldAttributes+"origin") != "vigil-test" ||
+			"m"+fmt.Sprint(testutil.Field(d, sqssource.FieldAttributes+"seq")) != tid ||
+			testutil.Field(d, sqssource.FieldAttributes+"blob") != "AAEC" {
+			t.Errorf("event %s: sqs fields %v, sent %v (%v)", tid, testutil.Field(d, "aws.sqs"), sent, err)
+		}
+	}
+	if len(ids) != n {
+		t.Errorf("%d distinct message IDs on %d events, want %d", len(ids), len(docs), n)
+	}
+}
+
+// runPipeline runs a pipeline with the sqs source "queue" configured by c and a
+// file archive, and returns its data directory (the archive is dir/archive).
+func runPipeline(t *testing.T, c *sqssource.Config) string {
+	t.Helper()
+	dir := t.TempDir()
+	reg := components.Builtin()
+	cfg := config.Defaults()
+	cfg.DataDir = dir
+	cfg.Admin.Address = ""
+	a := archivesink.NewConfig()
+	a.MaxAge = 200 * time.Millisecond
+	opts, _ := reg.FormatConfig("json")
+	cfg.Sources = []*config.Source{{Name: "queue", Type: "sqs", Format: "json", FormatOptions: opts, Settings: c}}
+	cfg.Sinks = []*config.Sink{{Name: "archive", Type: "file_archive", Inputs: []string{"*"}, Settings: a}}
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	p, err := pipeline.New(cfg, pipeline.Options{Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Version: "test", Registry: reg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+		defer cancel()
+		_ = p.Stop(ctx)
+	})
+	return dir
+}
+
+// TestRedeliveredStoredOnce: when deleting a stored batch fails, SQS delivers its
+// messages again after their visibility timeout; received together again, they
+// make a unit with the same ID (made of the message IDs), which the stream's
+// duplicate detection keeps out, so each is archived once. One message, because
+// SQS (and moto) may split redelivered messages into other batches, whose units
+// have other IDs and are stored again (at-least-once, as documented).
+func TestRedeliveredStoredOnce(t *testing.T) {
+	m := testutil.StartMoto(t)
+	// A proxy in front of moto refuses the first DeleteMessageBatch call.
+	target, _ := url.Parse(m.Endpoint())
+	proxy := httputil.NewSingleHostReverseProxy(target)
+	var refused atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("X-Amz-Target") == "AmazonSQS.DeleteMessageBatch" && refused.Add(1) <= 1 {
+			w.Header().Set("Content-Type", "application/x-amz-json-1.0")
+			w.WriteHeader(http.StatusBadRequest)
+			_, _ = io.WriteString(w, `{"__type":"com.amazon.coral.service#AccessDeniedException","message":"test: delete refused"}`)
+			return
+		}
+		proxy.ServeHTTP(w, r)
+	}))
+	defer srv.Close()
+	q := newQueue(t, m, "redelivered")
+	const n = 1
+	var bodies []string
+	for i := range n {
+		bodies = append(bodies, fmt.Sprintf(`{"tid":"m%d"}`, i))
+	}
+	q.send(t, bodies...)
+	dir := runPipeline(t, q.config(func(c *sqssource.Config) { c.Endpoint = srv.URL; c.MaxInFlight = 1 }))
+	testutil.Eventually(t, 30*time.Second, "queue empty after the refused delete", func() bool { return refused.Load() > 1 && q.count(t) == 0 })
+	var docs []map[string]any
+	testutil.Eventually(t, 10*time.Second, fmt.Sprintf("%d documents in the archive", n), func() bool {
+		docs = testutil.ArchiveDocs(t, dir+"/archive")
+		return len(docs) >= n
+	})
+	time.Sleep(time.Second) // a duplicate would be archived by now
+	docs = testutil.ArchiveDocs(t, dir+"/archive")
+	seen := map[string]int{}
+	redelivered := 0
+	for _, d := range docs {
+		seen[fmt.Sprint(d["tid"])]++
+		if testutil.Field(d, sqssource.FieldReceiveCount) != "1" {
+			redelivered++
+		}
+	}
+	for i := range n {
+		if c := seen[fmt.Sprintf("m%d", i)]; c != 1 {
+			t.Errorf("m%d archived %d times, want once", i, c)
+		}
+	}
+	if len(docs) != n || redelivered != 0 {
+		t.Errorf("%d documents (%d from the second receive), want %d, each from its first receive", len(docs), redelivered, n)
+	}
+}
+
+// TestBatchReceive: one ReceiveMessage takes up to max_messages messages, stored as
+// one unit in the order received, each record with its own message's fields.
+func TestBatchReceive(t *testing.T) {
+	m := testutil.StartMoto(t)
+	q := newQueue(t, m, "batched")
+	var bodies []string
+	for i := range 10 {
+		bodies = append(bodies, fmt.Sprintf(`{"n":%d}`, i))
+	}
+	q.send(t, bodies...)
+	in := &intake{}
+	startSource(t, q.config(func(c *sqssource.Config) { c.MaxInFlight = 1 }), in)
+	testutil.Eventually(t, 20*time.Second, "all stored and deleted", func() bool {
+		_, recs, _ := in.snapshot()
+		return len(recs) == 10 && q.count(t) == 0
+	})
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	most := 0
+	for _, u := range in.units {
+		most = max(most, len(u.Records))
+		if len(u.RecordFields) != len(u.Records) || !strings.HasPrefix(u.ID, "sqs:") {
+			t.Fatalf("unit %+v: want one field map per record and an sqs: ID", u)
+		}
+		for i, rec := range u.Records {
+			f := u.RecordFields[i]
+			var body struct{ N int }
+			_ = json.Unmarshal(rec, &body)
+			if f[sqssource.FieldMessageID] == "" || f[sqssource.FieldAttributes+"seq"] != strconv.Itoa(body.N) || f[sqssource.FieldAttributes+"origin"] != "vigil-test" {
+				t.Errorf("record %s: fields %v, want its own message's ID and attributes", rec, f)
+			}
+		}
+	}
+	if most < 2 {
+		t.Errorf("%d receives for 10 messages, none with more than one: not batched", len(in.units))
+	}
 }
 
 // intake is a controllable component.Intake.
@@ -154,12 +282,18 @@ type intake struct {
 	delay   time.Duration
 	calls   int
 	records []string
+	units   []component.Records // stored units, Records copied
 	letters []component.Letter
+	// onStore, when set, sees every Store call (under mu).
+	onStore func(component.Records)
 }
 
 func (in *intake) Store(ctx context.Context, recs component.Records) error {
 	in.mu.Lock()
 	in.calls++
+	if in.onStore != nil {
+		in.onStore(recs)
+	}
 	fail, delay := in.fail, in.delay
 	in.mu.Unlock()
 	if delay > 0 {
@@ -174,9 +308,13 @@ func (in *intake) Store(ctx context.Context, recs component.Records) error {
 	}
 	in.mu.Lock()
 	defer in.mu.Unlock()
+	u := recs
+	u.Records = nil
 	for _, r := range recs.Records {
 		in.records = append(in.records, string(r))
+		u.Records = append(u.Records, append([]byte(nil), r...))
 	}
+	in.units = append(in.units, u)
 	return nil
 }
 
@@ -216,6 +354,8 @@ func TestDeletedOnlyAfterStore(t *testing.T) {
 	q := newQueue(t, m, "unstored")
 	q.send(t, `{"n":1}`)
 	in := &intake{fail: true}
+	var ids []string // the unit ID of every store attempt
+	in.onStore = func(r component.Records) { ids = append(ids, r.ID) }
 	startSource(t, q.config(func(c *sqssource.Config) { c.MaxInFlight = 1 }), in)
 
 	// Received, refused, visible again after 2s, received again.
@@ -223,6 +363,11 @@ func TestDeletedOnlyAfterStore(t *testing.T) {
 		calls, _, _ := in.snapshot()
 		return calls >= 2
 	})
+	in.mu.Lock()
+	if len(ids) < 2 || ids[0] != ids[1] || !strings.HasPrefix(ids[0], "sqs:") {
+		t.Errorf("unit IDs of the attempts %q: want the same sqs:<message id> each time, so the stream drops a second store", ids)
+	}
+	in.mu.Unlock()
 	if c := q.count(t); c != 1 {
 		t.Fatalf("queue holds %d messages while storing fails, want 1", c)
 	}
@@ -263,6 +408,7 @@ func TestSNSEnvelope(t *testing.T) {
 	// (Amazon SNS Developer Guide, "Amazon SNS message and JSON formats").
 	note := `{"Type":"Notification","MessageId":"22b80b92-fdea-4c2c-8f9d-bdfb0c7bf324","TopicArn":"arn:aws:sns:us-east-1:123456789012:alerts",` +
 		`"Subject":"x","Message":"{\"tid\":\"inner\"}","Timestamp":"2026-12-07T12:00:00.000Z","SignatureVersion":"1",` +
+		`"MessageAttributes":{"severity":{"Type":"String","Value":"high"}},` +
 		`"Signature":"EXAMPLE","SigningCertURL":"https://sns.us-east-1.amazonaws.com/x.pem","UnsubscribeURL":"https://sns.us-east-1.amazonaws.com/?Action=Unsubscribe"}`
 	confirm := `{"Type":"SubscriptionConfirmation","MessageId":"165545c9-2a5c-472c-8df2-7ff2be2b3b1b","Token":"abc","TopicArn":"arn:aws:sns:us-east-1:123456789012:alerts","Message":"You have chosen to subscribe"}`
 	q.send(t, note, confirm)
@@ -278,5 +424,13 @@ func TestSNSEnvelope(t *testing.T) {
 	}
 	if len(letters) != 1 || string(letters[0].Original) != confirm || letters[0].Stage != "intake" {
 		t.Errorf("dead letters %+v, want the confirmation", letters)
+	}
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	f := in.units[0].RecordFields[0]
+	if f[sqssource.FieldSNSTopicARN] != "arn:aws:sns:us-east-1:123456789012:alerts" || f[sqssource.FieldSNSMessageID] != "22b80b92-fdea-4c2c-8f9d-bdfb0c7bf324" ||
+		f[sqssource.FieldSNSSubject] != "x" || f[sqssource.FieldSNSTimestamp] != "2026-12-07T12:00:00.000Z" ||
+		f[sqssource.FieldSNSAttributes+"severity"] != "high" || f[sqssource.FieldMessageID] == "" {
+		t.Errorf("fields of the notification %v: want the envelope's topic, message id, subject, timestamp and attributes", f)
 	}
 }
