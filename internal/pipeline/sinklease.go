@@ -194,6 +194,13 @@ func (l *leasedSink) op(f func(ctx context.Context) error) error {
 	return f(c)
 }
 
+// get reads the lease with a budget of its own.
+func (l *leasedSink) get() (jetstream.KeyValueEntry, error) {
+	c, cancel := context.WithTimeout(context.Background(), l.ttl/4)
+	defer cancel()
+	return l.kv.Get(c, l.name)
+}
+
 // acquire takes the lease when nobody holds it or an earlier run of this node does.
 // sent is when the request that took it was sent: the lease lasts at least ttl
 // from then.
@@ -211,8 +218,11 @@ func (l *leasedSink) acquire(ctx context.Context) (rev uint64, sent time.Time, e
 		if !errors.Is(err, jetstream.ErrKeyExists) {
 			return err
 		}
-		e, gerr := l.kv.Get(c, l.name)
+		e, gerr := l.get()
 		if gerr != nil {
+			if !errors.Is(gerr, jetstream.ErrKeyNotFound) {
+				return fmt.Errorf("reading the lease: %w", gerr)
+			}
 			return err
 		}
 		if !strings.HasPrefix(string(e.Value()), l.node+" ") {
@@ -270,7 +280,7 @@ func (l *leasedSink) hold(ctx context.Context, rev *uint64, lastOK time.Time) (l
 			}
 			// A renewal whose answer was lost may have taken: then the key holds our
 			// value under a newer revision.
-			e, gerr := l.kv.Get(c, l.name)
+			e, gerr := l.get()
 			switch {
 			case errors.Is(gerr, jetstream.ErrKeyNotFound):
 				gone = true
@@ -330,6 +340,22 @@ func (p *Pipeline) startLeasedSinks(ctx context.Context) error {
 		Description: "Vigil sink leases: the process node that runs each sink", TTL: p.cfg.Buffer.LeaseTTL,
 		Storage: jetstream.FileStorage, Replicas: p.st.Replicas()})
 	if err != nil {
+		return fmt.Errorf("sink lease bucket: %w", err)
+	}
+	// Reads of a lease must be the leader's: a KV bucket answers gets from any
+	// replica ("direct get"), and a lagging one can show a lease that is gone or miss
+	// one that exists. Bind a handle while direct gets are off, so that its gets go
+	// to the stream leader (another node's CreateOrUpdateKeyValue may turn them on
+	// again for the bucket; this handle keeps reading from the leader).
+	if st, err := p.st.JetStream().Stream(ctx, "KV_"+SinkLeaseBucket); err == nil {
+		if cfg := st.CachedInfo().Config; cfg.AllowDirect {
+			cfg.AllowDirect = false
+			if _, err := p.st.JetStream().UpdateStream(ctx, cfg); err != nil {
+				return fmt.Errorf("sink lease bucket: %w", err)
+			}
+		}
+	}
+	if kv, err = p.st.JetStream().KeyValue(ctx, SinkLeaseBucket); err != nil {
 		return fmt.Errorf("sink lease bucket: %w", err)
 	}
 	run := newRunID()
