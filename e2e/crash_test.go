@@ -267,6 +267,7 @@ sinks:
 	var docs []map[string]any
 	missing := 0
 	var found map[string]bool
+	lastReport := time.Now()
 	testutil.Eventually(t, 90*time.Second, "every acknowledged event in the archive", func() bool {
 		docs = testutil.ArchiveDocs(t, archive)
 		found = map[string]bool{}
@@ -282,6 +283,10 @@ sinks:
 			if !found[id] {
 				missing++
 			}
+		}
+		if missing > 0 && time.Since(lastReport) > 15*time.Second {
+			lastReport = time.Now()
+			t.Logf("waiting: %d of %d acknowledged events not archived yet (%d documents)", missing, len(acked), len(docs))
 		}
 		return missing == 0
 	})
