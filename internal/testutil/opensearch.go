@@ -263,6 +263,9 @@ func (o *OpenSearch) BulkURL() string { return o.URL }
 // their JSON form, arrays as JSON. Each row also has "_index".
 func (o *OpenSearch) Rows(t testing.TB) []map[string]string {
 	t.Helper()
+	// A data stream or index created a moment ago may not have its shard started
+	// yet (a search then answers 503 "all shards failed").
+	o.MustDo(t, "GET", "/_cluster/health?wait_for_status=yellow&wait_for_no_initializing_shards=true&timeout=30s", "")
 	o.MustDo(t, "POST", "/_refresh", "")
 	data := o.MustDo(t, "POST", "/*,-.*/_search?size=10000&expand_wildcards=open", `{"query":{"match_all":{}}}`)
 	var res struct {
