@@ -264,10 +264,27 @@ func (o *OpenSearch) BulkURL() string { return o.URL }
 func (o *OpenSearch) Rows(t testing.TB) []map[string]string {
 	t.Helper()
 	// A data stream or index created a moment ago may not have its shard started
-	// yet (a search then answers 503 "all shards failed").
+	// yet; a search then answers 503 ("all shards failed"): wait and ask again.
 	o.MustDo(t, "GET", "/_cluster/health?wait_for_status=yellow&wait_for_no_initializing_shards=true&timeout=30s", "")
-	o.MustDo(t, "POST", "/_refresh", "")
-	data := o.MustDo(t, "POST", "/*,-.*/_search?size=10000&expand_wildcards=open", `{"query":{"match_all":{}}}`)
+	var data []byte
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		o.MustDo(t, "POST", "/_refresh", "")
+		// Every open index and data stream; data streams' backing indices are
+		// hidden (.ds-…), so an index pattern excluding ".*" would drop them.
+		code, body, err := o.Do("POST", "/_search?size=10000", `{"query":{"match_all":{}}}`)
+		if err != nil {
+			t.Fatalf("search: %v", err)
+		}
+		if code == http.StatusOK {
+			data = body
+			break
+		}
+		if code != http.StatusServiceUnavailable || time.Now().After(deadline) {
+			t.Fatalf("search: HTTP %d: %s", code, body)
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
 	var res struct {
 		Hits struct {
 			Hits []struct {
@@ -281,6 +298,9 @@ func (o *OpenSearch) Rows(t testing.TB) []map[string]string {
 	}
 	rows := make([]map[string]string, 0, len(res.Hits.Hits))
 	for _, h := range res.Hits.Hits {
+		if strings.HasPrefix(h.Index, ".") && !strings.HasPrefix(h.Index, ".ds-") {
+			continue // the node's own system indices
+		}
 		row := map[string]string{"_index": h.Index}
 		flattenInto(row, "", h.Source)
 		rows = append(rows, row)
