@@ -54,24 +54,10 @@ type NATSServer struct {
 	done chan struct{}
 }
 
-var natsBin struct {
-	once sync.Once
-	path string
-	err  error
-}
-
-// NATSServerBinary resolves `go tool nats-server` to its built binary once, so that
-// a test signals the server itself rather than the go command.
+// NATSServerBinary is the built binary of the pinned nats-server (see ToolBinary).
 func NATSServerBinary(t testing.TB) string {
 	t.Helper()
-	natsBin.once.Do(func() {
-		out, err := exec.Command("go", "tool", "-n", "nats-server").Output()
-		natsBin.path, natsBin.err = strings.TrimSpace(string(out)), err
-	})
-	if natsBin.err != nil {
-		t.Fatalf("nats-server is pinned in go.mod as a tool; `go tool -n nats-server` failed: %v", natsBin.err)
-	}
-	return natsBin.path
+	return ToolBinary(t, "nats-server")
 }
 
 // FreePort returns a loopback TCP port that was free a moment ago.

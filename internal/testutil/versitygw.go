@@ -12,7 +12,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -41,24 +40,10 @@ type S3Gateway struct {
 	done chan struct{}
 }
 
-var gwBin struct {
-	once sync.Once
-	path string
-	err  error
-}
-
-// versitygwBinary resolves `go tool versitygw` to its built binary once, so that
-// the test signals the server itself rather than the go command.
+// versitygwBinary is the built binary of the pinned versitygw (see ToolBinary).
 func versitygwBinary(t testing.TB) string {
 	t.Helper()
-	gwBin.once.Do(func() {
-		out, err := exec.Command("go", "tool", "-n", "versitygw").Output()
-		gwBin.path, gwBin.err = strings.TrimSpace(string(out)), err
-	})
-	if gwBin.err != nil {
-		t.Fatalf("versitygw is pinned in go.mod as a tool; `go tool -n versitygw` failed: %v", gwBin.err)
-	}
-	return gwBin.path
+	return ToolBinary(t, "versitygw")
 }
 
 func StartS3Gateway(t testing.TB) *S3Gateway {

@@ -11,7 +11,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -28,24 +27,10 @@ type VictoriaLogs struct {
 	done chan struct{}
 }
 
-var vlogsBin struct {
-	once sync.Once
-	path string
-	err  error
-}
-
-// victoriaLogsBinary resolves `go tool victoria-logs` to its built binary once, so
-// tests signal VictoriaLogs itself rather than the go command.
+// victoriaLogsBinary is the built binary of the pinned victoria-logs (see ToolBinary).
 func victoriaLogsBinary(t testing.TB) string {
 	t.Helper()
-	vlogsBin.once.Do(func() {
-		out, err := exec.Command("go", "tool", "-n", "victoria-logs").Output()
-		vlogsBin.path, vlogsBin.err = strings.TrimSpace(string(out)), err
-	})
-	if vlogsBin.err != nil {
-		t.Fatalf("victoria-logs is pinned in go.mod as a tool; `go tool -n victoria-logs` failed: %v", vlogsBin.err)
-	}
-	return vlogsBin.path
+	return ToolBinary(t, "victoria-logs")
 }
 
 // StartVictoriaLogs starts VictoriaLogs on a free loopback port and stops it when
