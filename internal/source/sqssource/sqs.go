@@ -41,13 +41,22 @@ type Source struct {
 	wg          sync.WaitGroup
 	ready       atomic.Bool
 	stopOnce    sync.Once
+
+	seen *seen // messages being stored and stored, against a second receive
 }
+
+// Bounds of the set of stored message IDs a source remembers.
+const (
+	seenKeepMin = 15 * time.Minute // at least; 10 visibility timeouts when longer
+	seenMax     = 100_000          // about 10 MiB
+)
 
 var _ component.Source = (*Source)(nil)
 
 // New returns the source; nothing is called before Start.
 func New(cfg *Config, deps component.SourceDeps) *Source {
-	return &Source{cfg: cfg, deps: deps, log: deps.Log, counters: deps.Metrics.For("source", deps.Name)}
+	return &Source{cfg: cfg, deps: deps, log: deps.Log, counters: deps.Metrics.For("source", deps.Name),
+		seen: newSeen(max(seenKeepMin, 10*cfg.VisibilityTimeout), seenMax)}
 }
 
 // Start builds the SQS client and starts max_in_flight receive loops. It does not
@@ -139,8 +148,39 @@ func (s *Source) loop() {
 // and attributes as Records.RecordFields. The unit's ID is made of the batch's
 // message IDs, so the same messages received again together (their delete failed)
 // are dropped by the stream's duplicate detection within buffer.duplicate_window.
+//
+// A message this source has stored already (SQS handed it out again: its
+// visibility ran out before the delete, or the delete failed) is deleted without
+// being stored again, and counted as vigil_discarded_total{reason="duplicate"}. One
+// that another receive loop is storing right now is left alone: it comes back
+// after its visibility timeout, stored by then, and is deleted.
 func (s *Source) handle(msgs []types.Message) error {
 	received := time.Now()
+	var again []types.Message // stored before: delete only
+	fresh := msgs[:0:0]
+	for _, m := range msgs {
+		switch s.seen.claim(aws.ToString(m.MessageId), received) {
+		case claimNew:
+			fresh = append(fresh, m)
+		case claimStored:
+			again = append(again, m)
+		}
+	}
+	if len(again) > 0 {
+		s.counters.Discarded("duplicate", len(again))
+	}
+	err := s.storeAndDelete(fresh, received)
+	if len(again) > 0 {
+		err = errors.Join(err, s.delete(again))
+	}
+	return err
+}
+
+// storeAndDelete stores msgs, claimed by the caller, and deletes them once stored.
+func (s *Source) storeAndDelete(msgs []types.Message, received time.Time) error {
+	if len(msgs) == 0 {
+		return nil
+	}
 	unit := component.Records{Received: received, Records: make([][]byte, 0, len(msgs)),
 		RecordFields: make([]map[string]string, 0, len(msgs))}
 	ids := make([]string, 0, len(msgs))
@@ -172,6 +212,11 @@ func (s *Source) handle(msgs []types.Message) error {
 	stopExtend := s.extendWhileStoring(msgs)
 	err := s.store(unit, letters)
 	stopExtend()
+	claimed := make([]string, len(msgs))
+	for i, m := range msgs {
+		claimed[i] = aws.ToString(m.MessageId)
+	}
+	s.seen.done(claimed, err == nil, time.Now())
 	if err != nil {
 		s.counters.Error("store")
 		return fmt.Errorf("storing %d messages: %w", len(msgs), err)

@@ -1,6 +1,7 @@
 package sqssource_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -182,11 +183,9 @@ func runPipeline(t *testing.T, c *sqssource.Config) string {
 }
 
 // TestRedeliveredStoredOnce: when deleting a stored batch fails, SQS delivers its
-// messages again after their visibility timeout; received together again, they
-// make a unit with the same ID (made of the message IDs), which the stream's
-// duplicate detection keeps out, so each is archived once. One message, because
-// SQS (and moto) may split redelivered messages into other batches, whose units
-// have other IDs and are stored again (at-least-once, as documented).
+// messages again after their visibility timeout; the source knows them as stored
+// and deletes them without storing them again, however SQS batches them, so each
+// is archived once, from its first receive.
 func TestRedeliveredStoredOnce(t *testing.T) {
 	m := testutil.StartMoto(t)
 	// A proxy in front of moto refuses the first DeleteMessageBatch call.
@@ -204,7 +203,7 @@ func TestRedeliveredStoredOnce(t *testing.T) {
 	}))
 	defer srv.Close()
 	q := newQueue(t, m, "redelivered")
-	const n = 1
+	const n = 10
 	var bodies []string
 	for i := range n {
 		bodies = append(bodies, fmt.Sprintf(`{"tid":"m%d"}`, i))
@@ -234,6 +233,57 @@ func TestRedeliveredStoredOnce(t *testing.T) {
 	}
 	if len(docs) != n || redelivered != 0 {
 		t.Errorf("%d documents (%d from the second receive), want %d, each from its first receive", len(docs), redelivered, n)
+	}
+}
+
+// TestSlowReceiveStoredOnce: an answer to ReceiveMessage that arrives after the
+// visibility timeout (a slow network or a loaded machine) lets another receive
+// loop take the same messages; each is still archived once and the queue empties.
+func TestSlowReceiveStoredOnce(t *testing.T) {
+	m := testutil.StartMoto(t)
+	// A proxy in front of moto holds the first answer that carries messages for 3s,
+	// longer than the 2s visibility timeout.
+	target, _ := url.Parse(m.Endpoint())
+	proxy := httputil.NewSingleHostReverseProxy(target)
+	var held atomic.Int32
+	proxy.ModifyResponse = func(r *http.Response) error {
+		if r.Request.Header.Get("X-Amz-Target") != "AmazonSQS.ReceiveMessage" {
+			return nil
+		}
+		body, err := io.ReadAll(r.Body)
+		if err != nil {
+			return err
+		}
+		r.Body = io.NopCloser(bytes.NewReader(body))
+		if bytes.Contains(body, []byte("ReceiptHandle")) && held.Add(1) == 1 {
+			time.Sleep(3 * time.Second)
+		}
+		return nil
+	}
+	srv := httptest.NewServer(proxy)
+	defer srv.Close()
+	q := newQueue(t, m, "slowreceive")
+	const n = 10
+	var bodies []string
+	for i := range n {
+		bodies = append(bodies, fmt.Sprintf(`{"tid":"m%d"}`, i))
+	}
+	q.send(t, bodies...)
+	// The intake here drops no duplicate unit (the stream would drop a unit of the
+	// same messages): what keeps each message to one store is the source itself.
+	in := &intake{}
+	startSource(t, q.config(func(c *sqssource.Config) { c.Endpoint = srv.URL; c.MaxInFlight = 3; c.MaxMessages = 10 }), in)
+	testutil.Eventually(t, 30*time.Second, "queue empty", func() bool { return held.Load() > 1 && q.count(t) == 0 })
+	time.Sleep(time.Second) // a second store would be done by now
+	_, recs, _ := in.snapshot()
+	seen := map[string]int{}
+	for _, r := range recs {
+		seen[r]++
+	}
+	for i := range n {
+		if c := seen[fmt.Sprintf(`{"tid":"m%d"}`, i)]; c != 1 {
+			t.Errorf("m%d stored %d times, want once", i, c)
+		}
 	}
 }
 
