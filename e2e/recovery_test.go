@@ -14,7 +14,7 @@ import (
 // event is archived well before ack_wait: within recoveryBound of the last restart
 // (about 12 s on a quiet machine; the bound leaves room for a machine loaded by
 // other tests). Without handing out at once what a crashed run had taken, part of
-// them would wait for ack_wait, 55 s or more after the restart.
+// them would wait until ack_wait (60 s) after the kill.
 func TestRecoveryAfterKillIsFast(t *testing.T) {
 	if testing.Short() {
 		t.Skip("crash test runs vigil as a process; skipped with -short")
