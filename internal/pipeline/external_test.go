@@ -1,6 +1,7 @@
 package pipeline_test
 
 import (
+	"context"
 	"fmt"
 	"net"
 	"os"
@@ -10,7 +11,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
 	"github.com/vigil-sec/vigil/internal/config"
+	"github.com/vigil-sec/vigil/internal/stream"
 	"github.com/vigil-sec/vigil/internal/testutil"
 )
 
@@ -142,4 +147,64 @@ func TestExternalNATS(t *testing.T) {
 		}
 		return n >= accepted
 	})
+}
+
+// TestExternalNATSStoresCarryMessageIDs: on a NATS server every intake message
+// carries a message ID, distinct per Store, so that a publish the client resends is
+// dropped by the stream's duplicate detection; a resend of one is dropped.
+func TestExternalNATSStoresCarryMessageIDs(t *testing.T) {
+	dir := t.TempDir()
+	ns := startNATS(t, t.TempDir(), freeTCPPort(t))
+	cfg := testConfig(t, dir, nil)
+	cfg.Buffer = config.Defaults().Buffer
+	cfg.Buffer.Type = "nats"
+	cfg.Buffer.URLs = []string{ns.url}
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	_, base := start(t, cfg)
+	const n = 5
+	for i := range n {
+		if code, out := post(t, base+"/v1/events/ext", "application/json", fmt.Sprintf(`{"n":%d}`, i)); code != 200 {
+			t.Fatalf("%d %v", code, out)
+		}
+	}
+	nc, err := nats.Connect(ns.url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	st, err := js.Stream(ctx, stream.IntakeStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ids := map[string]bool{}
+	var first *jetstream.RawStreamMsg
+	for seq := uint64(1); seq <= n; seq++ {
+		m, err := st.GetMsg(ctx, seq)
+		if err != nil {
+			t.Fatalf("intake message %d: %v", seq, err)
+		}
+		id := m.Header.Get(nats.MsgIdHdr)
+		if id == "" || ids[id] {
+			t.Fatalf("intake message %d has message ID %q; want one, distinct from the others %v", seq, id, ids)
+		}
+		ids[id] = true
+		if first == nil {
+			first = m
+		}
+	}
+	// The same message again, as the client resends it: dropped.
+	ack, err := js.PublishMsg(ctx, &nats.Msg{Subject: first.Subject, Header: first.Header, Data: first.Data})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !ack.Duplicate {
+		t.Fatalf("a resent intake message was stored again at %d", ack.Sequence)
+	}
 }

@@ -2,8 +2,12 @@ package pipeline
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
+	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/vigil-sec/vigil/internal/component"
@@ -26,7 +30,27 @@ type intake struct {
 	budget *intakeBudget
 	// counters are the source's.
 	counters *component.Counters
+	// storeIDs, on a NATS cluster, names every Store without a unit ID, so that a
+	// publish the client resends (after a "no responders" answer during an election
+	// or a partition) is dropped by the stream's duplicate detection instead of
+	// stored twice under new event IDs. Nil on the embedded server.
+	storeIDs *storeIDs
 }
+
+// storeIDs makes unit IDs unique across nodes and restarts: a random prefix and a
+// counter.
+type storeIDs struct {
+	prefix string
+	n      atomic.Uint64
+}
+
+func newStoreIDs() *storeIDs {
+	var r [8]byte
+	_, _ = rand.Read(r[:])
+	return &storeIDs{prefix: "s" + hex.EncodeToString(r[:]) + "-"}
+}
+
+func (g *storeIDs) next() string { return g.prefix + strconv.FormatUint(g.n.Add(1), 10) }
 
 var _ component.Intake = (*intake)(nil)
 
@@ -34,6 +58,9 @@ var _ component.Intake = (*intake)(nil)
 func (in *intake) Store(ctx context.Context, recs component.Records) error {
 	if len(recs.Records) == 0 {
 		return nil
+	}
+	if recs.ID == "" && in.storeIDs != nil {
+		recs.ID = in.storeIDs.next()
 	}
 	ctx, cancel := context.WithTimeout(ctx, in.st.PublishTimeout())
 	defer cancel()

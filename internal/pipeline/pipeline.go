@@ -58,6 +58,7 @@ type Pipeline struct {
 	aggs     []*threshold.Aggregator
 	letters  *deadletter.Writer
 	budget   *intakeBudget
+	storeIDs *storeIDs // nil on the embedded server: see intake.storeIDs
 
 	// pruneEvery, when set (by tests), is how often sink runners prune.
 	pruneEvery time.Duration
@@ -144,6 +145,7 @@ func (p *Pipeline) Start(ctx context.Context) (err error) {
 	hostname, _ := os.Hostname()
 
 	if p.cfg.Buffer.Type == "nats" {
+		p.storeIDs = newStoreIDs()
 		// On a cluster: a lasting node id (for sink leases and the node registry).
 		if p.node, err = openNode(p.cfg.DataDir); err != nil {
 			return err
@@ -199,7 +201,7 @@ func (p *Pipeline) Start(ctx context.Context) (err error) {
 				return fmt.Errorf("source %s: unknown type %q", sc.Name, sc.Type)
 			}
 			counters := p.metrics.For("source", sc.Name)
-			in := &intake{st: st, source: sc.Name, format: sc.Format, dataset: sc.Dataset, letters: p.letters, budget: p.budget, counters: counters}
+			in := &intake{st: st, source: sc.Name, format: sc.Format, dataset: sc.Dataset, letters: p.letters, budget: p.budget, counters: counters, storeIDs: p.storeIDs}
 			whole := false
 			if fm, ok := reg.Format(sc.Format); ok {
 				whole = fm.WholeRecord
@@ -239,7 +241,7 @@ func (p *Pipeline) Intake(source, format string) component.Intake {
 		dataset = sc.Dataset
 	}
 	return &intake{st: p.st, source: source, format: format, dataset: dataset, letters: p.letters, budget: p.budget,
-		counters: p.metrics.For("source", source)}
+		counters: p.metrics.For("source", source), storeIDs: p.storeIDs}
 }
 
 // SourceCounters returns the metrics of a source by name, for a command that
