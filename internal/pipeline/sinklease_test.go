@@ -60,11 +60,11 @@ func newLeaseHarness(t *testing.T, ttl time.Duration) *leaseHarness {
 // contender starts a leasedSink for sink "archive" as node with run, building
 // runners around snk.
 func (h *leaseHarness) contender(node, run string, snk *stubSink) *leasedSink {
-	l := &leasedSink{name: "archive", kv: h.kv, ttl: h.ttl, node: node, holder: node + " " + run,
+	l := &leasedSink{name: "archive", kv: h.kv, nc: h.js.Conn(), ttl: h.ttl, node: node, holder: node + " " + run,
 		log: slog.New(slog.NewTextHandler(io.Discard, nil)),
 		build: func(context.Context) (*sinkRunner, error) {
 			snk.running.Add(1)
-			return &sinkRunner{sink: snk}, nil
+			return &sinkRunner{sink: snk, started: true}, nil
 		}}
 	if err := l.start(context.Background()); err != nil {
 		h.t.Fatal(err)
@@ -183,7 +183,7 @@ func TestSinkLeaseLostStopsTheSink(t *testing.T) {
 // the lease is handed back at once for another node.
 func TestSinkLeaseBuildFailureFailsStartAndReleases(t *testing.T) {
 	h := newLeaseHarness(t, 2*time.Second)
-	l := &leasedSink{name: "archive", kv: h.kv, ttl: h.ttl, node: "a", holder: "a r1",
+	l := &leasedSink{name: "archive", kv: h.kv, nc: h.js.Conn(), ttl: h.ttl, node: "a", holder: "a r1",
 		log:   slog.New(slog.NewTextHandler(io.Discard, nil)),
 		build: func(context.Context) (*sinkRunner, error) { return nil, errors.New("no such directory") }}
 	if err := l.start(context.Background()); err == nil || !strings.Contains(err.Error(), "no such directory") {
@@ -224,5 +224,47 @@ func TestSinkLeaseTakenOverWithoutServerExpiry(t *testing.T) {
 	time.Sleep(3 * h.ttl)
 	if c.holding() != nil || sc.running.Load() != 0 {
 		t.Fatal("c took the lease b renews")
+	}
+}
+
+// A runner whose start fails part-way (here its consumer cannot be declared) leaves
+// nothing running, and its stop returns at once. (It used to wait for an acker that
+// never started, for ever: a process node that took a lease while the cluster was
+// electing a leader never contended again, and missed its shutdown deadline.)
+func TestSinkRunnerFailedStartStops(t *testing.T) {
+	b := config.Defaults().Buffer
+	discard := slog.New(slog.NewTextHandler(io.Discard, nil))
+	st, err := stream.Open(context.Background(), b, t.TempDir(), discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(st.Close)
+	var snk stubSink
+	r := &sinkRunner{st: st, cfg: &config.Sink{Name: "archive", Type: "stub", Inputs: []string{"*"}}, buffer: b,
+		sink: &snk, log: discard, dataDir: t.TempDir()}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := r.start(ctx); err == nil {
+		t.Fatal("start succeeded although its consumer could not be declared")
+	}
+	if n := snk.stops.Load(); n != 1 {
+		t.Fatalf("the sink was stopped %d times after the failed start, want 1", n)
+	}
+	done := make(chan error, 1)
+	go func() {
+		c, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		done <- r.stop(c)
+	}()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("stop after a failed start: %v", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("stop of a runner whose start failed does not return")
+	}
+	if n := snk.stops.Load(); n != 1 {
+		t.Fatalf("the sink was stopped %d times, want 1", n)
 	}
 }
