@@ -36,6 +36,7 @@ func (s *stubSink) Stop(context.Context) error {
 
 type leaseHarness struct {
 	t   *testing.T
+	st  *stream.Stream
 	js  jetstream.JetStream
 	kv  jetstream.KeyValue
 	ttl time.Duration
@@ -54,7 +55,7 @@ func newLeaseHarness(t *testing.T, ttl time.Duration) *leaseHarness {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &leaseHarness{t: t, js: st.JetStream(), kv: kv, ttl: ttl}
+	return &leaseHarness{t: t, st: st, js: st.JetStream(), kv: kv, ttl: ttl}
 }
 
 // contender starts a leasedSink for sink "archive" as node with run, building
@@ -266,5 +267,54 @@ func TestSinkRunnerFailedStartStops(t *testing.T) {
 	}
 	if n := snk.stops.Load(); n != 1 {
 		t.Fatalf("the sink was stopped %d times, want 1", n)
+	}
+}
+
+// A node whose sink fails to start after it took the lease (as when the consumer
+// cannot be declared during an election) hands the lease back and goes on
+// contending: here the first start fails, and the node runs the sink on a later
+// try. (The stop after the failed start used to wait for ever, and the node never
+// contended again.)
+func TestSinkLeaseContendsAgainAfterAFailedSinkStart(t *testing.T) {
+	h := newLeaseHarness(t, 2*time.Second)
+	discard := slog.New(slog.NewTextHandler(io.Discard, nil))
+	var snk stubSink
+	var builds atomic.Int32
+	l := &leasedSink{name: "archive", kv: h.kv, nc: h.js.Conn(), ttl: h.ttl, node: "a", holder: "a r1", log: discard,
+		build: func(ctx context.Context) (*sinkRunner, error) {
+			r := &sinkRunner{st: h.st, cfg: &config.Sink{Name: "archive", Type: "stub", Inputs: []string{"*"}},
+				buffer: config.Defaults().Buffer, sink: &snk, log: discard, dataDir: t.TempDir()}
+			if builds.Add(1) == 1 {
+				// The consumer cannot be declared.
+				failed, cancel := context.WithCancel(ctx)
+				cancel()
+				ctx = failed
+			}
+			if err := r.start(ctx); err != nil {
+				stopCtx, cancel := context.WithTimeout(context.Background(), time.Minute)
+				defer cancel()
+				_ = r.stop(stopCtx)
+				return nil, err
+			}
+			return r, nil
+		}}
+	// Contend as a node does once it is up (its start tried the lease once).
+	runCtx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); l.run(runCtx) }()
+	defer func() {
+		cancel()
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			t.Error("the contender did not stop")
+		}
+		if r := l.holding(); r != nil {
+			_ = r.stop(context.Background())
+		}
+	}()
+	waitFor(t, 5*h.ttl, "the node runs the sink after its first start failed", func() bool { return l.holding() != nil })
+	if n := builds.Load(); n < 2 {
+		t.Fatalf("%d builds", n)
 	}
 }
