@@ -74,25 +74,26 @@ type leasedSink struct {
 // processing starts, as on a node without leases); a sink that fails to start then
 // fails start. Either way it goes on contending or holding in the background.
 func (l *leasedSink) start(ctx context.Context) error {
-	var first *sinkRunner
-	rev, sent, err := l.acquire(ctx)
-	if err == nil {
-		if first, err = l.build(ctx); err != nil {
-			l.release(rev)
-			return fmt.Errorf("sink %s: %w", l.name, err)
-		}
-		l.took(first)
-	}
 	runCtx, cancel := context.WithCancel(context.Background())
 	l.cancel = cancel
 	l.done = make(chan struct{})
+	rev, sent, err := l.acquire(ctx)
+	if err != nil {
+		go func() { defer close(l.done); l.run(runCtx) }()
+		return nil
+	}
+	built := make(chan error, 1)
 	go func() {
 		defer close(l.done)
-		if first != nil {
-			l.term(runCtx, first, rev, sent)
+		if l.term(runCtx, ctx, rev, sent, built) {
+			l.run(runCtx)
 		}
-		l.run(runCtx)
 	}()
+	if err := <-built; err != nil {
+		cancel()
+		<-l.done
+		return fmt.Errorf("sink %s: %w", l.name, err)
+	}
 	return nil
 }
 
@@ -168,25 +169,49 @@ func (l *leasedSink) run(ctx context.Context) {
 			continue
 		}
 		failingSince = time.Time{}
-		r, err := l.build(ctx)
-		if err != nil {
-			if ctx.Err() == nil {
-				l.log.Error("sink lease: holding the lease but the sink does not start; handing it back", "sink", l.name, "err", err)
-			}
-			l.release(rev)
+		if !l.term(ctx, ctx, rev, sent, nil) {
 			sleep(ctx, l.ttl/4)
-			continue
 		}
-		l.took(r)
-		l.term(ctx, r, rev, sent)
 	}
 }
 
-// term runs r while the lease is held: until ctx ends (then it stops r within the
-// stop deadline and releases the lease) or the lease is lost (then it stops r within
-// a quarter of the TTL, before the key can expire).
-func (l *leasedSink) term(ctx context.Context, r *sinkRunner, rev uint64, sent time.Time) {
-	lost := l.hold(ctx, &rev, sent)
+// term is one term of the lease, taken at sent under revision rev: it renews the
+// lease from the start, builds and starts the sink meanwhile (with buildCtx, ended
+// when the lease is lost: a sink that takes long to start must not outlive the
+// lease), and runs it until ctx ends (then it stops the sink within the stop
+// deadline and releases the lease) or the lease is lost (then it stops the sink
+// within a quarter of the TTL, before the key can expire). The build's outcome goes
+// to built when not nil. It reports whether the sink started; when it did not, the
+// lease is handed back.
+func (l *leasedSink) term(ctx, buildCtx context.Context, rev uint64, sent time.Time, built chan<- error) bool {
+	holdCtx, stopHold := context.WithCancel(ctx)
+	defer stopHold()
+	bctx, cancelBuild := context.WithCancel(buildCtx)
+	defer cancelBuild()
+	var lost bool // written by the holder goroutine; read after holdDone
+	holdDone := make(chan struct{})
+	go func() {
+		defer close(holdDone)
+		lost = l.hold(holdCtx, &rev, sent)
+		cancelBuild()
+	}()
+	r, err := l.build(bctx)
+	if built != nil {
+		built <- err
+	}
+	if err != nil {
+		stopHold()
+		<-holdDone
+		if ctx.Err() == nil && built == nil {
+			l.log.Error("sink lease: holding the lease but the sink does not start; handing it back", "sink", l.name, "err", err)
+		}
+		if !lost {
+			l.release(rev)
+		}
+		return false
+	}
+	l.took(r)
+	<-holdDone
 	var stopCtx context.Context
 	cancel := func() {}
 	if lost {
@@ -208,9 +233,10 @@ func (l *leasedSink) term(ctx context.Context, r *sinkRunner, rev uint64, sent t
 	l.mu.Unlock()
 	if lost {
 		l.log.Warn("sink lease: lost the lease; standing by", "sink", l.name)
-		return
+		return true
 	}
 	l.release(rev)
+	return true
 }
 
 // op bounds one lease operation; it outlives ctx so that a stop can still release.

@@ -318,3 +318,44 @@ func TestSinkLeaseContendsAgainAfterAFailedSinkStart(t *testing.T) {
 		t.Fatalf("%d builds", n)
 	}
 }
+
+// The lease is renewed while the sink starts: a sink that takes longer than the
+// lease's TTL to start (a consumer declared during an election, say) keeps its
+// lease, and no other node starts the sink meanwhile.
+func TestSinkLeaseRenewedWhileTheSinkStarts(t *testing.T) {
+	h := newLeaseHarness(t, 2*time.Second)
+	discard := slog.New(slog.NewTextHandler(io.Discard, nil))
+	var sa, sb stubSink
+	a := &leasedSink{name: "archive", kv: h.kv, nc: h.js.Conn(), ttl: h.ttl, node: "a", holder: "a r1", log: discard,
+		build: func(ctx context.Context) (*sinkRunner, error) {
+			select {
+			case <-time.After(2 * h.ttl):
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			}
+			sa.running.Add(1)
+			return &sinkRunner{sink: &sa, started: true}, nil
+		}}
+	started := make(chan error, 1)
+	go func() { started <- a.start(context.Background()) }()
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = a.stop(ctx)
+	})
+	waitFor(t, h.ttl, "a takes the lease", func() bool {
+		e, err := readLease(context.Background(), h.js.Conn(), SinkLeaseBucket, "archive")
+		return err == nil && e.value == "a r1"
+	})
+	b := h.contender("b", "r1", &sb)
+	if err := <-started; err != nil {
+		t.Fatal(err)
+	}
+	if a.holding() == nil || sa.running.Load() != 1 {
+		t.Fatal("a does not run the sink after its slow start")
+	}
+	time.Sleep(h.ttl)
+	if b.holding() != nil || sb.running.Load() != 0 {
+		t.Fatal("b started the sink while a held the lease and started it")
+	}
+}
