@@ -502,29 +502,13 @@ func (p *Pipeline) startLeasedSinks(ctx context.Context) error {
 	return nil
 }
 
-// openLeaseBucket declares the lease bucket and returns a handle to it whose reads
-// go to the stream leader.
+// openLeaseBucket declares the lease bucket. Its handle is for writes (all of them
+// compare-and-set); reads go to the stream leader through readLease.
 func openLeaseBucket(ctx context.Context, js jetstream.JetStream, ttl time.Duration, replicas int) (jetstream.KeyValue, error) {
 	kv, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: SinkLeaseBucket,
 		Description: "Vigil sink leases: the process node that runs each sink", TTL: ttl,
 		Storage: jetstream.FileStorage, Replicas: replicas})
 	if err != nil {
-		return nil, fmt.Errorf("sink lease bucket: %w", err)
-	}
-	// Reads of a lease must be the leader's: a KV bucket answers gets from any
-	// replica ("direct get"), and a lagging one can show a lease that is gone or miss
-	// one that exists. Bind a handle while direct gets are off, so that its gets go
-	// to the stream leader (another node's CreateOrUpdateKeyValue may turn them on
-	// again for the bucket; this handle keeps reading from the leader).
-	if st, err := js.Stream(ctx, "KV_"+SinkLeaseBucket); err == nil {
-		if cfg := st.CachedInfo().Config; cfg.AllowDirect {
-			cfg.AllowDirect = false
-			if _, err := js.UpdateStream(ctx, cfg); err != nil {
-				return nil, fmt.Errorf("sink lease bucket: %w", err)
-			}
-		}
-	}
-	if kv, err = js.KeyValue(ctx, SinkLeaseBucket); err != nil {
 		return nil, fmt.Errorf("sink lease bucket: %w", err)
 	}
 	return kv, nil
