@@ -2,9 +2,7 @@ package pipeline
 
 import (
 	"context"
-	"fmt"
 	"log/slog"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -53,12 +51,8 @@ func startClusterContender(t *testing.T, c *testutil.NATSCluster, first int, nam
 		t.Fatal(err)
 	}
 	cc := &clusterContender{name: name, nc: nc, snk: &stubSink{}}
-	level := slog.LevelInfo
-	if os.Getenv("VIGIL_LEASE_DEBUG") != "" {
-		level = slog.LevelDebug
-	}
 	cc.l = &leasedSink{name: "archive", kv: kv, nc: nc, ttl: ttl, node: name, holder: name + " " + newRunID(),
-		log: slog.New(slog.NewTextHandler(testLogWriter{t}, &slog.HandlerOptions{Level: level})).With("node", name),
+		log: slog.New(slog.NewTextHandler(testLogWriter{t}, nil)).With("node", name),
 		build: func(context.Context) (*sinkRunner, error) {
 			cc.snk.running.Add(1)
 			return &sinkRunner{sink: cc.snk, started: true}, nil
@@ -78,19 +72,19 @@ func (cc *clusterContender) crash() {
 	_ = cc.l.stop(ctx)
 }
 
-// A standby takes a sink over after its holder dies, also when the lease moved
-// between nodes before while a NATS server was down (as in the cluster drills,
-// where the standby once never took over).
+// On a three-server NATS cluster, a standby takes a sink over after its holder
+// dies, also when the lease moved between the nodes before, while the server the
+// holder was connected to was down (as in the cluster drills). Each round: kill -9
+// of the holder's server (the lease may move), its restart, then the holder's
+// crash (its connection gone, nothing released); the other must take over within
+// three TTLs.
 func TestSinkLeaseFailOverOnCluster(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs three nats-server processes")
 	}
 	const ttl = 4 * time.Second
 	c := testutil.StartNATSCluster(t, filepath.Join(t.TempDir(), "nats"), 3)
-	rounds := 3
-	if s := os.Getenv("VIGIL_LEASE_ROUNDS"); s != "" {
-		fmt.Sscan(s, &rounds)
-	}
+	const rounds = 3
 	a := startClusterContender(t, c, 0, "a", ttl)
 	b := startClusterContender(t, c, 1, "b", ttl)
 	defer func() { a.crash(); b.crash() }()
@@ -125,11 +119,9 @@ func TestSinkLeaseFailOverOnCluster(t *testing.T) {
 			other = b
 		}
 		t.Logf("round %d: %s holds after the restart; crash it", round, h.name)
-		killed := time.Now()
 		h.crash()
 		took := waitFor(t, 3*ttl, other.name+" takes the lease over", func() bool { return other.l.holding() != nil })
 		t.Logf("round %d: %s took over %s after the crash", round, other.name, took.Round(100*time.Millisecond))
-		_ = killed
 		// The crashed one comes back as a new run.
 		if h == a {
 			a = startClusterContender(t, c, 0, "a", ttl)
