@@ -627,6 +627,20 @@ func TestClusterDrills(t *testing.T) {
 		time.Sleep(2 * time.Second)
 		c.verify(t, "process kill", l, idx, 60*time.Second)
 		victim.start(t)
+
+		// And back: the node just restarted takes the sink over when the one that
+		// took it dies in turn.
+		time.Sleep(2 * time.Second)
+		t.Logf("kill -9 %s, which runs the archive sink now", survivor.name)
+		killedAt = time.Now()
+		survivor.kill()
+		testutil.Eventually(t, 3*clusterLeaseTTL, victim.name+" (restarted) takes the archive sink over", func() bool {
+			return sinkHolder(t, victim) == victim.name
+		})
+		t.Logf("%s runs the archive sink %s after the kill", victim.name, time.Since(killedAt).Round(100*time.Millisecond))
+		time.Sleep(2 * time.Second)
+		c.verify(t, "second process kill", l, idx, 60*time.Second)
+		survivor.start(t)
 	})
 
 	t.Run("rolling restart of the NATS servers", func(t *testing.T) {
