@@ -545,7 +545,9 @@ func sinkHolder(t *testing.T, nd *clusterNode) string {
 // load from three HTTP senders and two syslog senders, and goes through the
 // failures a cluster sees, one after another on the same cluster: kill -9 of the
 // intake stream's leader and its restart; kill -9 of an ingest node; kill -9 of the
-// process node that runs the archive sink; a rolling restart of the three NATS
+// process node that runs the archive sink (the other takes it over), its restart,
+// and kill -9 of the one that took over (the restarted one takes the sink back); a
+// rolling restart of the three NATS
 // servers; a partition of one server from the other two (routes cut by proxies; the
 // Vigil nodes on it must move to the majority) and its healing. After
 // each, every event acknowledged so far is in the archive, no event.id twice.
