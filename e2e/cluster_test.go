@@ -547,10 +547,10 @@ func sinkHolder(t *testing.T, nd *clusterNode) string {
 // intake stream's leader and its restart; kill -9 of an ingest node; kill -9 of the
 // process node that runs the archive sink (the other takes it over), its restart,
 // and kill -9 of the one that took over (the restarted one takes the sink back); a
-// rolling restart of the three NATS
-// servers; a partition of one server from the other two (routes cut by proxies; the
-// Vigil nodes on it must move to the majority) and its healing. After
-// each, every event acknowledged so far is in the archive, no event.id twice.
+// rolling restart of the three NATS servers; a partition of one server from the
+// other two (routes cut by proxies; the Vigil nodes on it must move to the
+// majority) and its healing. After each, every event acknowledged so far is in the
+// archive, no event.id twice.
 func TestClusterDrills(t *testing.T) {
 	if testing.Short() {
 		t.Skip("cluster drills run nats-server and vigil as processes; skipped with -short")
