@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -11,6 +12,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/vigil-sec/vigil/internal/component"
@@ -45,6 +47,7 @@ const SinkLeaseBucket = "VIGIL_SINK_LEASE"
 type leasedSink struct {
 	name   string
 	kv     jetstream.KeyValue
+	nc     *nats.Conn // for reads from the leader (readLease)
 	ttl    time.Duration
 	node   string // this node's id
 	holder string // the lease value of this run
@@ -71,25 +74,26 @@ type leasedSink struct {
 // processing starts, as on a node without leases); a sink that fails to start then
 // fails start. Either way it goes on contending or holding in the background.
 func (l *leasedSink) start(ctx context.Context) error {
-	var first *sinkRunner
-	rev, sent, err := l.acquire(ctx)
-	if err == nil {
-		if first, err = l.build(ctx); err != nil {
-			l.release(rev)
-			return fmt.Errorf("sink %s: %w", l.name, err)
-		}
-		l.took(first)
-	}
 	runCtx, cancel := context.WithCancel(context.Background())
 	l.cancel = cancel
 	l.done = make(chan struct{})
+	rev, sent, err := l.acquire(ctx)
+	if err != nil {
+		go func() { defer close(l.done); l.run(runCtx) }()
+		return nil
+	}
+	built := make(chan error, 1)
 	go func() {
 		defer close(l.done)
-		if first != nil {
-			l.term(runCtx, first, rev, sent)
+		if l.term(runCtx, ctx, rev, sent, built) {
+			l.run(runCtx)
 		}
-		l.run(runCtx)
 	}()
+	if err := <-built; err != nil {
+		cancel()
+		<-l.done
+		return fmt.Errorf("sink %s: %w", l.name, err)
+	}
 	return nil
 }
 
@@ -127,40 +131,87 @@ func (l *leasedSink) stop(ctx context.Context) error {
 	case <-l.done:
 		return nil
 	case <-ctx.Done():
+		select {
+		case <-l.done: // stopped as the deadline passed
+			return nil
+		default:
+		}
 		return fmt.Errorf("sink %s: did not stop before the deadline: %w", l.name, ctx.Err())
 	}
 }
 
 // run contends for the lease until ctx ends, running the sink while it holds it.
 func (l *leasedSink) run(ctx context.Context) {
+	var failingSince, warned time.Time
 	for ctx.Err() == nil {
 		rev, sent, err := l.acquire(ctx)
 		if err != nil {
-			if !errors.Is(err, jetstream.ErrKeyExists) && ctx.Err() == nil {
-				l.log.Warn("sink lease: cannot reach the lease bucket", "sink", l.name, "err", err)
+			// Standing by behind a live holder is the normal case; anything else (the
+			// bucket unreachable, a write refused although nobody renews the lease) is
+			// said, once per TTL while it lasts, so that a sink that runs nowhere is
+			// never silent.
+			now := time.Now()
+			switch {
+			case ctx.Err() != nil:
+			case errors.Is(err, errLeaseHeld):
+				failingSince = time.Time{}
+			default:
+				if failingSince.IsZero() {
+					failingSince = now
+				}
+				if now.Sub(warned) >= l.ttl {
+					warned = now
+					l.log.Warn("sink lease: cannot take the lease", "sink", l.name, "err", err,
+						"failing_for", now.Sub(failingSince).Round(time.Millisecond))
+				}
 			}
 			sleep(ctx, l.ttl/4)
 			continue
 		}
-		r, err := l.build(ctx)
-		if err != nil {
-			if ctx.Err() == nil {
-				l.log.Error("sink lease: holding the lease but the sink does not start; handing it back", "sink", l.name, "err", err)
-			}
-			l.release(rev)
+		failingSince = time.Time{}
+		if !l.term(ctx, ctx, rev, sent, nil) {
 			sleep(ctx, l.ttl/4)
-			continue
 		}
-		l.took(r)
-		l.term(ctx, r, rev, sent)
 	}
 }
 
-// term runs r while the lease is held: until ctx ends (then it stops r within the
-// stop deadline and releases the lease) or the lease is lost (then it stops r within
-// a quarter of the TTL, before the key can expire).
-func (l *leasedSink) term(ctx context.Context, r *sinkRunner, rev uint64, sent time.Time) {
-	lost := l.hold(ctx, &rev, sent)
+// term is one term of the lease, taken at sent under revision rev: it renews the
+// lease from the start, builds and starts the sink meanwhile (with buildCtx, ended
+// when the lease is lost: a sink that takes long to start must not outlive the
+// lease), and runs it until ctx ends (then it stops the sink within the stop
+// deadline and releases the lease) or the lease is lost (then it stops the sink
+// within a quarter of the TTL, before the key can expire). The build's outcome goes
+// to built when not nil. It reports whether the sink started; when it did not, the
+// lease is handed back.
+func (l *leasedSink) term(ctx, buildCtx context.Context, rev uint64, sent time.Time, built chan<- error) bool {
+	holdCtx, stopHold := context.WithCancel(ctx)
+	defer stopHold()
+	bctx, cancelBuild := context.WithCancel(buildCtx)
+	defer cancelBuild()
+	var lost bool // written by the holder goroutine; read after holdDone
+	holdDone := make(chan struct{})
+	go func() {
+		defer close(holdDone)
+		lost = l.hold(holdCtx, &rev, sent)
+		cancelBuild()
+	}()
+	r, err := l.build(bctx)
+	if built != nil {
+		built <- err
+	}
+	if err != nil {
+		stopHold()
+		<-holdDone
+		if ctx.Err() == nil && built == nil {
+			l.log.Error("sink lease: holding the lease but the sink does not start; handing it back", "sink", l.name, "err", err)
+		}
+		if !lost {
+			l.release(rev)
+		}
+		return false
+	}
+	l.took(r)
+	<-holdDone
 	var stopCtx context.Context
 	cancel := func() {}
 	if lost {
@@ -182,9 +233,10 @@ func (l *leasedSink) term(ctx context.Context, r *sinkRunner, rev uint64, sent t
 	l.mu.Unlock()
 	if lost {
 		l.log.Warn("sink lease: lost the lease; standing by", "sink", l.name)
-		return
+		return true
 	}
 	l.release(rev)
+	return true
 }
 
 // op bounds one lease operation; it outlives ctx so that a stop can still release.
@@ -194,38 +246,120 @@ func (l *leasedSink) op(f func(ctx context.Context) error) error {
 	return f(c)
 }
 
-// get reads the lease with a budget of its own.
-func (l *leasedSink) get() (jetstream.KeyValueEntry, error) {
-	c, cancel := context.WithTimeout(context.Background(), l.ttl/4)
-	defer cancel()
-	return l.kv.Get(c, l.name)
+// leaseEntry is a sink's lease as the leader of the lease bucket's stream has it.
+type leaseEntry struct {
+	value   string // "<node id> <run>"
+	rev     uint64 // 0: the key has no message (never taken, or expired)
+	deleted bool   // a delete or purge marker: a released lease
 }
 
-// acquire takes the lease when nobody holds it or an earlier run of this node does.
-// sent is when the request that took it was sent: the lease lasts at least ttl
-// from then.
+// free reports whether nobody holds the lease.
+func (e leaseEntry) free() bool { return e.rev == 0 || e.deleted }
+
+// readLease reads sink's lease in bucket from the leader of the lease bucket's stream, with
+// an explicit message-get request ($JS.API.STREAM.MSG.GET). A KV handle's Get may
+// be a "direct get", which any replica answers, preferring one on the client's own
+// server: a replica that lags answers with a lease that is gone, or one that is
+// not the last, and a take-over that replaces that revision is refused for as long
+// as the replica lags. The leader's answer is what its compare-and-set checks.
+func readLease(ctx context.Context, nc *nats.Conn, bucket, sink string) (leaseEntry, error) {
+	req, err := json.Marshal(map[string]string{"last_by_subj": "$KV." + bucket + "." + sink})
+	if err != nil {
+		return leaseEntry{}, err
+	}
+	msg, err := nc.RequestWithContext(ctx, "$JS.API.STREAM.MSG.GET.KV_"+bucket, req)
+	if err != nil {
+		return leaseEntry{}, err
+	}
+	var resp struct {
+		Error *struct {
+			ErrCode     int    `json:"err_code"`
+			Description string `json:"description"`
+		} `json:"error"`
+		Message *struct {
+			Seq  uint64 `json:"seq"`
+			Hdrs []byte `json:"hdrs"`
+			Data []byte `json:"data"`
+		} `json:"message"`
+	}
+	if err := json.Unmarshal(msg.Data, &resp); err != nil {
+		return leaseEntry{}, fmt.Errorf("lease read: %w", err)
+	}
+	switch {
+	case resp.Error != nil && resp.Error.ErrCode == jsNoMessageFound:
+		return leaseEntry{}, nil
+	case resp.Error != nil:
+		return leaseEntry{}, fmt.Errorf("lease read: %s (error %d)", resp.Error.Description, resp.Error.ErrCode)
+	case resp.Message == nil:
+		return leaseEntry{}, errors.New("lease read: an answer without a message")
+	}
+	e := leaseEntry{value: string(resp.Message.Data), rev: resp.Message.Seq}
+	if len(resp.Message.Hdrs) > 0 {
+		h, err := nats.DecodeHeadersMsg(resp.Message.Hdrs)
+		if err != nil {
+			return leaseEntry{}, fmt.Errorf("lease read: %w", err)
+		}
+		e.deleted = h.Get("KV-Operation") != "" || h.Get(jetstream.MarkerReasonHeader) != ""
+	}
+	return e, nil
+}
+
+// jsNoMessageFound is JetStream's error code for a message get that finds none.
+const jsNoMessageFound = 10037
+
+// read reads the lease from the leader with a budget of its own.
+func (l *leasedSink) read() (leaseEntry, error) {
+	c, cancel := context.WithTimeout(context.Background(), l.ttl/4)
+	defer cancel()
+	return readLease(c, l.nc, l.kv.Bucket(), l.name)
+}
+
+// wrongLastRevision tells a compare-and-set the server refused because the key's
+// revision was not the one expected. JetStream reports that as error 10071, or as
+// 10164 on a replicated stream when another write of the key is in flight.
+func wrongLastRevision(err error) bool {
+	var apiErr *jetstream.APIError
+	return errors.As(err, &apiErr) && (apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence ||
+		apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequenceConstant)
+}
+
+// errLeaseHeld: another node holds the lease and renews it; not a failure.
+var errLeaseHeld = errors.New("another node holds the lease")
+
+// acquire takes the lease when nobody holds it, an earlier run of this node does,
+// or its holder has not renewed it for a whole TTL. sent is when the request that
+// took it was sent: the lease lasts at least ttl from then. Every decision rests on
+// the leader's view: compare-and-set writes, and reads from the leader (readLease).
 func (l *leasedSink) acquire(ctx context.Context) (rev uint64, sent time.Time, err error) {
 	if ctx.Err() != nil {
 		return 0, sent, ctx.Err()
 	}
 	err = l.op(func(c context.Context) error {
 		sent = time.Now()
-		r, err := l.kv.Create(c, l.name, []byte(l.holder))
+		// Create: expect no message for the key at all.
+		r, err := l.kv.Update(c, l.name, []byte(l.holder), 0)
 		if err == nil {
 			rev = r
 			return nil
 		}
-		if !errors.Is(err, jetstream.ErrKeyExists) {
+		if !wrongLastRevision(err) {
 			return err
 		}
-		e, gerr := l.get()
-		if gerr != nil {
-			if !errors.Is(gerr, jetstream.ErrKeyNotFound) {
-				return fmt.Errorf("reading the lease: %w", gerr)
-			}
-			return err
+		e, rerr := readLease(c, l.nc, l.kv.Bucket(), l.name)
+		if rerr != nil {
+			return fmt.Errorf("reading the lease: %w", rerr)
 		}
-		if !strings.HasPrefix(string(e.Value()), l.node+" ") {
+		switch {
+		case e.rev == 0:
+			// Refused, yet the leader has no lease: it expired between the two
+			// requests, or a write of it is in flight. Try again next time.
+			return fmt.Errorf("the lease bucket refused a free lease: %w", err)
+		case e.deleted:
+			// Released: replace the marker.
+		case strings.HasPrefix(e.value, l.node+" "):
+			// An earlier run of this node, now dead, or this run after it lost the
+			// lease and stopped: take it back without waiting for it to expire.
+		default:
 			// Another node's. The key's TTL removes it when its holder stops renewing,
 			// but the server's expiry can lag (seen after a server's restart), so this
 			// node also times the holder itself: a revision unchanged for a whole TTL
@@ -233,22 +367,23 @@ func (l *leasedSink) acquire(ctx context.Context) (rev uint64, sent time.Time, e
 			// longer than that, and has stopped writing (hold). Take it over then,
 			// replacing exactly that revision.
 			now := time.Now()
-			if e.Revision() != l.seenRev {
-				l.seenRev, l.seenAt = e.Revision(), now
-				return err
+			if e.rev != l.seenRev {
+				l.seenRev, l.seenAt = e.rev, now
+				return errLeaseHeld
 			}
 			if now.Sub(l.seenAt) < l.ttl {
-				return err
+				return errLeaseHeld
 			}
 			l.log.Warn("sink lease: the holder has not renewed the lease for its TTL; taking the sink over",
-				"sink", l.name, "holder", string(e.Value()))
+				"sink", l.name, "holder", e.value)
 		}
-		// Otherwise an earlier run of this node, now dead, or this run after it lost
-		// the lease and stopped: take it back without waiting for it to expire.
 		sent = time.Now()
-		r, err = l.kv.Update(c, l.name, []byte(l.holder), e.Revision())
+		r, err = l.kv.Update(c, l.name, []byte(l.holder), e.rev)
+		if err != nil {
+			return fmt.Errorf("taking over revision %d of the lease: %w", e.rev, err)
+		}
 		rev = r
-		return err
+		return nil
 	})
 	return rev, sent, err
 }
@@ -280,15 +415,14 @@ func (l *leasedSink) hold(ctx context.Context, rev *uint64, lastOK time.Time) (l
 			}
 			// A renewal whose answer was lost may have taken: then the key holds our
 			// value under a newer revision.
-			e, gerr := l.get()
+			e, rerr := l.read()
 			switch {
-			case errors.Is(gerr, jetstream.ErrKeyNotFound):
-				gone = true
-			case gerr == nil && string(e.Value()) == l.holder:
-				*rev = e.Revision()
+			case rerr != nil:
+			case !e.free() && e.value == l.holder:
+				*rev = e.rev
 				sent = failingSince // the earliest it can have been written
 				return nil
-			case gerr == nil:
+			default:
 				gone = true
 			}
 			return err
@@ -336,34 +470,16 @@ func (p *Pipeline) newSinkRunner(sc *config.Sink) (*sinkRunner, error) {
 // startLeasedSinks declares the lease bucket and starts contending for each sink's
 // lease. A sink that cannot be built fails Start here, on every node alike.
 func (p *Pipeline) startLeasedSinks(ctx context.Context) error {
-	kv, err := p.st.JetStream().CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: SinkLeaseBucket,
-		Description: "Vigil sink leases: the process node that runs each sink", TTL: p.cfg.Buffer.LeaseTTL,
-		Storage: jetstream.FileStorage, Replicas: p.st.Replicas()})
+	kv, err := openLeaseBucket(ctx, p.st.JetStream(), p.cfg.Buffer.LeaseTTL, p.st.Replicas())
 	if err != nil {
-		return fmt.Errorf("sink lease bucket: %w", err)
-	}
-	// Reads of a lease must be the leader's: a KV bucket answers gets from any
-	// replica ("direct get"), and a lagging one can show a lease that is gone or miss
-	// one that exists. Bind a handle while direct gets are off, so that its gets go
-	// to the stream leader (another node's CreateOrUpdateKeyValue may turn them on
-	// again for the bucket; this handle keeps reading from the leader).
-	if st, err := p.st.JetStream().Stream(ctx, "KV_"+SinkLeaseBucket); err == nil {
-		if cfg := st.CachedInfo().Config; cfg.AllowDirect {
-			cfg.AllowDirect = false
-			if _, err := p.st.JetStream().UpdateStream(ctx, cfg); err != nil {
-				return fmt.Errorf("sink lease bucket: %w", err)
-			}
-		}
-	}
-	if kv, err = p.st.JetStream().KeyValue(ctx, SinkLeaseBucket); err != nil {
-		return fmt.Errorf("sink lease bucket: %w", err)
+		return err
 	}
 	run := newRunID()
 	for _, sc := range p.cfg.Sinks {
 		if _, err := p.newSinkRunner(sc); err != nil {
 			return err
 		}
-		l := &leasedSink{name: sc.Name, kv: kv, ttl: p.cfg.Buffer.LeaseTTL, node: p.node.id,
+		l := &leasedSink{name: sc.Name, kv: kv, nc: p.st.JetStream().Conn(), ttl: p.cfg.Buffer.LeaseTTL, node: p.node.id,
 			holder: p.node.id + " " + run, log: p.log,
 			build: func(ctx context.Context) (*sinkRunner, error) {
 				r, err := p.newSinkRunner(sc)
@@ -384,6 +500,18 @@ func (p *Pipeline) startLeasedSinks(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// openLeaseBucket declares the lease bucket. Its handle is for writes (all of them
+// compare-and-set); reads go to the stream leader through readLease.
+func openLeaseBucket(ctx context.Context, js jetstream.JetStream, ttl time.Duration, replicas int) (jetstream.KeyValue, error) {
+	kv, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: SinkLeaseBucket,
+		Description: "Vigil sink leases: the process node that runs each sink", TTL: ttl,
+		Storage: jetstream.FileStorage, Replicas: replicas})
+	if err != nil {
+		return nil, fmt.Errorf("sink lease bucket: %w", err)
+	}
+	return kv, nil
 }
 
 // newRunID tells this run of a node from its earlier ones.

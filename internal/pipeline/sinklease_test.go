@@ -36,6 +36,7 @@ func (s *stubSink) Stop(context.Context) error {
 
 type leaseHarness struct {
 	t   *testing.T
+	st  *stream.Stream
 	js  jetstream.JetStream
 	kv  jetstream.KeyValue
 	ttl time.Duration
@@ -54,17 +55,17 @@ func newLeaseHarness(t *testing.T, ttl time.Duration) *leaseHarness {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &leaseHarness{t: t, js: st.JetStream(), kv: kv, ttl: ttl}
+	return &leaseHarness{t: t, st: st, js: st.JetStream(), kv: kv, ttl: ttl}
 }
 
 // contender starts a leasedSink for sink "archive" as node with run, building
 // runners around snk.
 func (h *leaseHarness) contender(node, run string, snk *stubSink) *leasedSink {
-	l := &leasedSink{name: "archive", kv: h.kv, ttl: h.ttl, node: node, holder: node + " " + run,
+	l := &leasedSink{name: "archive", kv: h.kv, nc: h.js.Conn(), ttl: h.ttl, node: node, holder: node + " " + run,
 		log: slog.New(slog.NewTextHandler(io.Discard, nil)),
 		build: func(context.Context) (*sinkRunner, error) {
 			snk.running.Add(1)
-			return &sinkRunner{sink: snk}, nil
+			return &sinkRunner{sink: snk, started: true}, nil
 		}}
 	if err := l.start(context.Background()); err != nil {
 		h.t.Fatal(err)
@@ -183,7 +184,7 @@ func TestSinkLeaseLostStopsTheSink(t *testing.T) {
 // the lease is handed back at once for another node.
 func TestSinkLeaseBuildFailureFailsStartAndReleases(t *testing.T) {
 	h := newLeaseHarness(t, 2*time.Second)
-	l := &leasedSink{name: "archive", kv: h.kv, ttl: h.ttl, node: "a", holder: "a r1",
+	l := &leasedSink{name: "archive", kv: h.kv, nc: h.js.Conn(), ttl: h.ttl, node: "a", holder: "a r1",
 		log:   slog.New(slog.NewTextHandler(io.Discard, nil)),
 		build: func(context.Context) (*sinkRunner, error) { return nil, errors.New("no such directory") }}
 	if err := l.start(context.Background()); err == nil || !strings.Contains(err.Error(), "no such directory") {
@@ -224,5 +225,137 @@ func TestSinkLeaseTakenOverWithoutServerExpiry(t *testing.T) {
 	time.Sleep(3 * h.ttl)
 	if c.holding() != nil || sc.running.Load() != 0 {
 		t.Fatal("c took the lease b renews")
+	}
+}
+
+// A runner whose start fails part-way (here its consumer cannot be declared) leaves
+// nothing running, and its stop returns at once. (It used to wait for an acker that
+// never started, for ever: a process node that took a lease while the cluster was
+// electing a leader never contended again, and missed its shutdown deadline.)
+func TestSinkRunnerFailedStartStops(t *testing.T) {
+	b := config.Defaults().Buffer
+	discard := slog.New(slog.NewTextHandler(io.Discard, nil))
+	st, err := stream.Open(context.Background(), b, t.TempDir(), discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(st.Close)
+	var snk stubSink
+	r := &sinkRunner{st: st, cfg: &config.Sink{Name: "archive", Type: "stub", Inputs: []string{"*"}}, buffer: b,
+		sink: &snk, log: discard, dataDir: t.TempDir()}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := r.start(ctx); err == nil {
+		t.Fatal("start succeeded although its consumer could not be declared")
+	}
+	if n := snk.stops.Load(); n != 1 {
+		t.Fatalf("the sink was stopped %d times after the failed start, want 1", n)
+	}
+	done := make(chan error, 1)
+	go func() {
+		c, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		done <- r.stop(c)
+	}()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("stop after a failed start: %v", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("stop of a runner whose start failed does not return")
+	}
+	if n := snk.stops.Load(); n != 1 {
+		t.Fatalf("the sink was stopped %d times, want 1", n)
+	}
+}
+
+// A node whose sink fails to start after it took the lease (as when the consumer
+// cannot be declared during an election) hands the lease back and goes on
+// contending: here the first start fails, and the node runs the sink on a later
+// try. (The stop after the failed start used to wait for ever, and the node never
+// contended again.)
+func TestSinkLeaseContendsAgainAfterAFailedSinkStart(t *testing.T) {
+	h := newLeaseHarness(t, 2*time.Second)
+	discard := slog.New(slog.NewTextHandler(io.Discard, nil))
+	var snk stubSink
+	var builds atomic.Int32
+	l := &leasedSink{name: "archive", kv: h.kv, nc: h.js.Conn(), ttl: h.ttl, node: "a", holder: "a r1", log: discard,
+		build: func(ctx context.Context) (*sinkRunner, error) {
+			r := &sinkRunner{st: h.st, cfg: &config.Sink{Name: "archive", Type: "stub", Inputs: []string{"*"}},
+				buffer: config.Defaults().Buffer, sink: &snk, log: discard, dataDir: t.TempDir()}
+			if builds.Add(1) == 1 {
+				// The consumer cannot be declared.
+				failed, cancel := context.WithCancel(ctx)
+				cancel()
+				ctx = failed
+			}
+			if err := r.start(ctx); err != nil {
+				stopCtx, cancel := context.WithTimeout(context.Background(), time.Minute)
+				defer cancel()
+				_ = r.stop(stopCtx)
+				return nil, err
+			}
+			return r, nil
+		}}
+	// Contend as a node does once it is up (its start tried the lease once).
+	runCtx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); l.run(runCtx) }()
+	defer func() {
+		cancel()
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			t.Error("the contender did not stop")
+		}
+		if r := l.holding(); r != nil {
+			_ = r.stop(context.Background())
+		}
+	}()
+	waitFor(t, 5*h.ttl, "the node runs the sink after its first start failed", func() bool { return l.holding() != nil })
+	if n := builds.Load(); n < 2 {
+		t.Fatalf("%d builds", n)
+	}
+}
+
+// The lease is renewed while the sink starts: a sink that takes longer than the
+// lease's TTL to start (a consumer declared during an election, say) keeps its
+// lease, and no other node starts the sink meanwhile.
+func TestSinkLeaseRenewedWhileTheSinkStarts(t *testing.T) {
+	h := newLeaseHarness(t, 2*time.Second)
+	discard := slog.New(slog.NewTextHandler(io.Discard, nil))
+	var sa, sb stubSink
+	a := &leasedSink{name: "archive", kv: h.kv, nc: h.js.Conn(), ttl: h.ttl, node: "a", holder: "a r1", log: discard,
+		build: func(ctx context.Context) (*sinkRunner, error) {
+			select {
+			case <-time.After(2 * h.ttl):
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			}
+			sa.running.Add(1)
+			return &sinkRunner{sink: &sa, started: true}, nil
+		}}
+	started := make(chan error, 1)
+	go func() { started <- a.start(context.Background()) }()
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = a.stop(ctx)
+	})
+	waitFor(t, h.ttl, "a takes the lease", func() bool {
+		e, err := readLease(context.Background(), h.js.Conn(), SinkLeaseBucket, "archive")
+		return err == nil && e.value == "a r1"
+	})
+	b := h.contender("b", "r1", &sb)
+	if err := <-started; err != nil {
+		t.Fatal(err)
+	}
+	if a.holding() == nil || sa.running.Load() != 1 {
+		t.Fatal("a does not run the sink after its slow start")
+	}
+	time.Sleep(h.ttl)
+	if b.holding() != nil || sb.running.Load() != 0 {
+		t.Fatal("b started the sink while a held the lease and started it")
 	}
 }

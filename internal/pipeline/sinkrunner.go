@@ -57,10 +57,11 @@ type sinkRunner struct {
 	ackerDone chan struct{}
 	runDone   chan struct{} // closed when run returns
 
-	cons   jetstream.Consumer
-	iter   jetstream.MessagesContext
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
+	started bool // start succeeded: stop has something to stop
+	cons    jetstream.Consumer
+	iter    jetstream.MessagesContext
+	cancel  context.CancelFunc
+	wg      sync.WaitGroup
 }
 
 // ConsumerName is the durable consumer of the sink with the given name.
@@ -101,19 +102,36 @@ type ackItem struct {
 // defaultPruneEvery is how often a sink runner prunes its delivered log.
 const defaultPruneEvery = 30 * time.Second
 
-func (r *sinkRunner) start(ctx context.Context) error {
+// start starts the sink, declares its consumer and starts delivering. A start that
+// fails leaves nothing running or open, and stop is then a no-op: a failure here
+// (the consumer cannot be declared while the cluster elects a leader, say) must not
+// leave a half-started runner whose stop waits for an acker that never ran.
+func (r *sinkRunner) start(ctx context.Context) (err error) {
 	d, err := openDeliveredLog(filepath.Join(r.dataDir, "sinks", r.cfg.Name+".delivered"), r.st.EventsEpoch())
 	if err != nil {
 		return fmt.Errorf("sink %s: delivered log: %w", r.cfg.Name, err)
 	}
-	r.delivered = d
-	r.acks = make(chan ackItem, 1024)
+	sinkStarted := false
+	defer func() {
+		if err == nil {
+			return
+		}
+		if sinkStarted {
+			stopCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			if serr := r.sink.Stop(stopCtx); serr != nil {
+				r.log.Warn("sink: stopping after a failed start", "sink", r.cfg.Name, "err", serr)
+			}
+			cancel()
+		}
+		_ = d.Close()
+	}()
 	if r.pruneEvery <= 0 {
 		r.pruneEvery = defaultPruneEvery
 	}
 	if err := r.sink.Start(ctx); err != nil {
 		return fmt.Errorf("sink %s: %w", r.cfg.Name, err)
 	}
+	sinkStarted = true
 	subs := filterSubjects(r.cfg.Inputs)
 	cc := jetstream.ConsumerConfig{
 		Durable:       ConsumerName(r.cfg.Name),
@@ -143,6 +161,9 @@ func (r *sinkRunner) start(ctx context.Context) error {
 		return fmt.Errorf("sink %s: %w", r.cfg.Name, err)
 	}
 	r.iter = iter
+	r.delivered = d
+	r.acks = make(chan ackItem, 1024)
+	r.started = true
 	runCtx, cancel := context.WithCancel(context.Background())
 	r.cancel = cancel
 	r.held = map[uint64]jetstream.Msg{}
@@ -263,7 +284,9 @@ func (r *sinkRunner) keepAlive(ctx context.Context) {
 
 func (r *sinkRunner) run(ctx context.Context) {
 	for {
-		msg, err := r.iter.Next()
+		// The context ends the wait when stop gives up on draining (a drain needs
+		// the server to answer; stop must not wait longer than its deadline).
+		msg, err := r.iter.Next(jetstream.NextContext(ctx))
 		if err != nil {
 			if errors.Is(err, jetstream.ErrMsgIteratorClosed) {
 				return
@@ -403,6 +426,9 @@ func backoff(delivered uint64) time.Duration {
 
 // stop ends delivery, lets the sink flush what it holds, and returns.
 func (r *sinkRunner) stop(ctx context.Context) error {
+	if !r.started {
+		return nil
+	}
 	// Drain: messages already pulled are still handed to the sink, so a graceful
 	// restart does not wait ack_wait for their redelivery.
 	if r.iter != nil {

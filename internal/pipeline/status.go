@@ -125,10 +125,11 @@ func (p *Pipeline) Status(ctx context.Context) (*Status, error) {
 		out.Streams = append(out.Streams, ss)
 	}
 	holders := map[string]string{}
-	if kv, err := js.KeyValue(ctx, SinkLeaseBucket); err == nil {
+	if p.node != nil {
+		// From the leader, as the nodes themselves read their leases (readLease).
 		for _, sc := range p.cfg.Sinks {
-			if e, err := kv.Get(ctx, sc.Name); err == nil {
-				id, _, _ := strings.Cut(string(e.Value()), " ")
+			if e, err := readLease(ctx, js.Conn(), SinkLeaseBucket, sc.Name); err == nil && !e.free() {
+				id, _, _ := strings.Cut(e.value, " ")
 				holders[sc.Name] = id
 				if n := names[id]; n != "" {
 					holders[sc.Name] = n
