@@ -125,6 +125,14 @@ type SourceDeps struct {
 	// the bucket's full name ([A-Za-z0-9_-]); the source owns its keys. Nil when the
 	// runtime has no stream (unit tests).
 	KV func(ctx context.Context, bucket string) (jetstream.KeyValue, error)
+	// UnitID, when not nil, returns a new unit ID unique across nodes and restarts.
+	// A source that retries a Store of the same records (syslog) names them with one
+	// and keeps it across the retries, so that a first try that was stored although
+	// it failed (its acknowledgement lost in a leader election) is not stored twice.
+	// Nil on the embedded server, where JetStream would hold every ID in Vigil's
+	// memory for buffer.duplicate_window; Store names a unit without an ID itself on
+	// a cluster.
+	UnitID func() string
 }
 
 // SinkDeps is what a sink constructor gets besides its config.

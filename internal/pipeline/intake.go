@@ -52,6 +52,14 @@ func newStoreIDs() *storeIDs {
 
 func (g *storeIDs) next() string { return g.prefix + strconv.FormatUint(g.n.Add(1), 10) }
 
+// newFunc returns next, or nil for a nil g (component.SourceDeps.UnitID).
+func (g *storeIDs) newFunc() func() string {
+	if g == nil {
+		return nil
+	}
+	return g.next
+}
+
 var _ component.Intake = (*intake)(nil)
 
 // Store implements component.Intake.

@@ -207,7 +207,7 @@ func (p *Pipeline) Start(ctx context.Context) (err error) {
 				whole = fm.WholeRecord
 			}
 			src, err := f.New(sc.Settings, component.SourceDeps{Name: sc.Name, Source: sc, Intake: in,
-				Log: p.log.With("source", sc.Name), Metrics: p.metrics, Embedded: p.cfg.Embedded,
+				Log: p.log.With("source", sc.Name), Metrics: p.metrics, Embedded: p.cfg.Embedded, UnitID: p.storeIDs.newFunc(),
 				DataDir: p.cfg.DataDir, WholeRecords: whole, FormatWholeRecord: func(name string) bool {
 					fm, ok := reg.Format(name)
 					return ok && fm.WholeRecord

@@ -18,6 +18,7 @@ type batch struct {
 	recs    [][]byte
 	letters []component.Letter
 	first   time.Time // when the first message was read
+	id      string    // the unit ID, once named (SourceDeps.UnitID)
 }
 
 func (b *batch) len() int { return len(b.ends) }
@@ -59,6 +60,7 @@ func (b *batch) records() [][]byte {
 }
 
 func (b *batch) reset() {
+	b.id = ""
 	b.arena = b.arena[:0]
 	b.ends = b.ends[:0]
 	clear(b.letters)
@@ -81,7 +83,10 @@ func (s *Source) storeOnce(ctx context.Context, b *batch) error {
 	if len(b.ends) == 0 {
 		return nil
 	}
-	err := s.intake.Store(ctx, component.Records{Received: b.first, Records: b.records()})
+	if b.id == "" && s.unitID != nil {
+		b.id = s.unitID() // kept across the retries of this batch
+	}
+	err := s.intake.Store(ctx, component.Records{ID: b.id, Received: b.first, Records: b.records()})
 	return classify(err)
 }
 

@@ -25,6 +25,7 @@ type Source struct {
 	cfg      Config
 	name     string
 	intake   component.Intake
+	unitID   func() string // nil: batches go unnamed (component.SourceDeps.UnitID)
 	log      *slog.Logger
 	counters *component.Counters
 	limited  rateLimit
@@ -52,7 +53,7 @@ var _ component.Source = (*Source)(nil)
 
 // New returns a syslog source.
 func New(cfg *Config, deps component.SourceDeps) *Source {
-	return &Source{cfg: *cfg, name: deps.Name, intake: deps.Intake, log: deps.Log,
+	return &Source{cfg: *cfg, name: deps.Name, intake: deps.Intake, unitID: deps.UnitID, log: deps.Log,
 		counters: deps.Metrics.For("source", deps.Name), conns: map[net.Conn]struct{}{},
 		done: make(chan struct{})}
 }
