@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"time"
+	"unsafe"
 
 	"github.com/vigil-sec/vigil/internal/config"
 	"github.com/vigil-sec/vigil/internal/event"
@@ -56,6 +57,28 @@ type Normalizer struct {
 	emit emitter
 	item Item
 	side []byte
+	// rec is the record being processed (kept here rather than on the stack, where
+	// the emitter's pointer to it would move it to the heap on every call).
+	rec Record
+	// ids holds derived event IDs back to back; see id.
+	ids []byte
+}
+
+// idChunk is the size of the memory derived event IDs are written into.
+const idChunk = 4 << 10
+
+// id returns the derived ID of the sub-th event of the record at o. The IDs share
+// chunks of memory that are never written again once an ID is in them, so the
+// returned string stays valid (and unchanged) for as long as anything refers to it,
+// as a string must; one allocation serves about 200 events instead of one each.
+func (n *Normalizer) id(o event.Origin, sub uint32) string {
+	if cap(n.ids)-len(n.ids) < event.IDLen {
+		n.ids = make([]byte, 0, idChunk)
+	}
+	at := len(n.ids)
+	n.ids = event.AppendID(n.ids, o, sub)
+	b := n.ids[at:len(n.ids):len(n.ids)]
+	return unsafe.String(unsafe.SliceData(b), len(b))
 }
 
 // Record is one raw record and where it came from.
@@ -80,7 +103,8 @@ type Record struct {
 // error when the record as a whole is rejected (nothing of it was passed on, unless
 // the parser broke its contract), or the first error of out.Event.
 func (n *Normalizer) Process(rec Record, out Output) (events int, err error) {
-	n.emit = emitter{n: n, rec: &rec, out: out}
+	n.rec = rec
+	n.emit = emitter{n: n, rec: &n.rec, out: out}
 	defer func() {
 		// A parser must never panic; if one does, the record is rejected (and
 		// dead-lettered) instead of taking the whole node down.
@@ -88,8 +112,10 @@ func (n *Normalizer) Process(rec Record, out Output) (events int, err error) {
 			events = int(n.emit.sub)
 			err = fmt.Errorf("parser failed on this record (a bug; please report it with the record): %v", r)
 		}
+		// Drop the references to the record and its output until the next call.
+		n.rec, n.emit = Record{}, emitter{}
 	}()
-	err = n.Parser.Parse(rec.Data, &n.emit)
+	err = n.Parser.Parse(n.rec.Data, &n.emit)
 	events = int(n.emit.sub)
 	if n.emit.outErr != nil {
 		return events, n.emit.outErr
@@ -134,7 +160,7 @@ func (em *emitter) Emit(e *event.Event) error {
 	}
 	id := e.ID
 	if id == "" {
-		id = event.DeriveID(rec.Origin, em.sub)
+		id = n.id(rec.Origin, em.sub)
 	}
 	em.sub++
 	e.Set("@timestamp", event.Time(ts))
