@@ -163,25 +163,7 @@ func (em *emitter) Emit(e *event.Event) error {
 		id = n.id(rec.Origin, em.sub)
 	}
 	em.sub++
-	e.Set("@timestamp", event.Time(ts))
-	e.Set("event.id", event.String(id))
-	e.Set("event.dataset", event.String(dataset))
-	e.Set("event.ingested", event.Time(rec.Received))
-	if n.KeepOriginal {
-		if _, ok := e.Get("event.original"); !ok {
-			e.Set("event.original", event.Bytes(rec.Data))
-		}
-	} else {
-		e.Delete("event.original")
-	}
-	e.Set("agent.type", event.String("vigil"))
-	if n.AgentName != "" {
-		e.Set("agent.name", event.String(n.AgentName))
-	}
-	if n.AgentVersion != "" {
-		e.Set("agent.version", event.String(n.AgentVersion))
-	}
-	e.Set("ecs.version", event.String(ECSVersion))
+	n.setPipelineFields(e, ts, id, dataset, rec)
 	for k, v := range rec.RecordFields {
 		if _, ok := e.Get(k); !ok {
 			e.Set(k, event.String(v))
@@ -220,6 +202,84 @@ func (em *emitter) Emit(e *event.Event) error {
 		return err
 	}
 	return nil
+}
+
+// The pipeline's own fields, in the order setPipelineFields adds the missing ones.
+const (
+	pfTimestamp = iota
+	pfID
+	pfDataset
+	pfIngested
+	pfOriginal
+	pfAgentType
+	pfAgentName
+	pfAgentVersion
+	pfECSVersion
+	numPipelineFields
+)
+
+// setPipelineFields sets @timestamp, event.id, event.dataset, event.ingested,
+// event.original (unless the parser set it; removed when the source does not keep
+// it), agent.* and ecs.version — as Event.Set would one after the other (a key
+// already there is replaced where it is, the first of two; a new one appended in
+// the order above), but finding them all in one pass over the fields instead of one
+// pass each.
+func (n *Normalizer) setPipelineFields(e *event.Event, ts time.Time, id, dataset string, rec *Record) {
+	if !n.KeepOriginal {
+		e.Delete("event.original")
+	}
+	var at [numPipelineFields]int
+	for i := range at {
+		at[i] = -1
+	}
+	for i := range e.Fields {
+		k := -1
+		switch e.Fields[i].Key {
+		case "@timestamp":
+			k = pfTimestamp
+		case "event.id":
+			k = pfID
+		case "event.dataset":
+			k = pfDataset
+		case "event.ingested":
+			k = pfIngested
+		case "event.original":
+			k = pfOriginal
+		case "agent.type":
+			k = pfAgentType
+		case "agent.name":
+			k = pfAgentName
+		case "agent.version":
+			k = pfAgentVersion
+		case "ecs.version":
+			k = pfECSVersion
+		}
+		if k >= 0 && at[k] < 0 {
+			at[k] = i
+		}
+	}
+	set := func(k int, key string, v event.Value) {
+		if i := at[k]; i >= 0 {
+			e.Fields[i].Value = v
+			return
+		}
+		e.Fields = append(e.Fields, event.Field{Key: key, Value: v})
+	}
+	set(pfTimestamp, "@timestamp", event.Time(ts))
+	set(pfID, "event.id", event.String(id))
+	set(pfDataset, "event.dataset", event.String(dataset))
+	set(pfIngested, "event.ingested", event.Time(rec.Received))
+	if n.KeepOriginal && at[pfOriginal] < 0 {
+		set(pfOriginal, "event.original", event.Bytes(rec.Data))
+	}
+	set(pfAgentType, "agent.type", event.String("vigil"))
+	if n.AgentName != "" {
+		set(pfAgentName, "agent.name", event.String(n.AgentName))
+	}
+	if n.AgentVersion != "" {
+		set(pfAgentVersion, "agent.version", event.String(n.AgentVersion))
+	}
+	set(pfECSVersion, "ecs.version", event.String(ECSVersion))
 }
 
 // side publishes an event a processor emitted (an alert) under its own dataset.
