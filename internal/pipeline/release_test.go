@@ -25,11 +25,11 @@ import (
 type releasingSink struct {
 	mu       sync.Mutex
 	batches  int
-	seen     map[int]int              // document "n" → times delivered
+	seen     map[int]int             // document "n" → times delivered
 	released map[unsafe.Pointer]bool // memory of the released batches
-	reused   int                      // batches decoded into released memory
-	kept     [][]byte                 // Docs of the unreleased batches
-	copies   [][]byte                 // what they held when they came
+	reused   int                     // batches decoded into released memory
+	kept     [][]byte                // Docs of the unreleased batches
+	copies   [][]byte                // what they held when they came
 }
 
 func (s *releasingSink) Start(context.Context) error { return nil }
