@@ -362,11 +362,12 @@ func runOne(t *tools, sc *scenario, p *peer, r int, o options) (res result) {
 
 	var last int64
 	lastMove := time.Now()
-	// Progress is polled every 50 ms once every line is sent (no program can be done
-	// before), every 500 ms until then: asking Vigil costs Vigil a /metrics scrape
-	// (stream and consumer info from JetStream included), which at 20 a second took 4–5%
-	// of its CPU in a syslog run, a cost of the measurement, not of the work
-	// (the peers' output files are counted by this program).
+	// Progress is polled every 50 ms near the end — once every line is sent (no
+	// program can be done before) and the rate so far says less than 2 s are left —
+	// and every 500 ms until then: asking Vigil costs Vigil a /metrics scrape (stream
+	// and consumer info from JetStream included), which at 20 a second took 4–5% of
+	// its CPU in a syslog run, a cost of the measurement, not of the work (the peers'
+	// output files are counted by this program).
 	sent := false
 	var after treeStats
 	// peak is the largest VmHWM sum seen while the run goes on, sampled every
@@ -414,7 +415,7 @@ func runOne(t *tools, sc *scenario, p *peer, r int, o options) (res result) {
 			return fail(fmt.Errorf("%s exited at %d of %d lines (%v): %s", p.name, n, sc.lines, werr, in.p.tail()))
 		}
 		wait := 500 * time.Millisecond
-		if sent {
+		if sent && nearEnd(n, int64(sc.lines), time.Since(t0)) {
 			wait = 50 * time.Millisecond
 		}
 		select {
@@ -608,4 +609,14 @@ func profileVigil(t *tools, o options) error {
 		return errors.New("no profile written")
 	}
 	return nil
+}
+
+// nearEnd reports whether, at the average rate so far, the last of total lines
+// should arrive within 2 s (or nothing has arrived yet to tell the rate by).
+func nearEnd(n, total int64, elapsed time.Duration) bool {
+	if n <= 0 || elapsed <= 0 {
+		return true
+	}
+	left := time.Duration(float64(total-n) / float64(n) * float64(elapsed))
+	return left < 2*time.Second
 }
