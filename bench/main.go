@@ -54,6 +54,7 @@ type result struct {
 	secs           float64
 	cpu            float64 // seconds of CPU of the peer's process tree
 	hwm            int64   // peak RSS, bytes
+	polls          int     // progress polls during the run
 }
 
 type options struct {
@@ -181,8 +182,8 @@ func mainErr(o options) error {
 					failed++
 					logf("%s %s run %d: FAILED: %v", sc.name, p.name, r+1, res.err)
 				} else {
-					logf("%s %s run %d: %d lines in %.2fs: %.0f events/s, CPU %.2fs, peak RSS %.0f MiB",
-						sc.name, p.name, r+1, res.lines, res.secs, float64(res.lines)/res.secs, res.cpu, float64(res.hwm)/(1<<20))
+					logf("%s %s run %d: %d lines in %.2fs: %.0f events/s, CPU %.2fs, peak RSS %.0f MiB, %d progress polls",
+						sc.name, p.name, r+1, res.lines, res.secs, float64(res.lines)/res.secs, res.cpu, float64(res.hwm)/(1<<20), res.polls)
 				}
 				results = append(results, res)
 			}
@@ -382,6 +383,7 @@ func runOne(t *tools, sc *scenario, p *peer, r int, o options) (res result) {
 			}
 		}
 		n, err := in.progress()
+		res.polls++
 		if err != nil {
 			return fail(fmt.Errorf("progress: %w", err))
 		}
