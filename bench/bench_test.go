@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestParseStat(t *testing.T) {
@@ -77,5 +78,24 @@ func TestMedian(t *testing.T) {
 	}
 	if thousands(1234567) != "1,234,567" || thousands(12) != "12" {
 		t.Error(thousands(1234567), thousands(12))
+	}
+}
+
+func TestNearEnd(t *testing.T) {
+	for _, c := range []struct {
+		n, total int64
+		elapsed  time.Duration
+		want     bool
+	}{
+		{0, 1000, 10 * time.Second, true},         // no rate yet: poll finely
+		{500, 1000, 10 * time.Second, false},      // 10 s left
+		{950, 1000, 10 * time.Second, true},       // ~0.5 s left
+		{900, 1000, 20 * time.Second, false},      // ~2.2 s left
+		{1000, 1000, 20 * time.Second, true},      // done
+		{100, 1000, 100 * time.Millisecond, true}, // 0.9 s left
+	} {
+		if got := nearEnd(c.n, c.total, c.elapsed); got != c.want {
+			t.Errorf("nearEnd(%d, %d, %s) = %v, want %v", c.n, c.total, c.elapsed, got, c.want)
+		}
 	}
 }

@@ -160,20 +160,39 @@ type Batch struct {
 	Seq   uint64
 	Time  time.Time
 	// Docs is NDJSON: one ECS JSON document per line, each ending in '\n'. The sink
-	// owns it after Consume is called.
+	// owns it after Consume is called, until it calls Release.
 	Docs []byte
 	// Count is the number of documents.
 	Count int
 	// Redelivered is true when the stream delivered this batch before.
 	Redelivered bool
 
-	ack func(error)
+	ack     func(error)
+	release func(docs []byte)
 }
 
 // NewBatch builds a batch whose Done calls ack. The runtime uses it; tests too. The
 // caller sets Epoch.
 func NewBatch(dataset string, seq uint64, t time.Time, docs []byte, count int, ack func(error)) *Batch {
 	return &Batch{Dataset: dataset, Seq: seq, Time: t, Docs: docs, Count: count, ack: ack}
+}
+
+// OnRelease makes Release hand Docs to f. The runtime uses it to reuse the memory
+// of the documents for a later batch.
+func (b *Batch) OnRelease(f func(docs []byte)) { b.release = f }
+
+// Release tells the runtime that the sink is done with Docs: it has copied or
+// written out what it needs (compressed it into a file, say) and will not read,
+// keep or change that memory again, so the runtime may decode a later batch into
+// it. Release sets Docs to nil. It is optional (a sink that never calls it leaves
+// the memory to the garbage collector), independent of Done, and safe to call
+// more than once.
+func (b *Batch) Release() {
+	docs, f := b.Docs, b.release
+	b.Docs, b.release = nil, nil
+	if f != nil && docs != nil {
+		f(docs)
+	}
 }
 
 // Done reports the batch's outcome, exactly once: nil when every document was

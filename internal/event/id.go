@@ -27,11 +27,17 @@ const IDLen = 20
 // record at o: 20 URL-safe base64 characters (120 bits of SHA-256), the same length as
 // Elasticsearch's own IDs.
 func DeriveID(o Origin, sub uint32) string {
+	var id [IDLen]byte
+	return string(AppendID(id[:0], o, sub))
+}
+
+// AppendID appends DeriveID(o, sub) to dst, without allocating when dst has room.
+func AppendID(dst []byte, o Origin, sub uint32) []byte {
 	var buf [8 + 8 + 4 + 4]byte
 	binary.BigEndian.PutUint64(buf[0:], uint64(o.Epoch))
 	binary.BigEndian.PutUint64(buf[8:], o.Seq)
 	binary.BigEndian.PutUint32(buf[16:], o.Index)
 	binary.BigEndian.PutUint32(buf[20:], sub)
 	sum := sha256.Sum256(buf[:])
-	return base64.RawURLEncoding.EncodeToString(sum[:15])
+	return base64.RawURLEncoding.AppendEncode(dst, sum[:15])
 }

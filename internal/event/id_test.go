@@ -58,3 +58,18 @@ func TestDeriveIDNoCollisions(t *testing.T) {
 		}
 	}
 }
+
+func TestAppendIDMatchesDeriveID(t *testing.T) {
+	o := Origin{Epoch: 1700000000123456789, Seq: 42, Index: 7}
+	prefix := []byte("x")
+	for sub := range uint32(5) {
+		got := AppendID(prefix, o, sub)
+		if string(got[:1]) != "x" || string(got[1:]) != DeriveID(o, sub) || len(got)-1 != IDLen {
+			t.Fatalf("AppendID(%d) = %q, DeriveID = %q", sub, got, DeriveID(o, sub))
+		}
+	}
+	buf := make([]byte, 0, IDLen)
+	if n := testing.AllocsPerRun(100, func() { _ = AppendID(buf, o, 1) }); n != 0 {
+		t.Fatalf("AppendID into room: %v allocations, want 0", n)
+	}
+}

@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -18,6 +19,7 @@ import (
 	"github.com/vigil-sec/vigil/internal/component"
 	"github.com/vigil-sec/vigil/internal/config"
 	"github.com/vigil-sec/vigil/internal/deadletter"
+	"github.com/vigil-sec/vigil/internal/event"
 	"github.com/vigil-sec/vigil/internal/process"
 	"github.com/vigil-sec/vigil/internal/stream"
 	"github.com/vigil-sec/vigil/internal/wire"
@@ -53,6 +55,12 @@ type sinkRunner struct {
 	acks       chan ackItem
 	pruneEvery time.Duration
 	floors     floors
+
+	// docsFree holds the memory of batches the sink released (Batch.Release), for
+	// decoding the next ones into; see releaseDocs.
+	docsFree chan []byte
+	// releasing is set once the sink has released a batch.
+	releasing atomic.Bool
 
 	ackerDone chan struct{}
 	runDone   chan struct{} // closed when run returns
@@ -163,6 +171,7 @@ func (r *sinkRunner) start(ctx context.Context) (err error) {
 	r.iter = iter
 	r.delivered = d
 	r.acks = make(chan ackItem, 1024)
+	r.docsFree = make(chan []byte, docsKept)
 	r.started = true
 	runCtx, cancel := context.WithCancel(context.Background())
 	r.cancel = cancel
@@ -342,8 +351,19 @@ func (r *sinkRunner) run(ctx context.Context) {
 			_ = msg.NakWithDelay(min(r.buffer.AckWait, 5*time.Second))
 			continue
 		}
-		// The sink owns the batch's bytes: ReadEvents decodes into a fresh buffer.
-		evs, err := wire.ReadEvents(msg.Subject(), msg.Headers(), msg.Data())
+		// The sink owns the batch's bytes until it releases them: decode into the
+		// memory of a batch released before, or a fresh buffer.
+		var dst []byte
+		select {
+		case dst = <-r.docsFree:
+		default:
+			if r.releasing.Load() {
+				// Room for a batch of the size producers aim at, so that the memory
+				// fits the next batches when the sink releases it.
+				dst = make([]byte, 0, event.MaxBatchBytes)
+			}
+		}
+		evs, err := wire.ReadEventsInto(dst, msg.Subject(), msg.Headers(), msg.Data())
 		if err != nil {
 			// A batch we wrote ourselves and cannot read is a bug or corruption: keep it
 			// for inspection in the DLQ instead of retrying forever.
@@ -388,12 +408,27 @@ func (r *sinkRunner) run(ctx context.Context) {
 		})
 		b.Epoch = rec.epoch
 		b.Redelivered = md.NumDelivered > 1
+		b.OnRelease(r.releaseDocs)
 		r.counters.Received(count, len(docs))
 		if err := r.consume(ctx, b); err != nil {
 			r.log.Error("sink: cannot take batches", "sink", r.cfg.Name, "err", err)
 			b.Done(err)
 			sleep(ctx, time.Second)
 		}
+	}
+}
+
+// docsKept is how many released document buffers a sink runner keeps for reuse
+// (each up to about event.MaxBatchBytes).
+const docsKept = 2
+
+// releaseDocs keeps docs for decoding a later batch into, if there is room; it may
+// be called from any goroutine.
+func (r *sinkRunner) releaseDocs(docs []byte) {
+	r.releasing.Store(true)
+	select {
+	case r.docsFree <- docs[:0]:
+	default:
 	}
 }
 

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"time"
+	"unsafe"
 
 	"github.com/vigil-sec/vigil/internal/config"
 	"github.com/vigil-sec/vigil/internal/event"
@@ -56,6 +57,28 @@ type Normalizer struct {
 	emit emitter
 	item Item
 	side []byte
+	// rec is the record being processed (kept here rather than on the stack, where
+	// the emitter's pointer to it would move it to the heap on every call).
+	rec Record
+	// ids holds derived event IDs back to back; see id.
+	ids []byte
+}
+
+// idChunk is the size of the memory derived event IDs are written into.
+const idChunk = 4 << 10
+
+// id returns the derived ID of the sub-th event of the record at o. The IDs share
+// chunks of memory that are never written again once an ID is in them, so the
+// returned string stays valid (and unchanged) for as long as anything refers to it,
+// as a string must; one allocation serves about 200 events instead of one each.
+func (n *Normalizer) id(o event.Origin, sub uint32) string {
+	if cap(n.ids)-len(n.ids) < event.IDLen {
+		n.ids = make([]byte, 0, idChunk)
+	}
+	at := len(n.ids)
+	n.ids = event.AppendID(n.ids, o, sub)
+	b := n.ids[at:len(n.ids):len(n.ids)]
+	return unsafe.String(unsafe.SliceData(b), len(b))
 }
 
 // Record is one raw record and where it came from.
@@ -80,7 +103,8 @@ type Record struct {
 // error when the record as a whole is rejected (nothing of it was passed on, unless
 // the parser broke its contract), or the first error of out.Event.
 func (n *Normalizer) Process(rec Record, out Output) (events int, err error) {
-	n.emit = emitter{n: n, rec: &rec, out: out}
+	n.rec = rec
+	n.emit = emitter{n: n, rec: &n.rec, out: out}
 	defer func() {
 		// A parser must never panic; if one does, the record is rejected (and
 		// dead-lettered) instead of taking the whole node down.
@@ -88,8 +112,10 @@ func (n *Normalizer) Process(rec Record, out Output) (events int, err error) {
 			events = int(n.emit.sub)
 			err = fmt.Errorf("parser failed on this record (a bug; please report it with the record): %v", r)
 		}
+		// Drop the references to the record and its output until the next call.
+		n.rec, n.emit = Record{}, emitter{}
 	}()
-	err = n.Parser.Parse(rec.Data, &n.emit)
+	err = n.Parser.Parse(n.rec.Data, &n.emit)
 	events = int(n.emit.sub)
 	if n.emit.outErr != nil {
 		return events, n.emit.outErr
@@ -134,28 +160,10 @@ func (em *emitter) Emit(e *event.Event) error {
 	}
 	id := e.ID
 	if id == "" {
-		id = event.DeriveID(rec.Origin, em.sub)
+		id = n.id(rec.Origin, em.sub)
 	}
 	em.sub++
-	e.Set("@timestamp", event.Time(ts))
-	e.Set("event.id", event.String(id))
-	e.Set("event.dataset", event.String(dataset))
-	e.Set("event.ingested", event.Time(rec.Received))
-	if n.KeepOriginal {
-		if _, ok := e.Get("event.original"); !ok {
-			e.Set("event.original", event.Bytes(rec.Data))
-		}
-	} else {
-		e.Delete("event.original")
-	}
-	e.Set("agent.type", event.String("vigil"))
-	if n.AgentName != "" {
-		e.Set("agent.name", event.String(n.AgentName))
-	}
-	if n.AgentVersion != "" {
-		e.Set("agent.version", event.String(n.AgentVersion))
-	}
-	e.Set("ecs.version", event.String(ECSVersion))
+	n.setPipelineFields(e, ts, id, dataset, rec)
 	for k, v := range rec.RecordFields {
 		if _, ok := e.Get(k); !ok {
 			e.Set(k, event.String(v))
@@ -194,6 +202,86 @@ func (em *emitter) Emit(e *event.Event) error {
 		return err
 	}
 	return nil
+}
+
+// The pipeline's own fields.
+const (
+	pfTimestamp = iota
+	pfID
+	pfDataset
+	pfIngested
+	pfOriginal
+	pfAgentType
+	pfAgentName
+	pfAgentVersion
+	pfECSVersion
+	numPipelineFields
+)
+
+// setPipelineFields sets @timestamp, event.id, event.dataset, event.ingested,
+// event.original (unless the parser set it; removed when the source does not keep
+// it), agent.* and ecs.version — as Event.Set would one after the other (a key
+// already there is replaced where it is, the first of two; a new one appended),
+// but finding them all in one pass over the fields instead of one pass each, and
+// appending the new ones in the order the encoder writes them.
+func (n *Normalizer) setPipelineFields(e *event.Event, ts time.Time, id, dataset string, rec *Record) {
+	if !n.KeepOriginal {
+		e.Delete("event.original")
+	}
+	var at [numPipelineFields]int
+	for i := range at {
+		at[i] = -1
+	}
+	for i := range e.Fields {
+		k := -1
+		switch e.Fields[i].Key {
+		case "@timestamp":
+			k = pfTimestamp
+		case "event.id":
+			k = pfID
+		case "event.dataset":
+			k = pfDataset
+		case "event.ingested":
+			k = pfIngested
+		case "event.original":
+			k = pfOriginal
+		case "agent.type":
+			k = pfAgentType
+		case "agent.name":
+			k = pfAgentName
+		case "agent.version":
+			k = pfAgentVersion
+		case "ecs.version":
+			k = pfECSVersion
+		}
+		if k >= 0 && at[k] < 0 {
+			at[k] = i
+		}
+	}
+	set := func(k int, key string, v event.Value) {
+		if i := at[k]; i >= 0 {
+			e.Fields[i].Value = v
+			return
+		}
+		e.Fields = append(e.Fields, event.Field{Key: key, Value: v})
+	}
+	// In the encoder's key order, so that what is appended is one ascending run
+	// (the encoder merges runs: one more pass rather than five).
+	set(pfTimestamp, "@timestamp", event.Time(ts))
+	if n.AgentName != "" {
+		set(pfAgentName, "agent.name", event.String(n.AgentName))
+	}
+	set(pfAgentType, "agent.type", event.String("vigil"))
+	if n.AgentVersion != "" {
+		set(pfAgentVersion, "agent.version", event.String(n.AgentVersion))
+	}
+	set(pfECSVersion, "ecs.version", event.String(ECSVersion))
+	set(pfDataset, "event.dataset", event.String(dataset))
+	set(pfID, "event.id", event.String(id))
+	set(pfIngested, "event.ingested", event.Time(rec.Received))
+	if n.KeepOriginal && at[pfOriginal] < 0 {
+		set(pfOriginal, "event.original", event.Bytes(rec.Data))
+	}
 }
 
 // side publishes an event a processor emitted (an alert) under its own dataset.

@@ -454,6 +454,9 @@ func (w *worker) process(m jetstream.Msg, pending *wire.Pending) ([]component.Le
 			r.Line, r.LineField = raw.Lines[i], raw.LineField
 		}
 		_, perr := norm.Process(r, out)
+		if len(out.rejects) == 0 && perr == nil {
+			return nil // the common case: nothing to dead-letter, no origin to format
+		}
 		originStr := wire.FormatOrigin(origin)
 		for _, r := range out.rejects {
 			letters = append(letters, component.Letter{Stage: DLQStage(r.reason), Reason: r.reason.Error(), Source: raw.Source,

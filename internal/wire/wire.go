@@ -274,9 +274,15 @@ func EventsMsgCompressed(e Events, body []byte) *nats.Msg {
 // ReadEvents reads an event batch, decompressing its documents into a new buffer
 // the caller owns.
 func ReadEvents(subject string, h nats.Header, body []byte) (Events, error) {
+	return ReadEventsInto(nil, subject, h, body)
+}
+
+// ReadEventsInto is ReadEvents decompressing into dst's memory when it is large
+// enough (else into a new buffer).
+func ReadEventsInto(dst []byte, subject string, h nats.Header, body []byte) (Events, error) {
 	e := Events{Dataset: DatasetOf(subject), Source: h.Get(HeaderSource)}
 	e.Count, _ = strconv.Atoi(h.Get(HeaderCount))
-	docs, err := event.Decompress(nil, body)
+	docs, err := event.Decompress(dst, body)
 	if err != nil {
 		return e, err
 	}

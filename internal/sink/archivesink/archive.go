@@ -265,9 +265,10 @@ func (s *Sink) Consume(_ context.Context, b *component.Batch) error {
 	}
 	f.size += len(b.Docs)
 	f.events += b.Count
-	// The documents are in the compressor now; the batch is kept only to be
-	// acknowledged, so its memory goes back at once rather than at rotation.
-	b.Docs = nil
+	// The documents are in the compressor now (it copies what it is given); the
+	// batch is kept only to be acknowledged, so its memory goes back at once, to
+	// take the next batch, rather than at rotation.
+	b.Release()
 	f.batches = append(f.batches, b)
 	if f.size >= int(s.cfg.MaxBytes) {
 		s.rotate(f)
