@@ -95,21 +95,33 @@ func freeTCPPort(t *testing.T) int {
 	return ln.Addr().(*net.TCPAddr).Port
 }
 
-// TestExternalNATS runs the same pipeline against a separately started nats-server,
-// stops the server mid-stream (sources must answer 503, not 200), restarts it, and
-// checks that every acknowledged event is archived.
-func TestExternalNATS(t *testing.T) {
-	dir := t.TempDir()
+// externalConfig starts a nats-server and returns it with the test config on data
+// directory dir, buffered on that server, changed by mutate when not nil.
+func externalConfig(t *testing.T, dir string, mutate func(*config.Buffer)) (*natsServer, *config.Config) {
+	t.Helper()
 	ns := startNATS(t, t.TempDir(), freeTCPPort(t))
 	cfg := testConfig(t, dir, nil)
 	cfg.Buffer = config.Defaults().Buffer
 	cfg.Buffer.Type = "nats"
 	cfg.Buffer.URLs = []string{ns.url}
-	cfg.Buffer.AckWait = 5 * time.Second
-	cfg.Buffer.PublishTimeout = 2 * time.Second
+	if mutate != nil {
+		mutate(&cfg.Buffer)
+	}
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
 	}
+	return ns, cfg
+}
+
+// TestExternalNATS runs the same pipeline against a separately started nats-server,
+// stops the server mid-stream (sources must answer 503, not 200), restarts it, and
+// checks that every acknowledged event is archived.
+func TestExternalNATS(t *testing.T) {
+	dir := t.TempDir()
+	ns, cfg := externalConfig(t, dir, func(b *config.Buffer) {
+		b.AckWait = 5 * time.Second
+		b.PublishTimeout = 2 * time.Second
+	})
 	p, base := start(t, cfg)
 	if p.Stream().Embedded() {
 		t.Fatal("expected an external stream")
@@ -154,14 +166,7 @@ func TestExternalNATS(t *testing.T) {
 // dropped by the stream's duplicate detection; a resend of one is dropped.
 func TestExternalNATSStoresCarryMessageIDs(t *testing.T) {
 	dir := t.TempDir()
-	ns := startNATS(t, t.TempDir(), freeTCPPort(t))
-	cfg := testConfig(t, dir, nil)
-	cfg.Buffer = config.Defaults().Buffer
-	cfg.Buffer.Type = "nats"
-	cfg.Buffer.URLs = []string{ns.url}
-	if err := cfg.Validate(); err != nil {
-		t.Fatal(err)
-	}
+	ns, cfg := externalConfig(t, dir, nil)
 	_, base := start(t, cfg)
 	const n = 5
 	for i := range n {
