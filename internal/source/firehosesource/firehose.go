@@ -24,6 +24,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"crypto/subtle"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -34,6 +35,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/cespare/xxhash/v2"
 	"github.com/klauspost/compress/gzip"
 
 	"github.com/vigil-sec/vigil/internal/component"
@@ -203,7 +205,7 @@ func (s *Source) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if req.Empty > 0 {
 		s.counters.Discarded("empty_record", req.Empty)
 	}
-	if err := s.intake.Store(ctx, component.Records{Received: start, Records: req.Records}); err != nil {
+	if err := s.intake.Store(ctx, component.Records{ID: unitID(req), Received: start, Records: req.Records}); err != nil {
 		s.storeFailed(x, err)
 		return
 	}
@@ -298,4 +300,20 @@ func tooLargeOr(err error, code int) int {
 		return http.StatusRequestEntityTooLarge
 	}
 	return code
+}
+
+// unitID names a request's records for the stream's duplicate detection. Firehose
+// retries a delivery it got no 200 for with the same requestId and records, so the
+// retry of one whose store took (its answer lost, late or an error) is dropped
+// within buffer.duplicate_window instead of stored again. The hash of the records
+// keeps two deliveries that share a requestId but not their records apart.
+func unitID(req *request) string {
+	h := xxhash.New()
+	var n [8]byte
+	for _, r := range req.Records {
+		binary.LittleEndian.PutUint64(n[:], uint64(len(r)))
+		_, _ = h.Write(n[:])
+		_, _ = h.Write(r)
+	}
+	return "fh:" + req.ID + ":" + strconv.FormatUint(h.Sum64(), 16)
 }

@@ -453,7 +453,9 @@ func TestMaxSize(t *testing.T) {
 }
 
 // TestRetriedRequestID: Firehose retries with the same request ID after a failure;
-// the retry stores the records (again), and the answer names the request ID.
+// the answer names the request ID, and every attempt's store carries the same unit
+// ID (the stream drops a second store of it within buffer.duplicate_window), while
+// another delivery with the same request ID but other records gets another.
 func TestRetriedRequestID(t *testing.T) {
 	ts := startSource(t, func(c *Config) { c.RetryAfter = 3 * time.Second })
 	d := delivery{id: "retry-me", key: testKey, records: [][]byte{[]byte("one"), []byte("two")}}
@@ -473,10 +475,23 @@ func TestRetriedRequestID(t *testing.T) {
 			t.Fatalf("attempt %d: %d %s", attempt, r.code, r.raw)
 		}
 	}
-	// Two successful attempts (the second as after a lost answer) store twice:
-	// the documented at-least-once behaviour.
+	// Two successful attempts (the second as after a lost answer) reach the intake
+	// twice, under one unit ID that the stream's duplicate detection keeps to one.
 	if got := ts.intake.records(); strings.Join(got, "|") != "one|two|one|two" {
 		t.Errorf("stored %q", got)
+	}
+	other := delivery{id: "retry-me", key: testKey, records: [][]byte{[]byte("one"), []byte("three")}}
+	if r := ts.deliver(t, other); r.code != 200 {
+		t.Fatalf("other records under the same request ID: %d %s", r.code, r.raw)
+	}
+	ts.intake.mu.Lock()
+	defer ts.intake.mu.Unlock()
+	ids := make([]string, 0, len(ts.intake.stored))
+	for _, u := range ts.intake.stored {
+		ids = append(ids, u.ID)
+	}
+	if len(ids) != 3 || !strings.HasPrefix(ids[0], "fh:retry-me:") || ids[1] != ids[0] || ids[2] == ids[0] || !strings.HasPrefix(ids[2], "fh:retry-me:") {
+		t.Errorf("unit IDs %q: want the retry's equal to the first and other records' different, all fh:<requestId>:…", ids)
 	}
 }
 

@@ -200,8 +200,9 @@ func TestCloudWatchThroughFirehose(t *testing.T) {
 		}
 	}
 
-	// A retry of the same request (as after a lost answer) stores again; the
-	// CloudWatch event IDs stay the same, so an indexer keyed on event.id keeps one.
+	// A delivery under the same request ID with other records (not a retry) is
+	// stored; the CloudWatch event IDs stay the same, so an indexer keyed on event.id
+	// keeps one.
 	code, body = send(t, firehoseRequest(t, url, "cwl-1", records[:1], false))
 	if code != 200 {
 		t.Fatalf("retry: %d %s", code, body)
@@ -215,6 +216,25 @@ func TestCloudWatchThroughFirehose(t *testing.T) {
 	}
 	if ids["eventId1"] != 2 || ids["eventId2"] != 2 || len(ids) != 5 {
 		t.Errorf("event ids after the retry: %v", ids)
+	}
+
+	// A retry of the first request itself (as after a lost answer): the same
+	// request ID and records make the same unit ID, and the stream drops it. Another
+	// request after it shows when the retry would have been archived.
+	code, body = send(t, firehoseRequest(t, url, "cwl-1", records, true))
+	if code != 200 {
+		t.Fatalf("retry: %d %s", code, body)
+	}
+	code, body = send(t, firehoseRequest(t, url, "cwl-2", records[2:3], false))
+	if code != 200 {
+		t.Fatalf("next request: %d %s", code, body)
+	}
+	testutil.Eventually(t, 20*time.Second, "the next request's events in the archive", func() bool {
+		return len(testutil.ArchiveDocs(t, filepath.Join(dir, "archive"))) >= 10
+	})
+	time.Sleep(time.Second) // a stored retry would be archived by now
+	if n := len(testutil.ArchiveDocs(t, filepath.Join(dir, "archive"))); n != 10 {
+		t.Errorf("%d documents after an exact retry and 3 more events, want 10: the retry was stored again", n)
 	}
 }
 
