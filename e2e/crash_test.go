@@ -281,9 +281,19 @@ sinks:
 
 	// Syslog: per connection, what is owed is everything up to its last archived
 	// message; on the last connection, everything.
-	lastConn := 0
-	if len(syslogSent) > 0 {
-		lastConn = syslogSent[len(syslogSent)-1].conn
+	// The last connection, if it was opened after the last kill (its first message
+	// written after it), was closed normally.
+	lastConn := -1
+	if len(syslogSent) > 0 && len(killTimes) > 0 {
+		last := syslogSent[len(syslogSent)-1].conn
+		for _, w := range syslogSent {
+			if w.conn == last {
+				if w.at.After(killTimes[len(killTimes)-1]) {
+					lastConn = last
+				}
+				break
+			}
+		}
 	}
 	var owed, lostTail []written
 	testutil.Eventually(t, 60*time.Second, "every syslog message before an archived one on its connection in the archive", func() bool {
