@@ -131,9 +131,10 @@ sinks:
 	return c
 }
 
+// start starts the node's process; the cluster's cleanup ends it.
 func (nd *clusterNode) start(t testing.TB) {
 	t.Helper()
-	nd.p = startVigil(t, nd.admin, "-c", nd.cfg)
+	nd.p = launchVigil(t, nd.admin, "-c", nd.cfg)
 }
 
 func (nd *clusterNode) kill() {

@@ -66,8 +66,19 @@ type proc struct {
 	status error
 }
 
-// startVigil starts `vigil run` with args and waits until admin /readyz answers 200.
+// startVigil starts `vigil run` with args and waits until admin /readyz answers 200;
+// the process is killed when t ends, if it still runs.
 func startVigil(t testing.TB, adminAddr string, args ...string) *proc {
+	t.Helper()
+	p := launchVigil(t, adminAddr, args...)
+	// A test that fails before it stops the process does not leave it running.
+	t.Cleanup(p.kill)
+	return p
+}
+
+// launchVigil is startVigil for a process whose end its caller owns (a cluster
+// node restarted in a subtest outlives the subtest).
+func launchVigil(t testing.TB, adminAddr string, args ...string) *proc {
 	t.Helper()
 	cmd := exec.Command(vigilBinary(t), append([]string{"run"}, args...)...)
 	out := &syncBuffer{}
@@ -100,7 +111,8 @@ func startVigil(t testing.TB, adminAddr string, args ...string) *proc {
 	}
 }
 
-// kill sends SIGKILL and waits for the process to be gone.
+// kill sends SIGKILL and waits for the process to be gone; on an ended process it
+// does nothing.
 func (p *proc) kill() {
 	_ = p.cmd.Process.Signal(syscall.SIGKILL)
 	<-p.done
