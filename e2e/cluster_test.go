@@ -368,14 +368,14 @@ func (l *load) owed() (owed, retried map[string]bool, tails [][]string, sysSent 
 	return owed, retried, tails, len(l.sysSent)
 }
 
-// owedOfTails returns, of each cut connection's messages, those up to its last
-// archived one.
-func owedOfTails(tails [][]string, idx *archiveIndex) []string {
+// owedOfTails returns, of each cut connection's messages (in write order), those up
+// to its last archived one.
+func owedOfTails(tails [][]string, archived func(id string) bool) []string {
 	var owed []string
 	for _, ids := range tails {
 		last := -1
 		for i, id := range ids {
-			if idx.byTID[id] > 0 {
+			if archived(id) {
 				last = i
 			}
 		}
@@ -476,7 +476,7 @@ func (c *vigilCluster) verify(t *testing.T, drill string, l *load, idx *archiveI
 	for {
 		idx.refresh(t)
 		missing, some = 0, some[:0]
-		tailOwed = owedOfTails(tails, idx)
+		tailOwed = owedOfTails(tails, func(id string) bool { return idx.byTID[id] > 0 })
 		for _, ids := range [][]string{slices.Collect(maps.Keys(owed)), tailOwed} {
 			for _, id := range ids {
 				if idx.byTID[id] == 0 {

@@ -295,27 +295,34 @@ sinks:
 			}
 		}
 	}
-	var owed, lostTail []written
+	// The messages of the other connections, each connection's in write order.
+	var whole []string
+	var tails [][]string
+	tailOf := map[int]int{}
+	writtenAt := map[string]time.Time{}
+	for _, w := range syslogSent {
+		writtenAt[w.id] = w.at
+		if w.conn == lastConn {
+			whole = append(whole, w.id)
+			continue
+		}
+		i, ok := tailOf[w.conn]
+		if !ok {
+			i = len(tails)
+			tailOf[w.conn] = i
+			tails = append(tails, nil)
+		}
+		tails[i] = append(tails[i], w.id)
+	}
+	archived := func(id string) bool { return found[id] }
+	var owed []string
 	testutil.Eventually(t, 60*time.Second, "every syslog message before an archived one on its connection in the archive", func() bool {
 		readArchive()
-		lastFound := map[int]int{} // connection → index in syslogSent of its last archived message
-		for i, w := range syslogSent {
-			if found[w.id] {
-				lastFound[w.conn] = i
-			}
-		}
-		owed, lostTail = owed[:0], lostTail[:0]
+		owed = append(owedOfTails(tails, archived), whole...)
 		var gaps []string
-		for i, w := range syslogSent {
-			last, ok := lastFound[w.conn]
-			switch {
-			case w.conn == lastConn || (ok && i <= last):
-				owed = append(owed, w)
-				if !found[w.id] && len(gaps) < 10 {
-					gaps = append(gaps, w.id)
-				}
-			default:
-				lostTail = append(lostTail, w)
+		for _, id := range owed {
+			if !found[id] && len(gaps) < 10 {
+				gaps = append(gaps, id)
 			}
 		}
 		if len(gaps) > 0 && time.Since(lastReport) > 15*time.Second {
@@ -327,24 +334,34 @@ sinks:
 	if len(owed) < len(syslogSent)/3 {
 		t.Fatalf("only %d of %d syslog messages archived: more than the tails of killed connections lost", len(owed), len(syslogSent))
 	}
-	// How long before its kill each lost tail began.
-	worst := time.Duration(0)
-	tailStart := map[int]time.Time{}
-	for _, w := range lostTail {
-		if _, ok := tailStart[w.conn]; !ok {
-			tailStart[w.conn] = w.at
+	// What each killed connection lost: how long before the kill that cut it the
+	// lost tail began, and what was written into it after the kill (the sender
+	// learns of a dead connection only when a later write fails).
+	lost, cut, dead, worst := 0, 0, 0, time.Duration(0)
+	for _, ids := range tails {
+		n := len(owedOfTails([][]string{ids}, archived))
+		if n == len(ids) {
+			continue
 		}
-	}
-	for _, start := range tailStart {
+		lost += len(ids) - n
+		cut++
+		var kill time.Time // the first kill after the connection's first message
 		for _, k := range killTimes {
-			if !k.Before(start) {
-				worst = max(worst, k.Sub(start))
+			if k.After(writtenAt[ids[0]]) {
+				kill = k
 				break
 			}
 		}
+		for _, id := range ids[n:] {
+			if at := writtenAt[id]; !kill.IsZero() && at.After(kill) {
+				dead++
+			} else if !kill.IsZero() {
+				worst = max(worst, kill.Sub(at))
+			}
+		}
 	}
-	t.Logf("syslog: %d messages archived and owed; %d lost in the tails of %d killed connections, the earliest written %s before its kill",
-		len(owed), len(lostTail), len(tailStart), worst)
+	t.Logf("syslog: %d messages archived and owed; %d lost in the tails of %d killed connections, the earliest written %s before its kill, %d written after it",
+		len(owed), lost, cut, worst, dead)
 	if err := p.terminate(t, 40*time.Second); err != nil {
 		t.Fatalf("graceful stop: %v", err)
 	}
