@@ -3,6 +3,8 @@ package cli
 import (
 	"context"
 	"fmt"
+	"net/http"
+	httppprof "net/http/pprof"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -63,6 +65,7 @@ func loadConfig(reg *components.Registry, file, dataDir string) (*config.Config,
 
 func runCmd(e *env) *cobra.Command {
 	var file, dataDir, cpuProfile string
+	var debugPprof bool
 	cmd := &cobra.Command{
 		Use:   "run",
 		Short: "Run the pipeline (the embedded default when no config file is given)",
@@ -100,6 +103,9 @@ func runCmd(e *env) *cobra.Command {
 				adm = admin.New(cfg.Admin, p.Metrics(), p.Ready, log)
 				dlq.NewAPI(p.Stream(), p.Metrics(), log).Mount(adm)
 				adm.Handle("GET "+PathStatus, statusHandler(p))
+				if debugPprof {
+					mountPprof(adm)
+				}
 				if err := adm.Start(); err != nil {
 					shutdown(p, nil, cfg)
 					return &exitError{code: 1, err: err}
@@ -120,7 +126,18 @@ func runCmd(e *env) *cobra.Command {
 	cmd.Flags().StringVarP(&file, "config", "c", "", "config file (default: the embedded default)")
 	cmd.Flags().StringVar(&dataDir, "data-dir", "", "data directory (overrides data_dir; default ./vigil-data)")
 	cmd.Flags().StringVar(&cpuProfile, "cpuprofile", "", "write a CPU profile (go tool pprof) of the whole run to this file when Vigil stops")
+	cmd.Flags().BoolVar(&debugPprof, "pprof", false, "serve Go's profiles (heap, goroutines, CPU) under /debug/pprof/ on the admin address, behind admin.token when set")
 	return cmd
+}
+
+// mountPprof serves net/http/pprof's handlers on the admin server (--pprof): a heap
+// profile taken while Vigil is under load shows what holds its memory.
+func mountPprof(adm *admin.Server) {
+	adm.Handle("GET /debug/pprof/", http.HandlerFunc(httppprof.Index))
+	adm.Handle("GET /debug/pprof/cmdline", http.HandlerFunc(httppprof.Cmdline))
+	adm.Handle("GET /debug/pprof/profile", http.HandlerFunc(httppprof.Profile))
+	adm.Handle("GET /debug/pprof/symbol", http.HandlerFunc(httppprof.Symbol))
+	adm.Handle("GET /debug/pprof/trace", http.HandlerFunc(httppprof.Trace))
 }
 
 // startCPUProfile profiles the process into path until the returned function is

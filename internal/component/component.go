@@ -164,6 +164,12 @@ type Batch struct {
 	Docs []byte
 	// Count is the number of documents.
 	Count int
+	// Frame, for a FrameSink, holds the documents instead of Docs (which is then
+	// nil): the batch's body as it crossed the stream, one compressed frame in the
+	// encoding the sink's FrameEncoding names. Size is the documents' uncompressed
+	// bytes, whichever of the two holds them.
+	Frame []byte
+	Size  int
 	// Redelivered is true when the stream delivered this batch before.
 	Redelivered bool
 
@@ -174,7 +180,7 @@ type Batch struct {
 // NewBatch builds a batch whose Done calls ack. The runtime uses it; tests too. The
 // caller sets Epoch.
 func NewBatch(dataset string, seq uint64, t time.Time, docs []byte, count int, ack func(error)) *Batch {
-	return &Batch{Dataset: dataset, Seq: seq, Time: t, Docs: docs, Count: count, ack: ack}
+	return &Batch{Dataset: dataset, Seq: seq, Time: t, Docs: docs, Count: count, Size: len(docs), ack: ack}
 }
 
 // OnRelease makes Release hand Docs to f. The runtime uses it to reuse the memory
@@ -184,12 +190,12 @@ func (b *Batch) OnRelease(f func(docs []byte)) { b.release = f }
 // Release tells the runtime that the sink is done with Docs: it has copied or
 // written out what it needs (compressed it into a file, say) and will not read,
 // keep or change that memory again, so the runtime may decode a later batch into
-// it. Release sets Docs to nil. It is optional (a sink that never calls it leaves
+// it. Release sets Docs (and Frame) to nil. It is optional (a sink that never calls it leaves
 // the memory to the garbage collector), independent of Done, and safe to call
 // more than once.
 func (b *Batch) Release() {
 	docs, f := b.Docs, b.release
-	b.Docs, b.release = nil, nil
+	b.Docs, b.Frame, b.release = nil, nil, nil
 	if f != nil && docs != nil {
 		f(docs)
 	}
@@ -220,6 +226,15 @@ type Sink interface {
 	Consume(ctx context.Context, b *Batch) error
 	Stop(ctx context.Context) error
 	Describe() string
+}
+
+// FrameSink is implemented by a sink that writes event batches compressed, in a
+// format where compressed frames appended one after another stay valid (a gzip or
+// zstd file). FrameEncoding names that encoding (event.EncodingGzip or
+// event.EncodingZstd): a batch that crossed the stream in it comes to Consume with
+// Frame set and Docs nil, to be written as it is; any other comes with Docs.
+type FrameSink interface {
+	FrameEncoding() string
 }
 
 // Pruner is implemented by a sink that remembers the batches it delivered (to

@@ -218,6 +218,33 @@ type Processing struct {
 	// Validate is deprecated: use a processor of type validate. When enabled it runs
 	// as one more validate step after the configured processors.
 	Validate validate.Config `yaml:"validate"`
+	// EventsCompression is how event batches are compressed on the events stream:
+	// s2 (cheapest to compress and decompress), gzip or zstd (whole frames a
+	// file_archive of that compression appends to its files as they are, without
+	// decompressing and compressing again), or auto: the compression and level of
+	// the first file_archive sink, else s2. Sinks read every encoding.
+	EventsCompression string `yaml:"events_compression"`
+}
+
+// FrameSettings is implemented by the settings of a sink that writes event batches
+// as they crossed the stream when they are compressed as it compresses
+// (processing.events_compression: auto picks the first such sink's).
+type FrameSettings interface {
+	FrameEncoding() (encoding string, level int)
+}
+
+// EventsEncoding resolves processing.events_compression: the encoding of event
+// batches on the events stream ("s2", "gzip" or "zstd") and its level.
+func (c *Config) EventsEncoding() (encoding string, level int) {
+	if e := c.Processing.EventsCompression; e != "" && e != "auto" {
+		return e, 1
+	}
+	for _, s := range c.Sinks {
+		if fs, ok := s.Settings.(FrameSettings); ok {
+			return fs.FrameEncoding()
+		}
+	}
+	return "s2", 1
 }
 
 // Processor is one configured processor.
@@ -312,7 +339,7 @@ func Defaults() *Config {
 			LeaseTTL:        10 * time.Second,
 		},
 		Admin:           Admin{Address: "127.0.0.1:8686"},
-		Processing:      Processing{Workers: 2, Fetch: 64, Validate: *validate.NewConfig()},
+		Processing:      Processing{Workers: 2, Fetch: 64, Validate: *validate.NewConfig(), EventsCompression: "auto"},
 		Limits:          Limits{Memory: DefaultMemory},
 		ShutdownTimeout: 30 * time.Second,
 	}

@@ -694,6 +694,11 @@ func (c *Config) validate() Problems {
 	if c.Processing.Fetch < 1 || c.Processing.Fetch > 4096 {
 		add("processing.fetch", "want 1 to 4096, got %d", c.Processing.Fetch)
 	}
+	switch c.Processing.EventsCompression {
+	case "auto", "s2", "gzip", "zstd":
+	default:
+		add("processing.events_compression", "want auto, s2, gzip or zstd, got %q", c.Processing.EventsCompression)
+	}
 	ps = append(ps, componentProblems("processing.validate", c.Processing.Validate.Validate())...)
 	for i, pc := range c.Processing.Processors {
 		at := fmt.Sprintf("processing.processors[%d]", i)

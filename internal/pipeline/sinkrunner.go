@@ -61,6 +61,10 @@ type sinkRunner struct {
 	docsFree chan []byte
 	// releasing is set once the sink has released a batch.
 	releasing atomic.Bool
+	// frameEnc is the encoding of the frames the sink writes as they are (a
+	// component.FrameSink), or empty; dec decompresses the other batches (run's).
+	frameEnc string
+	dec      event.FrameDecoder
 
 	ackerDone chan struct{}
 	runDone   chan struct{} // closed when run returns
@@ -159,6 +163,9 @@ func (r *sinkRunner) start(ctx context.Context) (err error) {
 		return fmt.Errorf("sink %s: consumer: %w", r.cfg.Name, err)
 	}
 	r.cons = cons
+	if fs, ok := r.sink.(component.FrameSink); ok {
+		r.frameEnc = fs.FrameEncoding()
+	}
 	// At most a sixteenth of limits.memory waiting in the client, but never less
 	// than one message of the largest size the stream takes. (A count limit besides,
 	// PullMaxMessagesWithBytesLimit, overflows nats.go's buffer of that many messages
@@ -351,19 +358,12 @@ func (r *sinkRunner) run(ctx context.Context) {
 			_ = msg.NakWithDelay(min(r.buffer.AckWait, 5*time.Second))
 			continue
 		}
-		// The sink owns the batch's bytes until it releases them: decode into the
-		// memory of a batch released before, or a fresh buffer.
-		var dst []byte
-		select {
-		case dst = <-r.docsFree:
-		default:
-			if r.releasing.Load() {
-				// Room for a batch of the size producers aim at, so that the memory
-				// fits the next batches when the sink releases it.
-				dst = make([]byte, 0, event.MaxBatchBytes)
-			}
+		// A batch compressed as the sink writes goes to it as it is; another is
+		// decompressed.
+		evs, frame, framed := wire.ReadFrame(r.frameEnc, msg.Subject(), msg.Headers(), msg.Data())
+		if !framed {
+			evs, err = r.decode(msg)
 		}
-		evs, err := wire.ReadEventsInto(dst, msg.Subject(), msg.Headers(), msg.Data())
 		if err != nil {
 			// A batch we wrote ourselves and cannot read is a bug or corruption: keep it
 			// for inspection in the DLQ instead of retrying forever.
@@ -408,8 +408,9 @@ func (r *sinkRunner) run(ctx context.Context) {
 		})
 		b.Epoch = rec.epoch
 		b.Redelivered = md.NumDelivered > 1
+		b.Frame, b.Size = frame, evs.Size
 		b.OnRelease(r.releaseDocs)
-		r.counters.Received(count, len(docs))
+		r.counters.Received(count, evs.Size)
 		if err := r.consume(ctx, b); err != nil {
 			r.log.Error("sink: cannot take batches", "sink", r.cfg.Name, "err", err)
 			b.Done(err)
@@ -434,6 +435,23 @@ func (r *sinkRunner) releaseDocs(docs []byte) {
 
 // consume hands b to the sink; a panic in the sink fails the batch (it is redelivered
 // after a backoff) instead of stopping the node.
+// decode decompresses an event batch. The sink owns the batch's bytes until it
+// releases them: decode into the memory of a batch released before, or a fresh
+// buffer.
+func (r *sinkRunner) decode(msg jetstream.Msg) (wire.Events, error) {
+	var dst []byte
+	select {
+	case dst = <-r.docsFree:
+	default:
+		if r.releasing.Load() {
+			// Room for a batch of the size producers aim at, so that the memory
+			// fits the next batches when the sink releases it.
+			dst = make([]byte, 0, event.MaxBatchBytes)
+		}
+	}
+	return wire.ReadEventsInto(&r.dec, dst, msg.Subject(), msg.Headers(), msg.Data())
+}
+
 func (r *sinkRunner) consume(ctx context.Context, b *component.Batch) (err error) {
 	defer func() {
 		if p := recover(); p != nil {

@@ -188,6 +188,9 @@ type worker struct {
 	// published with the record's events, before its intake message is acknowledged.
 	samples    map[string]*outBatch
 	sampleList []string
+	// enc compresses event batches for the events stream
+	// (processing.events_compression).
+	enc *event.FrameEncoder
 	// zscratch takes one compressed batch; its bytes are then copied, exactly sized,
 	// into chunks, which stay referenced until the publishes that read them are
 	// acknowledged (zused) and are then reused (zfree).
@@ -204,7 +207,8 @@ func (w *worker) compressed(body []byte) []byte {
 	if need := event.MaxEncodedLen(len(body)); cap(w.zscratch) < need {
 		w.zscratch = make([]byte, 0, max(need, event.MaxEncodedLen(event.MaxBatchBytes)))
 	}
-	c := event.CompressTo(w.zscratch, body)
+	c := w.enc.Append(w.zscratch[:0], body)
+	w.zscratch = c[:0]
 	k := len(w.zused)
 	if k == 0 || cap(w.zused[k-1])-len(w.zused[k-1]) < len(c) {
 		var chunk []byte
@@ -250,7 +254,11 @@ func (p *Stage) newWorker(id int) (*worker, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &worker{p: p, id: id, chain: chain, norms: map[string]*Normalizer{}, out: map[string]*outBatch{},
+	enc, err := event.NewFrameEncoder(p.cfg.EventsEncoding())
+	if err != nil {
+		return nil, fmt.Errorf("processing.events_compression: %w", err)
+	}
+	return &worker{p: p, id: id, chain: chain, enc: enc, norms: map[string]*Normalizer{}, out: map[string]*outBatch{},
 		samples: map[string]*outBatch{}}, nil
 }
 
@@ -408,7 +416,8 @@ func (w *worker) process(m jetstream.Msg, pending *wire.Pending) ([]component.Le
 		if ob.count == 0 || pubErr != nil {
 			return
 		}
-		msg := wire.EventsMsgCompressed(wire.Events{Dataset: ds, Source: raw.Source, Count: ob.count}, w.compressed(ob.buf))
+		msg := wire.EventsMsgCompressed(wire.Events{Dataset: ds, Source: raw.Source, Count: ob.count, Size: len(ob.buf)},
+			w.enc.Encoding(), w.compressed(ob.buf))
 		// The ID makes a re-publish after a crash a duplicate the stream drops
 		// (inside its duplicate window) and the sink runners skip (after it).
 		id := wire.EventsID(epoch, seq, ds, ob.chunk)

@@ -96,7 +96,7 @@ func StageOf(subject string) string { return strings.TrimPrefix(subject, dlqPref
 
 // Header names carried on stream messages.
 const (
-	HeaderEncoding = "Vigil-Encoding" // "s2"
+	HeaderEncoding = "Vigil-Encoding" // "s2"; event batches: "s2", "gzip" or "zstd"
 	HeaderSource   = "Vigil-Source"   // name of the source that received the records
 	HeaderFormat   = "Vigil-Format"   // format of the records
 	// HeaderFormatOverride, when "1", makes HeaderFormat win over the source's
@@ -105,6 +105,7 @@ const (
 	HeaderDataset        = "Vigil-Dataset"   // dataset of the records or events
 	HeaderReceived       = "Vigil-Received"  // receive time, Unix nanoseconds
 	HeaderCount          = "Vigil-Count"     // number of records or events in the batch
+	HeaderSize           = "Vigil-Size"      // event batch: bytes of its documents, uncompressed
 	HeaderOrigin         = "Vigil-Origin"    // origin of a replayed record: "epoch:seq:index"
 	HeaderStage          = "Vigil-Stage"     // DLQ: the stage that rejected the record
 	HeaderReason         = "Vigil-Reason"    // DLQ: why
@@ -252,18 +253,25 @@ type Events struct {
 	Count  int
 	// Docs is NDJSON, one document per line, uncompressed.
 	Docs []byte
+	// Size is len(Docs), also when the documents are left compressed (ReadFrame).
+	Size int
 }
 
-// EventsMsg builds the stream message of e, compressing its documents.
-func EventsMsg(e Events) *nats.Msg { return EventsMsgCompressed(e, event.Compress(e.Docs)) }
+// EventsMsg builds the stream message of e, compressing its documents with S2.
+func EventsMsg(e Events) *nats.Msg {
+	e.Size = len(e.Docs)
+	return EventsMsgCompressed(e, event.EncodingS2, event.Compress(e.Docs))
+}
 
-// EventsMsgCompressed builds the stream message of e whose documents the caller
-// has compressed (event.Compress) into body; e.Docs is not read.
-func EventsMsgCompressed(e Events, body []byte) *nats.Msg {
+// EventsMsgCompressed builds the stream message of e whose documents (e.Size bytes)
+// the caller has compressed into body in encoding enc (an event.FrameEncoder's);
+// e.Docs is not read.
+func EventsMsgCompressed(e Events, enc string, body []byte) *nats.Msg {
 	msg := nats.NewMsg(EventsSubject(e.Dataset))
-	msg.Header.Set(HeaderEncoding, EncodingS2)
+	msg.Header.Set(HeaderEncoding, enc)
 	msg.Header.Set(HeaderDataset, e.Dataset)
 	msg.Header.Set(HeaderCount, strconv.Itoa(e.Count))
+	msg.Header.Set(HeaderSize, strconv.Itoa(e.Size))
 	if e.Source != "" {
 		msg.Header.Set(HeaderSource, e.Source)
 	}
@@ -274,20 +282,42 @@ func EventsMsgCompressed(e Events, body []byte) *nats.Msg {
 // ReadEvents reads an event batch, decompressing its documents into a new buffer
 // the caller owns.
 func ReadEvents(subject string, h nats.Header, body []byte) (Events, error) {
-	return ReadEventsInto(nil, subject, h, body)
+	var d event.FrameDecoder
+	return ReadEventsInto(&d, nil, subject, h, body)
 }
 
-// ReadEventsInto is ReadEvents decompressing into dst's memory when it is large
-// enough (else into a new buffer).
-func ReadEventsInto(dst []byte, subject string, h nats.Header, body []byte) (Events, error) {
-	e := Events{Dataset: DatasetOf(subject), Source: h.Get(HeaderSource)}
-	e.Count, _ = strconv.Atoi(h.Get(HeaderCount))
-	docs, err := event.Decompress(dst, body)
+// ReadEventsInto is ReadEvents decompressing with d into dst's memory when it is
+// large enough (else into a new buffer).
+func ReadEventsInto(d *event.FrameDecoder, dst []byte, subject string, h nats.Header, body []byte) (Events, error) {
+	e := readEventsHeader(subject, h)
+	docs, err := d.Decode(dst, body, h.Get(HeaderEncoding))
 	if err != nil {
 		return e, err
 	}
-	e.Docs = docs
+	e.Docs, e.Size = docs, len(docs)
 	return e, nil
+}
+
+// ReadFrame reads an event batch's headers and, when its body is in encoding enc,
+// returns the body as it is (with Size from the header; e.Docs stays nil) for a sink
+// that writes frames of enc; ok is false for a body in another encoding.
+func ReadFrame(enc, subject string, h nats.Header, body []byte) (e Events, frame []byte, ok bool) {
+	if enc == "" || enc == event.EncodingS2 || h.Get(HeaderEncoding) != enc {
+		return Events{}, nil, false
+	}
+	size, err := strconv.Atoi(h.Get(HeaderSize))
+	if err != nil || size < 0 {
+		return Events{}, nil, false
+	}
+	e = readEventsHeader(subject, h)
+	e.Size = size
+	return e, body, true
+}
+
+func readEventsHeader(subject string, h nats.Header) Events {
+	e := Events{Dataset: DatasetOf(subject), Source: h.Get(HeaderSource)}
+	e.Count, _ = strconv.Atoi(h.Get(HeaderCount))
+	return e
 }
 
 // LetterMsg builds the stream message of a dead letter: headers describe it, the body

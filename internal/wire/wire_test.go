@@ -1,6 +1,7 @@
 package wire
 
 import (
+	"bytes"
 	"errors"
 	"slices"
 	"testing"
@@ -9,6 +10,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/vigil-sec/vigil/internal/component"
+	"github.com/vigil-sec/vigil/internal/event"
 )
 
 func TestClassify(t *testing.T) {
@@ -101,5 +103,37 @@ func TestRecordFields(t *testing.T) {
 	msg.Header.Set(HeaderCount, "2")
 	if got := ReadRaw(msg.Subject, msg.Header, msg.Data, time.Now()); got.RecordFields != nil {
 		t.Fatalf("3 field maps for 2 records read as %v, want none", got.RecordFields)
+	}
+}
+
+// An event batch in the encoding a sink writes comes out of ReadFrame as it is, with
+// its size; one in another encoding, or without its size, does not, and
+// ReadEvents decompresses every encoding.
+func TestReadFrame(t *testing.T) {
+	docs := []byte(`{"message":"a"}` + "\n" + `{"message":"b"}` + "\n")
+	for _, enc := range []string{event.EncodingS2, event.EncodingGzip, event.EncodingZstd} {
+		fe, err := event.NewFrameEncoder(enc, 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body := fe.Append(nil, docs)
+		msg := EventsMsgCompressed(Events{Dataset: "web", Source: "http", Count: 2, Size: len(docs)}, enc, body)
+		ev, err := ReadEvents(msg.Subject, msg.Header, msg.Data)
+		if err != nil || !bytes.Equal(ev.Docs, docs) || ev.Count != 2 || ev.Size != len(docs) || ev.Dataset != "web" || ev.Source != "http" {
+			t.Fatalf("%s: ReadEvents: %+v, %v", enc, ev, err)
+		}
+		for _, want := range []string{event.EncodingS2, event.EncodingGzip, event.EncodingZstd, ""} {
+			ev, frame, ok := ReadFrame(want, msg.Subject, msg.Header, msg.Data)
+			if wantOK := want == enc && enc != event.EncodingS2; ok != wantOK {
+				t.Fatalf("%s body, sink writing %q: ok %v", enc, want, ok)
+			}
+			if ok && (!bytes.Equal(frame, body) || ev.Size != len(docs) || ev.Count != 2 || ev.Docs != nil || ev.Dataset != "web") {
+				t.Fatalf("%s: ReadFrame: %+v", enc, ev)
+			}
+		}
+		msg.Header.Del(HeaderSize)
+		if _, _, ok := ReadFrame(enc, msg.Subject, msg.Header, msg.Data); ok {
+			t.Fatalf("%s: a frame without its size passed through", enc)
+		}
 	}
 }

@@ -15,13 +15,17 @@ import (
 	"sync"
 	"time"
 
-	"github.com/klauspost/compress/gzip"
-	"github.com/klauspost/compress/zstd"
-
 	"github.com/vigil-sec/vigil/internal/component"
+	"github.com/vigil-sec/vigil/internal/event"
 )
 
 // Sink writes event batches to gzip (or zstd) NDJSON files.
+//
+// Every batch is a frame of its own (a gzip member, a zstd frame); the files are
+// those frames one after another, which gzip and zstd readers read as one stream.
+// A batch that crossed the events stream compressed as the archive compresses
+// (processing.events_compression) is written as it is (component.FrameSink);
+// others are compressed here.
 //
 // Exactly-once files: a file's name is <epoch>-<min-seq>-<max-seq> of the batches it
 // holds (the events stream's epoch, component.Batch.Epoch, and their sequences), and
@@ -43,6 +47,8 @@ type Sink struct {
 	counters *component.Counters
 
 	mu      sync.Mutex
+	enc     *event.FrameEncoder // compresses the batches that come uncompressed
+	zbuf    []byte              // enc's output, reused
 	open    map[stretch]*file
 	written map[stretch]map[uint64]bool
 	lines   []journalLine // the journal's records, in the file's order
@@ -59,8 +65,9 @@ type Sink struct {
 }
 
 var (
-	_ component.Sink   = (*Sink)(nil)
-	_ component.Pruner = (*Sink)(nil)
+	_ component.Sink      = (*Sink)(nil)
+	_ component.Pruner    = (*Sink)(nil)
+	_ component.FrameSink = (*Sink)(nil)
 )
 
 // stretch is a dataset's batches in one events stream epoch: the batches of one file
@@ -82,7 +89,6 @@ type file struct {
 	tmp     string
 	f       *os.File
 	bw      *bufio.Writer
-	z       io.WriteCloser // the compressor, writing to bw
 	opened  time.Time
 	first   time.Time // stream time of the first batch: names the hour directory
 	size    int
@@ -109,8 +115,16 @@ func (s *Sink) Path() string { return s.cfg.Path }
 func (s *Sink) tmpDir() string      { return filepath.Join(s.cfg.Path, ".tmp") }
 func (s *Sink) journalPath() string { return filepath.Join(s.cfg.Path, ".journal", s.name) }
 
+// FrameEncoding implements component.FrameSink.
+func (s *Sink) FrameEncoding() string { return s.cfg.Compression }
+
 // Start implements component.Sink.
 func (s *Sink) Start(context.Context) error {
+	enc, err := event.NewFrameEncoder(s.cfg.Compression, s.cfg.CompressionLevel)
+	if err != nil {
+		return fmt.Errorf("archive: %w", err)
+	}
+	s.enc = enc
 	if err := os.MkdirAll(s.tmpDir(), 0o750); err != nil {
 		return fmt.Errorf("archive: %w", err)
 	}
@@ -258,16 +272,21 @@ func (s *Sink) Consume(_ context.Context, b *component.Batch) error {
 		}
 		s.open[at] = f
 	}
-	if _, err := f.z.Write(b.Docs); err != nil {
+	frame := b.Frame
+	if frame == nil {
+		s.zbuf = s.enc.Append(s.zbuf[:0], b.Docs)
+		frame = s.zbuf
+	}
+	if _, err := f.bw.Write(frame); err != nil {
 		s.fail(f, err)
 		b.Done(err)
 		return nil
 	}
-	f.size += len(b.Docs)
+	f.size += b.Size
 	f.events += b.Count
-	// The documents are in the compressor now (it copies what it is given); the
-	// batch is kept only to be acknowledged, so its memory goes back at once, to
-	// take the next batch, rather than at rotation.
+	// The frame is in the file's buffer now; the batch is kept only to be
+	// acknowledged, so its memory goes back at once, to take the next batch, rather
+	// than at rotation.
 	b.Release()
 	f.batches = append(f.batches, b)
 	if f.size >= int(s.cfg.MaxBytes) {
@@ -283,36 +302,12 @@ func (s *Sink) create(b *component.Batch) (*file, error) {
 		return nil, fmt.Errorf("archive: %w", err)
 	}
 	bw := bufio.NewWriterSize(f, 256<<10)
-	z, err := s.compressor(bw)
-	if err != nil {
-		f.Close()
-		return nil, err
-	}
-	return &file{stretch: stretch{epoch: b.Epoch, dataset: b.Dataset}, tmp: tmp, f: f, bw: bw, z: z, opened: time.Now(), first: b.Time}, nil
-}
-
-// compressor returns the configured compressor writing to w.
-func (s *Sink) compressor(w io.Writer) (io.WriteCloser, error) {
-	if s.cfg.Compression != "zstd" {
-		return gzip.NewWriterLevel(w, s.cfg.CompressionLevel)
-	}
-	level := zstd.SpeedDefault
-	switch {
-	case s.cfg.CompressionLevel <= 1:
-		level = zstd.SpeedFastest
-	case s.cfg.CompressionLevel >= 8:
-		level = zstd.SpeedBestCompression
-	case s.cfg.CompressionLevel >= 5:
-		level = zstd.SpeedBetterCompression
-	}
-	// One goroutine: the sink's lock serializes writes anyway, and the files of
-	// several datasets compress side by side.
-	return zstd.NewWriter(w, zstd.WithEncoderLevel(level), zstd.WithEncoderConcurrency(1), zstd.WithWindowSize(1<<20))
+	return &file{stretch: stretch{epoch: b.Epoch, dataset: b.Dataset}, tmp: tmp, f: f, bw: bw, opened: time.Now(), first: b.Time}, nil
 }
 
 // extension is the file name's ending for the configured compression.
 func (s *Sink) extension() string {
-	if s.cfg.Compression == "zstd" {
+	if s.cfg.Compression == event.EncodingZstd {
 		return ".ndjson.zst"
 	}
 	return ".ndjson.gz"
@@ -356,9 +351,6 @@ func (s *Sink) rotate(f *file) {
 // finish closes, journals and renames f; it returns the journal line, without its
 // '\n'.
 func (s *Sink) finish(f *file, rel string, seqs []uint64) (string, error) {
-	if err := f.z.Close(); err != nil {
-		return "", err
-	}
 	if err := f.bw.Flush(); err != nil {
 		return "", err
 	}

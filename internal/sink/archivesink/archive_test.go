@@ -1,6 +1,7 @@
 package archivesink_test
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"log/slog"
@@ -16,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/vigil-sec/vigil/internal/component"
+	"github.com/vigil-sec/vigil/internal/event"
 	"github.com/vigil-sec/vigil/internal/sink/archivesink"
 	vtestutil "github.com/vigil-sec/vigil/internal/testutil"
 )
@@ -86,17 +88,30 @@ func docID(epoch int64, dataset string, seq uint64, i int) string {
 // consume hands the sink batch seq of dataset of r.epoch, with ids from docID.
 func (r *run) consume(t *testing.T, dataset string, seq uint64, redelivered bool) {
 	t.Helper()
+	r.consumeBatch(t, r.batch(dataset, seq), redelivered)
+}
+
+// batch is the documents of batch seq of dataset of r.epoch, with ids from docID.
+func (r *run) batch(dataset string, seq uint64) *component.Batch {
 	var docs []byte
 	for i := range docsPerBatch {
 		doc := fmt.Sprintf(`{"event":{"id":%q,"dataset":%q},"message":"`, docID(r.epoch, dataset, seq, i), dataset)
 		doc += strings.Repeat("x", docSize-len(doc)-3) + "\"}\n"
 		docs = append(docs, doc...)
 	}
-	b := component.NewBatch(dataset, seq, streamTime.Add(time.Duration(seq)*time.Second), docs, docsPerBatch, func(err error) {
+	return component.NewBatch(dataset, seq, streamTime.Add(time.Duration(seq)*time.Second), docs, docsPerBatch, nil)
+}
+
+// consumeBatch hands the sink b (from batch, perhaps turned into a frame).
+func (r *run) consumeBatch(t *testing.T, b *component.Batch, redelivered bool) {
+	t.Helper()
+	dataset, seq, frame, size := b.Dataset, b.Seq, b.Frame, b.Size
+	b = component.NewBatch(dataset, seq, b.Time, b.Docs, b.Count, func(err error) {
 		r.mu.Lock()
 		r.acks[seq] = append(r.acks[seq], err)
 		r.mu.Unlock()
 	})
+	b.Frame, b.Size = frame, size
 	b.Epoch = r.epoch
 	b.Redelivered = redelivered
 	r.mu.Lock()
@@ -743,4 +758,58 @@ func TestZstd(t *testing.T) {
 	}
 	checkArchive(t, dir, map[string][]uint64{"web": {1, 2, 3, 4, 5}})
 	checkConsistent(t, dir)
+}
+
+// TestFramesWrittenAsTheyAre: a batch that comes as a frame (it crossed the stream
+// compressed as the archive compresses) is written byte for byte as it came, one
+// that comes as documents is compressed into a frame of its own, and the file, the
+// two kinds mixed, holds every document once. The frames are made at level 1 and
+// the archive compresses at 9, so a frame compressed again would not match.
+func TestFramesWrittenAsTheyAre(t *testing.T) {
+	for _, enc := range []string{event.EncodingGzip, event.EncodingZstd} {
+		t.Run(enc, func(t *testing.T) {
+			dir := t.TempDir()
+			cfg := testConfig(dir)
+			cfg.Compression, cfg.CompressionLevel = enc, 9
+			r := start(t, cfg)
+			if r.FrameEncoding() != enc {
+				t.Fatalf("FrameEncoding %q, want %q", r.FrameEncoding(), enc)
+			}
+			fast, err := event.NewFrameEncoder(enc, 1)
+			if err != nil {
+				t.Fatal(err)
+			}
+			small, err := event.NewFrameEncoder(enc, 9)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var want []byte
+			for seq := uint64(1); seq <= 3; seq++ {
+				b := r.batch("web", seq)
+				if seq == 2 {
+					want = small.Append(want, b.Docs)
+				} else {
+					b.Frame, b.Size = fast.Append(nil, b.Docs), len(b.Docs)
+					b.Docs = nil
+					want = append(want, b.Frame...)
+				}
+				r.consumeBatch(t, b, false)
+			}
+			r.checkAcked(t, 1, 2, 3) // rotated by size: Size counts, not the frame's bytes
+			got := files(t, dir)
+			if len(got) != 1 {
+				t.Fatalf("files %v", got)
+			}
+			data, err := os.ReadFile(filepath.Join(dir, got[0]))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(data, want) {
+				t.Fatalf("file of %d bytes, want the %d bytes of the frames as they came", len(data), len(want))
+			}
+			r.stop(t)
+			checkArchive(t, dir, map[string][]uint64{"web": {1, 2, 3}})
+			checkConsistent(t, dir)
+		})
+	}
 }

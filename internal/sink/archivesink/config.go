@@ -34,6 +34,12 @@ func NewConfig() *Config {
 	return &Config{MaxBytes: 64 << 20, MaxAge: 10 * time.Second, Compression: "gzip", CompressionLevel: 1}
 }
 
+// FrameEncoding implements config.FrameSettings: processing compresses event
+// batches as the archive does when processing.events_compression is auto.
+func (c *Config) FrameEncoding() (encoding string, level int) {
+	return c.Compression, c.CompressionLevel
+}
+
 // Validate implements config.Component.
 func (c *Config) Validate() error {
 	var errs []error
