@@ -26,6 +26,9 @@ type Config struct {
 	Compression string `yaml:"compression"`
 	// CompressionLevel is the level, 1 (fastest) to 9 (smallest); for zstd 1 is its
 	// fastest level, 2-4 its default, 5-7 better and 8-9 its best compression.
+	// Processing compresses event batches with this compression and level when
+	// processing.events_compression is auto, and the archive writes those batches as
+	// they are; batches compressed otherwise are compressed here at this level.
 	CompressionLevel int `yaml:"compression_level"`
 }
 
