@@ -5,6 +5,7 @@ import (
 	"math"
 	"testing"
 	"time"
+	"unsafe"
 )
 
 func TestValueAppendJSON(t *testing.T) {
@@ -109,5 +110,65 @@ func TestAppendTimestamp(t *testing.T) {
 	back, err := time.Parse(time.RFC3339Nano, string(AppendTimestamp(nil, ts)))
 	if err != nil || !back.Equal(ts) {
 		t.Errorf("round trip: %v %v", back, err)
+	}
+}
+
+// A Value stays 32 bytes with one pointer (see its comment): the size of every field
+// of every event, copied and scanned on the hot path.
+func TestValueSize(t *testing.T) {
+	if n := unsafe.Sizeof(Value{}); n != 32 {
+		t.Fatalf("Value is %d bytes, want 32", n)
+	}
+	if n := unsafe.Sizeof(Field{}); n != 48 {
+		t.Fatalf("Field is %d bytes, want 48", n)
+	}
+}
+
+func TestValueRoundTripsAndEqual(t *testing.T) {
+	est := time.FixedZone("EST", -5*3600)
+	at := time.Date(2026, 12, 7, 9, 30, 1, 123456789, est)
+	v := Time(at)
+	got, ok := v.AsTime()
+	if !ok || !got.Equal(at) || got.Location() != est || got.Hour() != 9 {
+		t.Fatalf("AsTime: %v %v, want %v in its zone", got, ok, at)
+	}
+	if s := string(v.AppendJSON(nil)); s != `"2026-12-07T14:30:01.123456789Z"` {
+		t.Fatalf("time JSON %s", s)
+	}
+	if got, _ := Time(time.Time{}).AsTime(); !got.IsZero() {
+		t.Fatalf("zero time back as %v", got)
+	}
+	if f, ok := Float(-2.5).AsFloat(); !ok || f != -2.5 {
+		t.Fatalf("AsFloat %v %v", f, ok)
+	}
+	if b, ok := Bytes([]byte("ab")).AsBytes(); !ok || string(b) != "ab" {
+		t.Fatalf("AsBytes %q %v", b, ok)
+	}
+	if ss, ok := Strings([]string{"a", "b"}).AsStrings(); !ok || len(ss) != 2 || ss[1] != "b" {
+		t.Fatalf("AsStrings %v %v", ss, ok)
+	}
+	if n, ok := String("x").AsInt(); ok || n != 0 {
+		t.Fatalf("AsInt of a string: %v %v", n, ok)
+	}
+	for _, c := range []struct {
+		a, b Value
+		want bool
+	}{
+		{String("ab"), String(string([]byte("ab"))), true},
+		{String("ab"), Bytes([]byte("ab")), false},
+		{Bytes([]byte("ab")), Bytes([]byte("ab")), true},
+		{Raw([]byte(`{}`)), Raw([]byte(`{}`)), true},
+		{Strings([]string{"a"}), Strings([]string{"a"}), true},
+		{Strings([]string{"a"}), Strings([]string{"a", "b"}), false},
+		{Int(1), Int(1), true},
+		{Int(1), Bool(true), false},
+		{Float(1), Float(1), true},
+		{Time(at), Time(at.UTC()), false}, // same instant, other location
+		{Time(at), Time(at.Add(time.Nanosecond).Add(-time.Nanosecond)), true},
+		{Value{}, Value{}, true},
+	} {
+		if got := c.a.Equal(c.b); got != c.want {
+			t.Errorf("%s Equal %s: %v, want %v", c.a.AppendJSON(nil), c.b.AppendJSON(nil), got, c.want)
+		}
 	}
 }

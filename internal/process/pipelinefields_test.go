@@ -2,7 +2,6 @@ package process
 
 import (
 	"math/rand/v2"
-	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -75,7 +74,7 @@ func TestSetPipelineFieldsLikeSet(t *testing.T) {
 			t.Fatalf("round %d: %d fields one by one, %d in one pass:\n%v\n%v", round, len(a.Fields), len(b.Fields), a.Fields, b.Fields)
 		}
 		for i := range had {
-			if a.Fields[i].Key != b.Fields[i].Key || !reflect.DeepEqual(a.Fields[i].Value, b.Fields[i].Value) {
+			if a.Fields[i].Key != b.Fields[i].Key || !a.Fields[i].Value.Equal(b.Fields[i].Value) {
 				t.Fatalf("round %d: field %d, set before: %v one by one, %v in one pass", round, i, a.Fields[i], b.Fields[i])
 			}
 		}
@@ -88,7 +87,7 @@ func TestSetPipelineFieldsLikeSet(t *testing.T) {
 		slices.SortStableFunc(a.Fields, byKey)
 		slices.SortStableFunc(b.Fields, byKey)
 		for i := range a.Fields {
-			if a.Fields[i].Key != b.Fields[i].Key || !reflect.DeepEqual(a.Fields[i].Value, b.Fields[i].Value) {
+			if a.Fields[i].Key != b.Fields[i].Key || !a.Fields[i].Value.Equal(b.Fields[i].Value) {
 				t.Fatalf("round %d: field %d: %v one by one, %v in one pass", round, i, a.Fields[i], b.Fields[i])
 			}
 		}
