@@ -167,11 +167,13 @@ func (r *sinkRunner) start(ctx context.Context) (err error) {
 		r.frameEnc = fs.FrameEncoding()
 	}
 	// At most a sixteenth of limits.memory waiting in the client, but never less
-	// than one message of the largest size the stream takes. (A count limit besides,
-	// PullMaxMessagesWithBytesLimit, overflows nats.go's buffer of that many messages
-	// under load: "slow consumer, messages dropped", then a wait for redelivery.)
+	// than one message of the largest size the stream takes. The count is far above
+	// what the bytes let through (a count that binds overflows nats.go's buffer of
+	// that many messages under load: "slow consumer, messages dropped", then a wait
+	// for redelivery), but it sizes that buffer: with bytes alone, nats.go makes it a
+	// channel of 1,000,000 pointers (8 MiB), which every garbage collection scans.
 	pullBytes := max(r.memory.Share(16), r.st.MaxPayload()+64<<10)
-	iter, err := cons.Messages(jetstream.PullMaxBytes(pullBytes))
+	iter, err := cons.Messages(jetstream.PullMaxMessagesWithBytesLimit(pullMessages(pullBytes), pullBytes))
 	if err != nil {
 		return fmt.Errorf("sink %s: %w", r.cfg.Name, err)
 	}
@@ -435,6 +437,10 @@ func (r *sinkRunner) releaseDocs(docs []byte) {
 
 // consume hands b to the sink; a panic in the sink fails the batch (it is redelivered
 // after a backoff) instead of stopping the node.
+// pullMessages is the count limit beside a pull of at most bytes: one message per
+// 256 bytes (no event batch is that small but a single small event), at least 1,024.
+func pullMessages(bytes int) int { return max(1024, bytes/256) }
+
 // decode decompresses an event batch. The sink owns the batch's bytes until it
 // releases them: decode into the memory of a batch released before, or a fresh
 // buffer.
