@@ -71,7 +71,7 @@ type sinkRunner struct {
 
 	started bool // start succeeded: stop has something to stop
 	cons    jetstream.Consumer
-	iter    jetstream.MessagesContext
+	iter    *fetchIter
 	cancel  context.CancelFunc
 	wg      sync.WaitGroup
 }
@@ -167,16 +167,9 @@ func (r *sinkRunner) start(ctx context.Context) (err error) {
 		r.frameEnc = fs.FrameEncoding()
 	}
 	// At most a sixteenth of limits.memory waiting in the client, but never less
-	// than one message of the largest size the stream takes. The count is far above
-	// what the bytes let through (a count that binds overflows nats.go's buffer of
-	// that many messages under load: "slow consumer, messages dropped", then a wait
-	// for redelivery), but it sizes that buffer: with bytes alone, nats.go makes it a
-	// channel of 1,000,000 pointers (8 MiB), which every garbage collection scans.
+	// than one message of the largest size the stream takes.
 	pullBytes := max(r.memory.Share(16), r.st.MaxPayload()+64<<10)
-	iter, err := cons.Messages(jetstream.PullMaxMessagesWithBytesLimit(pullMessages(pullBytes), pullBytes))
-	if err != nil {
-		return fmt.Errorf("sink %s: %w", r.cfg.Name, err)
-	}
+	iter := &fetchIter{cons: cons, n: pullMessages, maxBytes: pullBytes, wait: min(time.Second, r.buffer.AckWait/4)}
 	r.iter = iter
 	r.delivered = d
 	r.acks = make(chan ackItem, 1024)
@@ -304,7 +297,7 @@ func (r *sinkRunner) run(ctx context.Context) {
 	for {
 		// The context ends the wait when stop gives up on draining (a drain needs
 		// the server to answer; stop must not wait longer than its deadline).
-		msg, err := r.iter.Next(jetstream.NextContext(ctx))
+		msg, err := r.iter.Next(ctx)
 		if err != nil {
 			if errors.Is(err, jetstream.ErrMsgIteratorClosed) {
 				return
@@ -437,9 +430,9 @@ func (r *sinkRunner) releaseDocs(docs []byte) {
 
 // consume hands b to the sink; a panic in the sink fails the batch (it is redelivered
 // after a backoff) instead of stopping the node.
-// pullMessages is the count limit beside a pull of at most bytes: one message per
-// 256 bytes (no event batch is that small but a single small event), at least 1,024.
-func pullMessages(bytes int) int { return max(1024, bytes/256) }
+// pullMessages is the most messages one pull of a sink asks for; the bytes bind
+// first unless the batches are small (an event or a few each).
+const pullMessages = 256
 
 // decode decompresses an event batch. The sink owns the batch's bytes until it
 // releases them: decode into the memory of a batch released before, or a fresh
