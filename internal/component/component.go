@@ -231,8 +231,9 @@ type Sink interface {
 // FrameSink is implemented by a sink that writes event batches compressed, in a
 // format where compressed frames appended one after another stay valid (a gzip or
 // zstd file). FrameEncoding names that encoding (event.EncodingGzip or
-// event.EncodingZstd): a batch that crossed the stream in it comes to Consume with
-// Frame set and Docs nil, to be written as it is; any other comes with Docs.
+// event.EncodingZstd; empty: none, as configured): a batch that crossed the stream
+// in it comes to Consume with Frame set and Docs nil, to be written as it is; any
+// other comes with Docs.
 type FrameSink interface {
 	FrameEncoding() string
 }

@@ -222,13 +222,14 @@ type Processing struct {
 	// s2 (cheapest to compress and decompress), gzip or zstd (whole frames a
 	// file_archive of that compression appends to its files as they are, without
 	// decompressing and compressing again), or auto: the compression and level of
-	// the first file_archive sink, else s2. Sinks read every encoding.
+	// the first file_archive or ndjson s3 sink, else s2. Sinks read every encoding.
 	EventsCompression string `yaml:"events_compression"`
 }
 
 // FrameSettings is implemented by the settings of a sink that writes event batches
 // as they crossed the stream when they are compressed as it compresses
-// (processing.events_compression: auto picks the first such sink's).
+// (processing.events_compression: auto picks the first such sink's). An empty
+// encoding: not with these settings (an s3 sink writing parquet).
 type FrameSettings interface {
 	FrameEncoding() (encoding string, level int)
 }
@@ -241,7 +242,9 @@ func (c *Config) EventsEncoding() (encoding string, level int) {
 	}
 	for _, s := range c.Sinks {
 		if fs, ok := s.Settings.(FrameSettings); ok {
-			return fs.FrameEncoding()
+			if enc, level := fs.FrameEncoding(); enc != "" {
+				return enc, level
+			}
 		}
 	}
 	return "s2", 1

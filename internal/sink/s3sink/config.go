@@ -97,6 +97,22 @@ func (c *Config) compression() string {
 	return "gzip"
 }
 
+// frameEncoding is the encoding of the event batch frames ndjson objects are made
+// of, or "" for parquet.
+func (c *Config) frameEncoding() string {
+	if c.Encoding == "parquet" {
+		return ""
+	}
+	return c.compression()
+}
+
+// FrameEncoding implements config.FrameSettings (processing.events_compression:
+// auto): ndjson objects are gzip or zstd frames at the format's default level.
+func (c *Config) FrameEncoding() (encoding string, level int) {
+	enc := c.frameEncoding()
+	return enc, ndjsonLevel(enc)
+}
+
 // Validate implements config.Component.
 func (c *Config) Validate() error {
 	var errs []error

@@ -1,12 +1,7 @@
 package s3sink
 
 import (
-	"bytes"
-	"fmt"
-	"io"
-
-	"github.com/klauspost/compress/gzip"
-	"github.com/klauspost/compress/zstd"
+	"github.com/vigil-sec/vigil/internal/event"
 )
 
 // encoder turns NDJSON batches into one object's bytes. It is used by one goroutine
@@ -29,46 +24,48 @@ func (s *Sink) newEncoder(dataset string) (encoder, error) {
 	}
 }
 
-// ndjsonEncoder compresses the documents as they come, so an object's memory is its
-// compressed size.
+// ndjsonEncoder compresses each batch as it comes into a frame of its own (a gzip
+// member, a zstd frame), so an object's memory is its compressed size; a batch that
+// came compressed as the object is (writeFrame) is appended as it is. The frames
+// one after another are one valid .ndjson.gz or .ndjson.zst object.
 type ndjsonEncoder struct {
-	buf       bytes.Buffer
-	w         io.WriteCloser
+	buf       []byte
+	fe        *event.FrameEncoder
 	extension string
 }
 
+// ndjsonLevel is the level of the frames the sink compresses itself: gzip's and
+// zstd's default levels (the object store keeps them for long).
+func ndjsonLevel(compression string) int {
+	if compression == event.EncodingZstd {
+		return 3
+	}
+	return 6
+}
+
 func newNDJSONEncoder(compression string) (*ndjsonEncoder, error) {
-	e := &ndjsonEncoder{}
-	switch compression {
-	case "zstd":
-		// One encoder goroutine: objects are encoded in parallel across datasets
-		// already, and the sink owns no goroutines it cannot stop.
-		w, err := zstd.NewWriter(&e.buf, zstd.WithEncoderConcurrency(1), zstd.WithEncoderLevel(zstd.SpeedDefault))
-		if err != nil {
-			return nil, fmt.Errorf("zstd: %w", err)
-		}
-		e.w, e.extension = w, ".ndjson.zst"
-	default:
-		w, err := gzip.NewWriterLevel(&e.buf, gzip.DefaultCompression)
-		if err != nil {
-			return nil, fmt.Errorf("gzip: %w", err)
-		}
-		e.w, e.extension = w, ".ndjson.gz"
+	fe, err := event.NewFrameEncoder(compression, ndjsonLevel(compression))
+	if err != nil {
+		return nil, err
+	}
+	e := &ndjsonEncoder{fe: fe, extension: ".ndjson.gz"}
+	if compression == event.EncodingZstd {
+		e.extension = ".ndjson.zst"
 	}
 	return e, nil
 }
 
 func (e *ndjsonEncoder) write(docs []byte) error {
-	_, err := e.w.Write(docs)
-	return err
+	e.buf = e.fe.Append(e.buf, docs)
+	return nil
 }
 
-func (e *ndjsonEncoder) finish() ([]byte, error) {
-	if err := e.w.Close(); err != nil {
-		return nil, err
-	}
-	return e.buf.Bytes(), nil
+// writeFrame appends a batch compressed in the object's compression, as it is.
+func (e *ndjsonEncoder) writeFrame(frame []byte) {
+	e.buf = append(e.buf, frame...)
 }
+
+func (e *ndjsonEncoder) finish() ([]byte, error) { return e.buf, nil }
 
 func (e *ndjsonEncoder) ext() string         { return e.extension }
 func (e *ndjsonEncoder) contentType() string { return "application/x-ndjson" }

@@ -95,8 +95,9 @@ type Sink struct {
 }
 
 var (
-	_ component.Sink   = (*Sink)(nil)
-	_ component.Pruner = (*Sink)(nil)
+	_ component.Sink      = (*Sink)(nil)
+	_ component.Pruner    = (*Sink)(nil)
+	_ component.FrameSink = (*Sink)(nil)
 )
 
 // stretch is a dataset's batches in one events stream epoch: the batches of one
@@ -193,6 +194,10 @@ func (s *Sink) Start(ctx context.Context) error {
 	return nil
 }
 
+// FrameEncoding implements component.FrameSink: ndjson objects take event batches
+// compressed as they are (parquet objects take none).
+func (s *Sink) FrameEncoding() string { return s.cfg.frameEncoding() }
+
 // Consume implements component.Sink.
 func (s *Sink) Consume(ctx context.Context, b *component.Batch) error {
 	s.mu.Lock()
@@ -242,7 +247,13 @@ func (s *Sink) Consume(ctx context.Context, b *component.Batch) error {
 		o = &object{stretch: at, first: b.Time, opened: time.Now(), enc: enc}
 		s.open[at] = o
 	}
-	if err := o.enc.write(b.Docs); err != nil {
+	var err error
+	if nd, ok := o.enc.(*ndjsonEncoder); ok && b.Frame != nil {
+		nd.writeFrame(b.Frame)
+	} else {
+		err = o.enc.write(b.Docs)
+	}
+	if err != nil {
 		// The encoders write to memory, so this is a bug; hand everything back.
 		delete(s.open, at)
 		s.mu.Unlock()
@@ -252,7 +263,7 @@ func (s *Sink) Consume(ctx context.Context, b *component.Batch) error {
 		b.Done(err)
 		return nil
 	}
-	o.size += len(b.Docs)
+	o.size += b.Size
 	o.events += b.Count
 	o.seqs = append(o.seqs, b.Seq)
 	o.batches = append(o.batches, b)

@@ -1,6 +1,7 @@
 package s3sink_test
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"regexp"
@@ -12,6 +13,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
+	"github.com/vigil-sec/vigil/internal/event"
 	"github.com/vigil-sec/vigil/internal/testutil"
 )
 
@@ -365,5 +367,70 @@ func put(t *testing.T, g *gateway, key, body string) {
 		Body: strings.NewReader(body)})
 	if err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestFramesWrittenAsTheyAre: ndjson objects take a batch that crossed the stream
+// compressed as they are (component.FrameSink) byte for byte, compress the others,
+// and hold every document once; a parquet sink takes no frames.
+func TestFramesWrittenAsTheyAre(t *testing.T) {
+	for _, comp := range []string{event.EncodingGzip, event.EncodingZstd} {
+		t.Run(comp, func(t *testing.T) {
+			g := startGateway(t)
+			cfg := sinkConfig(g)
+			cfg.Compression = comp
+			s := newSink(t, cfg, "lake")
+			if s.FrameEncoding() != comp {
+				t.Fatalf("FrameEncoding %q, want %q", s.FrameEncoding(), comp)
+			}
+			// Level 1: the sink compresses at the format's default level, so a frame
+			// it compressed again would not be found as it was.
+			fe, err := event.NewFrameEncoder(comp, 1)
+			if err != nil {
+				t.Fatal(err)
+			}
+			a := newAcks()
+			var frames [][]byte
+			for q := uint64(1); q <= 6; q++ {
+				b := batch("web", q, streamTime, 20, a)
+				if q%2 == 1 {
+					b.Frame, b.Size = fe.Append(nil, b.Docs), len(b.Docs)
+					b.Docs = nil
+					frames = append(frames, b.Frame)
+				}
+				if err := s.Consume(context.Background(), b); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := s.Stop(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			if a.acked() != 6 {
+				t.Fatalf("%d batches acknowledged, want 6 (failed: %v)", a.acked(), a.failed())
+			}
+			checkExactlyOnce(t, g.NDJSONDocs(t), map[string][]uint64{"web": {1, 2, 3, 4, 5, 6}}, 20)
+			var objects []byte
+			for _, k := range g.DataKeys(t) {
+				objects = append(objects, g.Get(t, k)...)
+			}
+			for i, f := range frames {
+				if !bytes.Contains(objects, f) {
+					t.Errorf("frame %d (%d bytes) is not in the objects as it came", i, len(f))
+				}
+			}
+		})
+	}
+	g := startGateway(t)
+	cfg := sinkConfig(g)
+	cfg.Encoding = "parquet"
+	s := newSink(t, cfg, "lake")
+	if err := s.Stop(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if s.FrameEncoding() != "" {
+		t.Fatalf("a parquet sink takes frames of %q", s.FrameEncoding())
+	}
+	if enc, _ := cfg.FrameEncoding(); enc != "" {
+		t.Fatalf("a parquet sink's settings name frames of %q", enc)
 	}
 }
