@@ -428,8 +428,6 @@ func (r *sinkRunner) releaseDocs(docs []byte) {
 	}
 }
 
-// consume hands b to the sink; a panic in the sink fails the batch (it is redelivered
-// after a backoff) instead of stopping the node.
 // pullMessages is the most messages one pull of a sink asks for; the bytes bind
 // first unless the batches are small (an event or a few each).
 const pullMessages = 256
@@ -451,6 +449,8 @@ func (r *sinkRunner) decode(msg jetstream.Msg) (wire.Events, error) {
 	return wire.ReadEventsInto(&r.dec, dst, msg.Subject(), msg.Headers(), msg.Data())
 }
 
+// consume hands b to the sink; a panic in the sink fails the batch (it is redelivered
+// after a backoff) instead of stopping the node.
 func (r *sinkRunner) consume(ctx context.Context, b *component.Batch) (err error) {
 	defer func() {
 		if p := recover(); p != nil {
