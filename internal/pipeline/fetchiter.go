@@ -9,18 +9,23 @@ import (
 )
 
 // fetchIter hands out a consumer's messages one by one from successive pull
-// requests of at most n messages and maxBytes bytes, one request at a time, so that
-// what waits in the client stays within maxBytes. (nats.go's Consumer.Messages
-// bounds the buffered bytes only without a count, and then buffers in a channel of
-// 1,000,000 pointers — 8 MiB that every garbage collection scans; with a count
-// besides, it no longer bounds the bytes buffered.)
+// requests of at most n messages, one request at a time. The count is what bounds
+// the memory waiting in the client: producers cut event batches at
+// event.MaxBatchBytes, so n batches take at most n such sizes (a single event larger
+// than that travels alone, up to the stream's max payload).
+//
+// Why not nats.go's Consumer.Messages or a byte limit: with a byte limit only,
+// Messages buffers in a channel of 1,000,000 pointers (8 MiB that every garbage
+// collection scans), and with a count as well it stops bounding the bytes; and a pull
+// request with a byte limit that reaches its count first ends with "409 Batch
+// Completed", which on a clustered consumer can reach the client before the
+// replicated deliveries of that request, losing them until ack_wait.
 //
 // Next is called by one goroutine; Drain may be called by another.
 type fetchIter struct {
-	cons     jetstream.Consumer
-	n        int
-	maxBytes int
-	wait     time.Duration
+	cons jetstream.Consumer
+	n    int
+	wait time.Duration
 
 	batch    jetstream.MessageBatch
 	draining atomic.Bool
@@ -34,7 +39,7 @@ func (f *fetchIter) Next(ctx context.Context) (jetstream.Msg, error) {
 			if f.draining.Load() {
 				return nil, jetstream.ErrMsgIteratorClosed
 			}
-			b, err := f.cons.Fetch(f.n, jetstream.FetchMaxBytes(f.maxBytes), jetstream.FetchMaxWait(f.wait))
+			b, err := f.cons.Fetch(f.n, jetstream.FetchMaxWait(f.wait))
 			if err != nil {
 				return nil, err
 			}

@@ -166,10 +166,7 @@ func (r *sinkRunner) start(ctx context.Context) (err error) {
 	if fs, ok := r.sink.(component.FrameSink); ok {
 		r.frameEnc = fs.FrameEncoding()
 	}
-	// At most a sixteenth of limits.memory waiting in the client, but never less
-	// than one message of the largest size the stream takes.
-	pullBytes := max(r.memory.Share(16), r.st.MaxPayload()+64<<10)
-	iter := &fetchIter{cons: cons, n: pullMessages, maxBytes: pullBytes, wait: min(time.Second, r.buffer.AckWait/4)}
+	iter := &fetchIter{cons: cons, n: pullBatches(r.memory.Share(16)), wait: min(time.Second, r.buffer.AckWait/4)}
 	r.iter = iter
 	r.delivered = d
 	r.acks = make(chan ackItem, 1024)
@@ -428,9 +425,10 @@ func (r *sinkRunner) releaseDocs(docs []byte) {
 	}
 }
 
-// pullMessages is the most messages one pull of a sink asks for; the bytes bind
-// first unless the batches are small (an event or a few each).
-const pullMessages = 256
+// pullBatches is how many event batches one pull of a sink asks for so that they
+// take at most bytes (a sixteenth of limits.memory): batches are cut at
+// event.MaxBatchBytes. At least 4, so that small budgets still pull ahead.
+func pullBatches(bytes int) int { return max(4, bytes/(event.MaxBatchBytes+64<<10)) }
 
 // decode decompresses an event batch. The sink owns the batch's bytes until it
 // releases them: decode into the memory of a batch released before, or a fresh
