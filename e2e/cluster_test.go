@@ -246,6 +246,15 @@ func startLoad(t *testing.T, nodes []*clusterNode, httpClients, perReq int, paus
 						break
 					}
 					l.failures.Add(1)
+					if !failed {
+						// Marked before the retry is sent, not after it succeeds: a check
+						// that runs meanwhile may already find both copies archived.
+						l.mu.Lock()
+						for _, id := range ids {
+							l.retried[id] = true
+						}
+						l.mu.Unlock()
+					}
 					failed = true
 					target = (target + 1) % len(nodes)
 					time.Sleep(50 * time.Millisecond)
@@ -253,9 +262,6 @@ func startLoad(t *testing.T, nodes []*clusterNode, httpClients, perReq int, paus
 				l.mu.Lock()
 				for _, id := range ids {
 					l.acked[id] = true
-					if failed {
-						l.retried[id] = true
-					}
 				}
 				l.mu.Unlock()
 				time.Sleep(pause)
