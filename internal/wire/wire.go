@@ -121,7 +121,7 @@ const (
 	// gaps); its field name is in HeaderLineField.
 	HeaderLines     = "Vigil-Lines"
 	HeaderLineField = "Vigil-Line-Field"
-	EncodingS2      = "s2"
+	EncodingS2      = event.EncodingS2 // intake batches: always S2
 )
 
 // Raw is an intake message: a batch of records of one source.
