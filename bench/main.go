@@ -177,7 +177,7 @@ func mainErr(o options) error {
 			// Interleave: each run starts with a different peer.
 			for i := range take {
 				p := take[(i+r)%len(take)]
-				res := runOne(t, sc, p, r, o)
+				res := runOneRetrying(t, sc, p, r, o)
 				if res.err != nil {
 					failed++
 					logf("%s %s run %d: FAILED: %v", sc.name, p.name, r+1, res.err)
@@ -256,13 +256,52 @@ func prepare(sc *scenario, o options, hashes bool) error {
 	return nil
 }
 
-func freePort() (int, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
+// portPool hands out loopback ports for the peers to listen on. It takes them below
+// the kernel's ephemeral range (32768–60999 on Linux), where no outgoing connection
+// (a peer's own NATS client, the harness's progress polls) can be holding one: a
+// port picked by listening on :0 and closing was taken by such a connection in CI
+// before the peer bound it.
+type portPool struct {
+	next int
+}
+
+const (
+	portPoolLow  = 20000
+	portPoolHigh = 32000
+)
+
+func newPortPool() *portPool {
+	return &portPool{next: portPoolLow + os.Getpid()%(portPoolHigh-portPoolLow)}
+}
+
+// take returns a port nothing listens on now, a different one on each call.
+func (pp *portPool) take() (int, error) {
+	for range portPoolHigh - portPoolLow {
+		port := pp.next
+		pp.next++
+		if pp.next >= portPoolHigh {
+			pp.next = portPoolLow
+		}
+		ln, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
+		if err != nil {
+			continue
+		}
+		ln.Close()
+		return port, nil
 	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port, nil
+	return 0, fmt.Errorf("no free loopback port in %d–%d", portPoolLow, portPoolHigh)
+}
+
+// runOneRetrying is runOne, run again (once) when the peer could not bind a port it
+// was given: another program took it between the check and the peer's bind. Nothing
+// was sent in such a run, so it measured nothing.
+func runOneRetrying(t *tools, sc *scenario, p *peer, r int, o options) result {
+	res := runOne(t, sc, p, r, o)
+	if res.err != nil && strings.Contains(res.err.Error(), "address already in use") {
+		logf("%s %s run %d: a port was taken before the peer bound it; running again on others: %v", sc.name, p.name, r+1, res.err)
+		res = runOne(t, sc, p, r, o)
+	}
+	return res
 }
 
 // runOne runs one peer on one scenario: start, wait until ready, send (or put the
@@ -271,17 +310,18 @@ func runOne(t *tools, sc *scenario, p *peer, r int, o options) (res result) {
 	res = result{scenario: sc.name, peer: p.name, run: r, lines: sc.lines, bytes: int64(len(sc.data.Data))}
 	fail := func(err error) result { res.err = err; return res }
 	dir := filepath.Join(o.work, fmt.Sprintf("%s-%s-%d", sc.name, p.name, r+1))
+	os.RemoveAll(dir) // a run retried, or one kept from an earlier invocation
 	if err := os.MkdirAll(filepath.Join(dir, "in"), 0o755); err != nil {
 		return fail(err)
 	}
 	if !o.keep {
 		defer os.RemoveAll(dir)
 	}
-	port, err := freePort()
+	port, err := t.ports.take()
 	if err != nil {
 		return fail(err)
 	}
-	adminPort, err := freePort()
+	adminPort, err := t.ports.take()
 	if err != nil {
 		return fail(err)
 	}
@@ -595,7 +635,7 @@ func profileVigil(t *tools, o options) error {
 		return err
 	}
 	p := peers()[slices.IndexFunc(peers(), func(p *peer) bool { return p.name == "vigil" })]
-	res := runOne(t, sc, p, 0, o) // stops Vigil with SIGTERM: the profile is written on exit
+	res := runOneRetrying(t, sc, p, 0, o) // stops Vigil with SIGTERM: the profile is written on exit
 	if res.err != nil {
 		return res.err
 	}
