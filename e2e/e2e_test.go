@@ -6,7 +6,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -17,6 +16,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/vigil-sec/vigil/internal/testutil"
 )
 
 var (
@@ -50,12 +51,7 @@ func vigilBinary(t testing.TB) string {
 // freePort returns a loopback address with a port that was free a moment ago.
 func freePort(t testing.TB) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
+	return testutil.FreeAddr(t)
 }
 
 // proc is one running vigil process.

@@ -85,21 +85,11 @@ func (s *natsServer) stop() {
 	s.cmd = nil
 }
 
-func freeTCPPort(t *testing.T) int {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
-}
-
 // externalConfig starts a nats-server and returns it with the test config on data
 // directory dir, buffered on that server, changed by mutate when not nil.
 func externalConfig(t *testing.T, dir string, mutate func(*config.Buffer)) (*natsServer, *config.Config) {
 	t.Helper()
-	ns := startNATS(t, t.TempDir(), freeTCPPort(t))
+	ns := startNATS(t, t.TempDir(), testutil.FreePort(t))
 	cfg := testConfig(t, dir, nil)
 	cfg.Buffer = config.Defaults().Buffer
 	cfg.Buffer.Type = "nats"

@@ -159,7 +159,7 @@ func TestThresholdRestart(t *testing.T) {
 // saving or releasing it (as by kill -9), and the other takes over after the lease
 // expires, replays and raises the alert exactly once.
 func TestThresholdTwoNodes(t *testing.T) {
-	ns := startNATS(t, t.TempDir(), freeTCPPort(t))
+	ns := startNATS(t, t.TempDir(), testutil.FreePort(t))
 	buffer := fmt.Sprintf("buffer: {type: nats, urls: [%q], ack_wait: 5s, publish_timeout: 2s}", ns.url)
 	dirA, dirB := t.TempDir(), t.TempDir()
 	a, baseA := start(t, thresholdCfg(t, dirA, buffer))

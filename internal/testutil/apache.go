@@ -3,7 +3,6 @@ package testutil
 import (
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -38,12 +37,7 @@ func StartApache(t testing.TB) *Apache {
 		t.Skipf("%s not installed (scripts/test.sh installs Debian's apache2): %v", ApacheBin, err)
 	}
 	dir := t.TempDir()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
+	addr := FreeAddr(t)
 	user := ""
 	if os.Getuid() == 0 {
 		// httpd will not serve as root; Debian's package creates www-data.

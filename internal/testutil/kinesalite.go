@@ -35,13 +35,8 @@ func StartKinesalite(t testing.TB) *Kinesalite {
 	if _, err := os.Stat(filepath.Join(dir, "node_modules", "kinesalite")); err != nil {
 		t.Fatalf("kinesalite not found in %s: install it with npm install --prefix %s kinesalite@3.3.3 (scripts/test.sh does)", dir, dir)
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
+	addr := FreeAddr(t)
 	_, port, _ := net.SplitHostPort(addr)
-	ln.Close()
 	script := fmt.Sprintf(`require("kinesalite")({createStreamMs: 0, deleteStreamMs: 0, updateStreamMs: 0, shardLimit: 100}).listen(%s, "127.0.0.1")`, port)
 	cmd := exec.Command("node", "-e", script)
 	cmd.Dir = dir

@@ -39,13 +39,8 @@ func StartMoto(t testing.TB) *Moto {
 	if err != nil {
 		t.Fatalf("moto_server not found: install it with python3 -m pip install \"moto[server]\" (scripts/test.sh does): %v", err)
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, port, _ := net.SplitHostPort(ln.Addr().String())
-	addr := ln.Addr().String()
-	ln.Close()
+	addr := FreeAddr(t)
+	_, port, _ := net.SplitHostPort(addr)
 	cmd := exec.Command(bin, "-H", "127.0.0.1", "-p", port)
 	if testing.Verbose() {
 		cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -60,12 +59,10 @@ func LaunchOpenSearch(dir string, settings ...string) (*OpenSearch, error) {
 	if err != nil {
 		return nil, err
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	port, err := freeLoopbackPort()
 	if err != nil {
 		return nil, err
 	}
-	port := ln.Addr().(*net.TCPAddr).Port
-	ln.Close()
 	home := filepath.Join(dir, "opensearch")
 	if err := os.MkdirAll(home, 0o755); err != nil {
 		return nil, err

@@ -6,7 +6,6 @@ import (
 	"context"
 	"encoding/json"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -48,12 +47,7 @@ func versitygwBinary(t testing.TB) string {
 
 func StartS3Gateway(t testing.TB) *S3Gateway {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
+	addr := FreeAddr(t)
 	g := &S3Gateway{bin: versitygwBinary(t), dir: t.TempDir(), addr: addr}
 	if err := os.MkdirAll(filepath.Join(g.dir, S3Bucket), 0o755); err != nil {
 		t.Fatal(err)

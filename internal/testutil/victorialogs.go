@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"encoding/json"
 	"io"
-	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -37,12 +36,7 @@ func victoriaLogsBinary(t testing.TB) string {
 // the test ends.
 func StartVictoriaLogs(t testing.TB) *VictoriaLogs {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
+	addr := FreeAddr(t)
 	v := &VictoriaLogs{bin: victoriaLogsBinary(t), dir: t.TempDir(), Addr: addr}
 	v.Start(t)
 	t.Cleanup(v.Stop)

@@ -61,12 +61,7 @@ func runChildNode() {
 func startNATS(t *testing.T) string {
 	t.Helper()
 	dir := t.TempDir()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
+	addr := testutil.FreeAddr(t)
 	conf := filepath.Join(dir, "nats.conf")
 	if err := os.WriteFile(conf, fmt.Appendf(nil, "listen: %s\njetstream { store_dir: %q }\n", addr, filepath.Join(dir, "js")), 0o644); err != nil {
 		t.Fatal(err)

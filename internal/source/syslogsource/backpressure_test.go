@@ -23,7 +23,7 @@ import (
 // to the same stream (over the ingest node's NATS port), drains it, the source
 // resumes reading, and every message the sender fully wrote is archived exactly once.
 func TestBackpressure(t *testing.T) {
-	natsAddr := freeAddr(t)
+	natsAddr := testutil.FreeAddr(t)
 	tiny := func(c *config.Config, s *syslogsource.Config) {
 		c.Buffer.Intake.MaxBytes = 1 << 20
 		c.Buffer.Intake.MaxAge = time.Hour
@@ -118,14 +118,4 @@ func TestBackpressure(t *testing.T) {
 func isTimeout(err error) bool {
 	var ne net.Error
 	return errors.As(err, &ne) && ne.Timeout() || errors.Is(err, os.ErrDeadlineExceeded)
-}
-
-func freeAddr(t testing.TB) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
 }
