@@ -3,6 +3,7 @@ package e2e
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"maps"
@@ -19,8 +20,12 @@ import (
 	"time"
 
 	"github.com/klauspost/compress/gzip"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/vigil-sec/vigil/internal/event"
 	"github.com/vigil-sec/vigil/internal/pipeline"
+	"github.com/vigil-sec/vigil/internal/stream"
 	"github.com/vigil-sec/vigil/internal/testutil"
 )
 
@@ -403,10 +408,23 @@ type archiveIndex struct {
 	byTID map[string]int
 	byID  map[string]int
 	docs  int
+	// copies are, for each tid archived more than once, its copies; first holds
+	// every tid's first copy until a second one comes.
+	copies map[string][]archivedCopy
+	first  map[string]archivedCopy
+	// httpIDs are the event.id of the first HTTP events read.
+	httpIDs []string
+}
+
+// archivedCopy is one archived document of a tid: its event.id, its event.ingested
+// (the time its Store call received it: one per HTTP request) and its file.
+type archivedCopy struct {
+	id, ingested, file string
 }
 
 func newArchiveIndex(dir string) *archiveIndex {
-	return &archiveIndex{dir: dir, seen: map[string]bool{}, byTID: map[string]int{}, byID: map[string]int{}}
+	return &archiveIndex{dir: dir, seen: map[string]bool{}, byTID: map[string]int{}, byID: map[string]int{},
+		copies: map[string][]archivedCopy{}, first: map[string]archivedCopy{}}
 }
 
 func (a *archiveIndex) refresh(t testing.TB) {
@@ -440,7 +458,8 @@ func (a *archiveIndex) refresh(t testing.TB) {
 				TID     string `json:"tid"`
 				Message string `json:"message"`
 				Event   struct {
-					ID string `json:"id"`
+					ID       string `json:"id"`
+					Ingested string `json:"ingested"`
 				} `json:"event"`
 			}
 			if err := json.Unmarshal(sc.Bytes(), &doc); err != nil {
@@ -451,6 +470,18 @@ func (a *archiveIndex) refresh(t testing.TB) {
 				tid = strings.TrimPrefix(doc.Message, "tid=")
 			}
 			a.byTID[tid]++
+			if !strings.HasPrefix(tid, "sys") && len(a.httpIDs) < 200 {
+				a.httpIDs = append(a.httpIDs, doc.Event.ID)
+			}
+			where := archivedCopy{id: doc.Event.ID, ingested: doc.Event.Ingested, file: filepath.Base(path)}
+			if a.byTID[tid] == 1 {
+				a.first[tid] = where
+			} else {
+				if len(a.copies[tid]) == 0 {
+					a.copies[tid] = append(a.copies[tid], a.first[tid])
+				}
+				a.copies[tid] = append(a.copies[tid], where)
+			}
 			a.byID[doc.Event.ID]++
 			a.docs++
 		}
@@ -541,15 +572,109 @@ func (c *vigilCluster) verify(t *testing.T, drill string, l *load, idx *archiveI
 		t.Fatalf("%s: %d documents archived twice (same event.id)", drill, dupIDs)
 	}
 	if badCopies > 0 {
-		var some []string
-		for tid, n := range idx.byTID {
-			if n > 1 && !retried[tid] && len(some) < 10 {
-				some = append(some, tid)
+		c.judgeUnretriedCopies(t, drill, idx, retried)
+	}
+}
+
+// maxDoubleStores is how many HTTP requests answered 200 on their first try the
+// cluster test lets be stored twice in the intake stream over all its drills.
+// JetStream checks a message ID for duplicates when the stream leader proposes the
+// message, not when it is applied: a new leader that has not yet applied its
+// predecessor's last entries can accept the NATS client's resend of one of them
+// (after a "no responders" answer) as new. Seen in about one drill run in ten, one
+// request each time (docs/deployment.md).
+const maxDoubleStores = 2
+
+// judgeUnretriedCopies fails the test unless every second copy of an event whose
+// request was never retried is one Store call stored twice in the intake stream
+// (same event.ingested, event IDs derived from two intake sequences), and at most
+// maxDoubleStores requests were.
+func (c *vigilCluster) judgeUnretriedCopies(t *testing.T, drill string, idx *archiveIndex, retried map[string]bool) {
+	t.Helper()
+	var tids []string
+	maxIndex := 0
+	for tid, n := range idx.byTID {
+		if n > 1 && !retried[tid] && !strings.HasPrefix(tid, "sys") {
+			tids = append(tids, tid)
+			if i := strings.LastIndex(tid, "-e"); i >= 0 {
+				var e int
+				if _, err := fmt.Sscanf(tid[i+2:], "%d", &e); err == nil {
+					maxIndex = max(maxIndex, e)
+				}
 			}
 		}
-		t.Logf("e.g. %v", some)
-		t.Fatalf("%s: %d events archived more than once although their request was never retried", drill, badCopies)
 	}
+	slices.Sort(tids)
+	origins := c.intakeOrigins(t, maxIndex)
+	requests := map[string]bool{}
+	var unexplained []string
+	for _, tid := range tids {
+		cs := idx.copies[tid]
+		seqs := map[string]bool{}
+		sameStore := true
+		for _, cp := range cs {
+			o, ok := origins[cp.id]
+			if !ok {
+				o = "no intake position under the stream's epoch"
+			}
+			seqs[o] = ok
+			sameStore = sameStore && ok && cp.ingested == cs[0].ingested
+			t.Logf("%s: %s archived in %s, event.id %s from %s, ingested %s", drill, tid, cp.file, cp.id, o, cp.ingested)
+		}
+		if !sameStore || len(seqs) != len(cs) {
+			unexplained = append(unexplained, tid)
+			continue
+		}
+		requests[tid[:strings.LastIndex(tid, "-e")]] = true
+	}
+	if len(unexplained) > 0 {
+		t.Fatalf("%s: %d events archived more than once although their request was never retried, not as one Store call stored twice in the intake stream, e.g. %v",
+			drill, len(unexplained), unexplained[:min(5, len(unexplained))])
+	}
+	if len(requests) > maxDoubleStores {
+		t.Fatalf("%s: %d requests answered 200 on their first try were stored twice in the intake stream (at most %d allowed): %v",
+			drill, len(requests), maxDoubleStores, slices.Sorted(maps.Keys(requests)))
+	}
+	t.Logf("%s: %d requests answered 200 on their first try were stored twice in the intake stream (a resend JetStream's duplicate detection missed across a leader change; at most %d allowed): %v",
+		drill, len(requests), maxDoubleStores, slices.Sorted(maps.Keys(requests)))
+}
+
+// intakeOrigins returns, for every event ID derived from a position in the intake
+// stream (records 0 to maxIndex of each message; an NDJSON line is one event), that
+// position.
+func (c *vigilCluster) intakeOrigins(t *testing.T, maxIndex int) map[string]string {
+	t.Helper()
+	epoch, lastSeq := c.intakeStream(t)
+	origins := map[string]string{}
+	for seq := uint64(1); seq <= lastSeq; seq++ {
+		for i := 0; i <= maxIndex; i++ {
+			origins[event.DeriveID(event.Origin{Epoch: epoch, Seq: seq, Index: uint32(i)}, 0)] = fmt.Sprintf("intake seq %d record %d", seq, i)
+		}
+	}
+	return origins
+}
+
+// intakeStream returns the intake stream's epoch (its creation time, from which
+// event IDs derive) and its last sequence, asked of the NATS cluster directly.
+func (c *vigilCluster) intakeStream(t *testing.T) (epoch int64, lastSeq uint64) {
+	t.Helper()
+	nc, err := nats.Connect(strings.Join(c.nats.URLs(), ","))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	st, err := js.Stream(ctx, stream.IntakeStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info := st.CachedInfo()
+	return info.Created.UnixNano(), info.State.LastSeq
 }
 
 // leaderOf returns the server that leads the named stream, as a node's status
@@ -745,6 +870,18 @@ func TestClusterDrills(t *testing.T) {
 	l.Stop()
 	stopped = true
 	c.verify(t, "end", l, idx, 60*time.Second)
+
+	// Event IDs derive from the intake stream position (docs/durability.md), whichever
+	// node processed the record and however often the stream leaders changed.
+	origins := c.intakeOrigins(t, 63)
+	for _, id := range idx.httpIDs {
+		if _, ok := origins[id]; !ok {
+			t.Errorf("event.id %s derives from no position in the intake stream", id)
+		}
+	}
+	if len(idx.httpIDs) == 0 {
+		t.Error("no HTTP event archived")
+	}
 
 	// vigil status shows the cluster.
 	out, err := exec.Command(vigilBinary(t), "status", "--admin", process[0].admin).CombinedOutput()
