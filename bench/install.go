@@ -8,6 +8,8 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+
+	"github.com/vigil-sec/vigil/internal/freeport"
 )
 
 // benthosVersion is the Benthos release the harness builds.
@@ -44,7 +46,7 @@ type tools struct {
 	sngPrefix string
 	benthos   string
 	versions  map[string]string
-	ports     *portPool
+	ports     *freeport.Walker // the loopback ports peers listen on
 }
 
 func run(dir string, env []string, name string, args ...string) ([]byte, error) {
@@ -76,7 +78,7 @@ func sudo() []string {
 // install finds or installs every program of the peers wanted, into cache when it
 // is not a system package. Anything missing that cannot be installed is an error.
 func install(root, cache string, want map[string]bool, logf func(string, ...any)) (*tools, error) {
-	t := &tools{versions: map[string]string{}, ports: newPortPool()}
+	t := &tools{versions: map[string]string{}, ports: &freeport.Walker{}}
 	bin := filepath.Join(cache, "bin")
 	if err := os.MkdirAll(bin, 0o755); err != nil {
 		return nil, err

@@ -256,42 +256,6 @@ func prepare(sc *scenario, o options, hashes bool) error {
 	return nil
 }
 
-// portPool hands out loopback ports for the peers to listen on. It takes them below
-// the kernel's ephemeral range (32768–60999 on Linux), where no outgoing connection
-// (a peer's own NATS client, the harness's progress polls) can be holding one: a
-// port picked by listening on :0 and closing was taken by such a connection in CI
-// before the peer bound it.
-type portPool struct {
-	next int
-}
-
-const (
-	portPoolLow  = 20000
-	portPoolHigh = 32000
-)
-
-func newPortPool() *portPool {
-	return &portPool{next: portPoolLow + os.Getpid()%(portPoolHigh-portPoolLow)}
-}
-
-// take returns a port nothing listens on now, a different one on each call.
-func (pp *portPool) take() (int, error) {
-	for range portPoolHigh - portPoolLow {
-		port := pp.next
-		pp.next++
-		if pp.next >= portPoolHigh {
-			pp.next = portPoolLow
-		}
-		ln, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
-		if err != nil {
-			continue
-		}
-		ln.Close()
-		return port, nil
-	}
-	return 0, fmt.Errorf("no free loopback port in %d–%d", portPoolLow, portPoolHigh)
-}
-
 // runOneRetrying is runOne, run again (once) when the peer could not bind a port it
 // was given: another program took it between the check and the peer's bind. Nothing
 // was sent in such a run, so it measured nothing.
@@ -317,11 +281,11 @@ func runOne(t *tools, sc *scenario, p *peer, r int, o options) (res result) {
 	if !o.keep {
 		defer os.RemoveAll(dir)
 	}
-	port, err := t.ports.take()
+	port, err := t.ports.Take()
 	if err != nil {
 		return fail(err)
 	}
-	adminPort, err := t.ports.take()
+	adminPort, err := t.ports.Take()
 	if err != nil {
 		return fail(err)
 	}

@@ -59,7 +59,7 @@ func LaunchOpenSearch(dir string, settings ...string) (*OpenSearch, error) {
 	if err != nil {
 		return nil, err
 	}
-	port, err := freeLoopbackPort()
+	port, err := ports.Take()
 	if err != nil {
 		return nil, err
 	}
