@@ -605,27 +605,9 @@ func (c *vigilCluster) judgeUnretriedCopies(t *testing.T, drill string, idx *arc
 		}
 	}
 	slices.Sort(tids)
-	origins := c.intakeOrigins(t, maxIndex)
-	requests := map[string]bool{}
-	var unexplained []string
-	for _, tid := range tids {
-		cs := idx.copies[tid]
-		seqs := map[string]bool{}
-		sameStore := true
-		for _, cp := range cs {
-			o, ok := origins[cp.id]
-			if !ok {
-				o = "no intake position under the stream's epoch"
-			}
-			seqs[o] = ok
-			sameStore = sameStore && ok && cp.ingested == cs[0].ingested
-			t.Logf("%s: %s archived in %s, event.id %s from %s, ingested %s", drill, tid, cp.file, cp.id, o, cp.ingested)
-		}
-		if !sameStore || len(seqs) != len(cs) {
-			unexplained = append(unexplained, tid)
-			continue
-		}
-		requests[tid[:strings.LastIndex(tid, "-e")]] = true
+	requests, unexplained, lines := doubleStores(tids, idx.copies, c.intakeOrigins(t, maxIndex))
+	for _, line := range lines {
+		t.Logf("%s: %s", drill, line)
 	}
 	if len(unexplained) > 0 {
 		t.Fatalf("%s: %d events archived more than once although their request was never retried, not as one Store call stored twice in the intake stream, e.g. %v",
@@ -633,10 +615,44 @@ func (c *vigilCluster) judgeUnretriedCopies(t *testing.T, drill string, idx *arc
 	}
 	if len(requests) > maxDoubleStores {
 		t.Fatalf("%s: %d requests answered 200 on their first try were stored twice in the intake stream (at most %d allowed): %v",
-			drill, len(requests), maxDoubleStores, slices.Sorted(maps.Keys(requests)))
+			drill, len(requests), maxDoubleStores, requests)
 	}
 	t.Logf("%s: %d requests answered 200 on their first try were stored twice in the intake stream (a resend JetStream's duplicate detection missed across a leader change; at most %d allowed): %v",
-		drill, len(requests), maxDoubleStores, slices.Sorted(maps.Keys(requests)))
+		drill, len(requests), maxDoubleStores, requests)
+}
+
+// doubleStores sorts the events (tids, each archived more than once although its
+// request was never retried) by what their copies show. requests are the requests
+// whose events are one Store call stored twice in the intake stream: every copy
+// carries the same event.ingested and has an event ID derived from its own intake
+// position (origins: event ID → position). unexplained are the events whose copies
+// show anything else. lines describe every copy.
+func doubleStores(tids []string, copies map[string][]archivedCopy, origins map[string]string) (requests, unexplained, lines []string) {
+	seen := map[string]bool{}
+	for _, tid := range tids {
+		cs := copies[tid]
+		positions := map[string]bool{}
+		sameStore := len(cs) > 1
+		for _, cp := range cs {
+			o, ok := origins[cp.id]
+			if !ok {
+				o = "no intake position under the stream's epoch"
+			}
+			positions[o] = true
+			sameStore = sameStore && ok && cp.ingested == cs[0].ingested
+			lines = append(lines, fmt.Sprintf("%s archived in %s, event.id %s from %s, ingested %s", tid, cp.file, cp.id, o, cp.ingested))
+		}
+		if !sameStore || len(positions) != len(cs) {
+			unexplained = append(unexplained, tid)
+			continue
+		}
+		if req := tid[:max(0, strings.LastIndex(tid, "-e"))]; !seen[req] {
+			seen[req] = true
+			requests = append(requests, req)
+		}
+	}
+	slices.Sort(requests)
+	return requests, unexplained, lines
 }
 
 // intakeOrigins returns, for every event ID derived from a position in the intake
