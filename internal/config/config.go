@@ -198,7 +198,7 @@ type Limits struct {
 	// is set in the environment, and the bytes in flight are sized from it: intake
 	// batches being stored (1/4), intake messages fetched by processing (1/16 over all
 	// workers) and event batches pulled by each sink (1/16 each). At least 64MiB;
-	// 256MiB fits a small node, at about a third more CPU per event at high rates
+	// 256MiB fits a small node, at up to ~1.5x the CPU per event at high rates
 	// (the collector then runs almost continuously).
 	Memory ByteSize `yaml:"memory"`
 }
@@ -353,7 +353,7 @@ func Defaults() *Config {
 // DefaultMemory is limits.memory's default. At 256 MiB the garbage collector ran
 // almost continuously once the embedded server's block caches grew with the rate
 // (docs/performance.md#memory): 384 MiB costs ~45 MiB more resident memory at
-// 60,000 syslog lines/s and saves about a quarter of the CPU.
+// 60,000 syslog lines/s and saves about 30% of the CPU per event.
 const DefaultMemory = 384 << 20
 
 // Source returns the source with the given name.
