@@ -576,13 +576,16 @@ func (c *vigilCluster) verify(t *testing.T, drill string, l *load, idx *archiveI
 	}
 }
 
+// drillPerRequest is how many events each HTTP request of the drills' load carries.
+const drillPerRequest = 20
+
 // maxDoubleStores is how many HTTP requests answered 200 on their first try the
-// cluster test lets be stored twice in the intake stream over all its drills.
-// JetStream checks a message ID for duplicates when the stream leader proposes the
-// message, not when it is applied: a new leader that has not yet applied its
-// predecessor's last entries can accept the NATS client's resend of one of them
-// (after a "no responders" answer) as new. Seen in about one drill run in ten, one
-// request each time (docs/deployment.md).
+// cluster test lets be stored twice in the intake stream over all its drills. The
+// likely cause (docs/deployment.md): JetStream checks a message ID for duplicates
+// when the stream leader proposes the message, not when it is applied, so a new
+// leader that has not yet applied its predecessor's last entries can take the NATS
+// client's resend of one of them as new. Seen in about one drill run in ten, one
+// request each time.
 const maxDoubleStores = 2
 
 // judgeUnretriedCopies fails the test unless every second copy of an event whose
@@ -746,7 +749,7 @@ func TestClusterDrills(t *testing.T) {
 	c := startVigilCluster(t, 2, 2)
 	ingest, process := c.byRole("ingest"), c.byRole("process")
 	idx := newArchiveIndex(c.archive)
-	l := startLoad(t, ingest, 3, 20, 100*time.Millisecond)
+	l := startLoad(t, ingest, 3, drillPerRequest, 100*time.Millisecond)
 	stopped := false
 	defer func() {
 		if !stopped {
@@ -889,7 +892,7 @@ func TestClusterDrills(t *testing.T) {
 
 	// Event IDs derive from the intake stream position (docs/durability.md), whichever
 	// node processed the record and however often the stream leaders changed.
-	origins := c.intakeOrigins(t, 63)
+	origins := c.intakeOrigins(t, drillPerRequest-1)
 	for _, id := range idx.httpIDs {
 		if _, ok := origins[id]; !ok {
 			t.Errorf("event.id %s derives from no position in the intake stream", id)
