@@ -68,7 +68,7 @@ func startVigilClusterTB(t testing.TB, ingest, process int) *vigilCluster {
 	add := func(role string, n int) {
 		for i := range n {
 			nd := &clusterNode{name: fmt.Sprintf("%s-%d", role, i+1), role: role,
-				admin: freePort(t), http: freePort(t), syslog: freePort(t)}
+				admin: testutil.FreeAddr(t), http: testutil.FreeAddr(t), syslog: testutil.FreeAddr(t)}
 			ndir := filepath.Join(dir, nd.name)
 			if err := os.MkdirAll(ndir, 0o750); err != nil {
 				t.Fatal(err)

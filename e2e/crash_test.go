@@ -27,7 +27,7 @@ func TestCrashNoAcknowledgedLoss(t *testing.T) {
 		t.Skip("crash test runs vigil as a process; skipped with -short")
 	}
 	dir := t.TempDir()
-	httpAddr, adminAddr, firehoseAddr, syslogAddr := freePort(t), freePort(t), freePort(t), freePort(t)
+	httpAddr, adminAddr, firehoseAddr, syslogAddr := testutil.FreeAddr(t), testutil.FreeAddr(t), testutil.FreeAddr(t), testutil.FreeAddr(t)
 	cfgPath := writeConfig(t, dir, fmt.Sprintf(`
 data_dir: %s
 admin: {address: %s}

@@ -25,7 +25,7 @@ func TestDeliveryCrash(t *testing.T) {
 	vl := testutil.StartVictoriaLogs(t)
 	gw := testutil.StartS3Gateway(t)
 	dir := t.TempDir()
-	httpAddr, adminAddr := freePort(t), freePort(t)
+	httpAddr, adminAddr := testutil.FreeAddr(t), testutil.FreeAddr(t)
 	cfgPath := writeConfig(t, dir, fmt.Sprintf(`
 data_dir: %s
 admin: {address: %s}

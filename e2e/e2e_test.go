@@ -16,8 +16,6 @@ import (
 	"syscall"
 	"testing"
 	"time"
-
-	"github.com/vigil-sec/vigil/internal/testutil"
 )
 
 var (
@@ -46,12 +44,6 @@ func vigilBinary(t testing.TB) string {
 		t.Fatal(buildErr)
 	}
 	return binPath
-}
-
-// freePort returns a loopback address with a port that was free a moment ago.
-func freePort(t testing.TB) string {
-	t.Helper()
-	return testutil.FreeAddr(t)
 }
 
 // proc is one running vigil process.

@@ -25,7 +25,7 @@ func TestFileSourceCrashDuringRotation(t *testing.T) {
 	}
 	a := testutil.StartApache(t)
 	dir := t.TempDir()
-	adminAddr := freePort(t)
+	adminAddr := testutil.FreeAddr(t)
 	cfgPath := writeConfig(t, dir, fmt.Sprintf(`
 data_dir: %s
 admin: {address: %s}

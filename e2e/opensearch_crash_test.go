@@ -25,7 +25,7 @@ func TestDeliveryCrashOpenSearch(t *testing.T) {
 	}
 	node := testutil.StartOpenSearch(t)
 	dir := t.TempDir()
-	httpAddr, adminAddr := freePort(t), freePort(t)
+	httpAddr, adminAddr := testutil.FreeAddr(t), testutil.FreeAddr(t)
 	cfgPath := writeConfig(t, dir, fmt.Sprintf(`
 data_dir: %s
 admin: {address: %s}

@@ -30,7 +30,7 @@ func TestPollCrashMidPagination(t *testing.T) {
 	api.Add(evs...)
 
 	dir := t.TempDir()
-	adminAddr := freePort(t)
+	adminAddr := testutil.FreeAddr(t)
 	t.Setenv("CRASH_OKTA_TOKEN", "crash-token")
 	cfgPath := writeConfig(t, dir, fmt.Sprintf(`
 data_dir: %s

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/vigil-sec/vigil/internal/testutil"
 )
 
 // `vigil run --pprof` serves Go's profiles on the admin address (a heap profile is
@@ -17,7 +19,7 @@ func TestPprofOnAdminAddress(t *testing.T) {
 	for _, on := range []bool{false, true} {
 		t.Run(fmt.Sprint("pprof=", on), func(t *testing.T) {
 			dir := t.TempDir()
-			adminAddr, httpAddr := freePort(t), freePort(t)
+			adminAddr, httpAddr := testutil.FreeAddr(t), testutil.FreeAddr(t)
 			cfgPath := writeConfig(t, dir, fmt.Sprintf(`
 data_dir: %s
 admin: {address: %s}

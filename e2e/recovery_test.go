@@ -20,7 +20,7 @@ func TestRecoveryAfterKillIsFast(t *testing.T) {
 		t.Skip("crash test runs vigil as a process; skipped with -short")
 	}
 	dir := t.TempDir()
-	httpAddr, adminAddr := freePort(t), freePort(t)
+	httpAddr, adminAddr := testutil.FreeAddr(t), testutil.FreeAddr(t)
 	cfgPath := writeConfig(t, dir, fmt.Sprintf(`
 data_dir: %s
 admin: {address: %s}

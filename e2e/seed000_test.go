@@ -86,7 +86,7 @@ func TestSeed000(t *testing.T) {
 	putRecords(t, kc, "telemetry", kinesisRecords)
 
 	dir := t.TempDir()
-	httpAddr, syslogAddr, adminAddr := freePort(t), freePort(t), freePort(t)
+	httpAddr, syslogAddr, adminAddr := testutil.FreeAddr(t), testutil.FreeAddr(t), testutil.FreeAddr(t)
 	raw, err := os.ReadFile(filepath.Join("..", "examples", "seed-000-origin.yaml"))
 	if err != nil {
 		t.Fatal(err)

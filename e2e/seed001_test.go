@@ -33,7 +33,7 @@ func TestSeed001(t *testing.T) {
 	moto.Bucket(t, archiveBucket)
 
 	dir := t.TempDir()
-	adminAddr := freePort(t)
+	adminAddr := testutil.FreeAddr(t)
 	cfg, err := os.ReadFile(filepath.Join("..", "examples", "seed-001-kelk.yaml"))
 	if err != nil {
 		t.Fatal(err)

@@ -47,7 +47,7 @@ func TestSeed002(t *testing.T) {
 	queueURL := moto.NotifyingBucket(t, bucket, "log-events")
 
 	dir := t.TempDir()
-	adminAddr := freePort(t)
+	adminAddr := testutil.FreeAddr(t)
 	cfg, err := os.ReadFile(filepath.Join("..", "examples", "seed-002-s3-opensearch.yaml"))
 	if err != nil {
 		t.Fatal(err)

@@ -86,7 +86,7 @@ func TestSeed003(t *testing.T) {
 	defer slack.Close()
 
 	dir := t.TempDir()
-	firehoseAddr, adminAddr := freePort(t), freePort(t)
+	firehoseAddr, adminAddr := testutil.FreeAddr(t), testutil.FreeAddr(t)
 	cfg, err := os.ReadFile(filepath.Join("..", "examples", "seed-003-csoc.yaml"))
 	if err != nil {
 		t.Fatal(err)

@@ -108,7 +108,7 @@ func TestSeed004(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	webhookAddr, adminAddr := freePort(t), freePort(t)
+	webhookAddr, adminAddr := testutil.FreeAddr(t), testutil.FreeAddr(t)
 	raw, err := os.ReadFile(filepath.Join("..", "examples", "seed-004-mozdef.yaml"))
 	if err != nil {
 		t.Fatal(err)

@@ -20,7 +20,7 @@ func TestThresholdKill9(t *testing.T) {
 		t.Skip("runs vigil as a process; skipped with -short")
 	}
 	dir := t.TempDir()
-	httpAddr, adminAddr := freePort(t), freePort(t)
+	httpAddr, adminAddr := testutil.FreeAddr(t), testutil.FreeAddr(t)
 	archive := filepath.Join(dir, "archive")
 	cfgPath := writeConfig(t, dir, fmt.Sprintf(`
 data_dir: %s
