@@ -529,6 +529,10 @@ func (c *vigilCluster) verify(t *testing.T, drill string, l *load, idx *archiveI
 		}
 		time.Sleep(500 * time.Millisecond)
 	}
+	// The load went on while the archive was read: a request that failed meanwhile
+	// was marked retried before its retry was sent, so the set read now covers every
+	// second copy the archive can hold (the set read at the start does not).
+	_, retried, _, _ = l.owed()
 	sysOwed := len(tailOwed)
 	for id := range owed {
 		if strings.HasPrefix(id, "sys") {
@@ -579,83 +583,30 @@ func (c *vigilCluster) verify(t *testing.T, drill string, l *load, idx *archiveI
 // drillPerRequest is how many events each HTTP request of the drills' load carries.
 const drillPerRequest = 20
 
-// maxDoubleStores is how many HTTP requests answered 200 on their first try the
-// cluster test lets be stored twice in the intake stream over all its drills. The
-// likely cause (docs/deployment.md): JetStream checks a message ID for duplicates
-// when the stream leader proposes the message, not when it is applied, so a new
-// leader that has not yet applied its predecessor's last entries can take the NATS
-// client's resend of one of them as new. Seen in about one drill run in ten, one
-// request each time.
-const maxDoubleStores = 2
-
-// judgeUnretriedCopies fails the test unless every second copy of an event whose
-// request was never retried is one Store call stored twice in the intake stream
-// (same event.ingested, event IDs derived from two intake sequences), and at most
-// maxDoubleStores requests were.
+// judgeUnretriedCopies fails the test: events were archived more than once although
+// their request was never retried. It logs where each copy is from first: its
+// event.id's intake position and its event.ingested (one per Store call: copies
+// ingested at different times were sent twice; at the same time, stored twice).
 func (c *vigilCluster) judgeUnretriedCopies(t *testing.T, drill string, idx *archiveIndex, retried map[string]bool) {
 	t.Helper()
 	var tids []string
-	maxIndex := 0
 	for tid, n := range idx.byTID {
 		if n > 1 && !retried[tid] && !strings.HasPrefix(tid, "sys") {
 			tids = append(tids, tid)
-			if i := strings.LastIndex(tid, "-e"); i >= 0 {
-				var e int
-				if _, err := fmt.Sscanf(tid[i+2:], "%d", &e); err == nil {
-					maxIndex = max(maxIndex, e)
-				}
-			}
 		}
 	}
 	slices.Sort(tids)
-	requests, unexplained, lines := doubleStores(tids, idx.copies, c.intakeOrigins(t, maxIndex))
-	for _, line := range lines {
-		t.Logf("%s: %s", drill, line)
-	}
-	if len(unexplained) > 0 {
-		t.Fatalf("%s: %d events archived more than once although their request was never retried, not as one Store call stored twice in the intake stream, e.g. %v",
-			drill, len(unexplained), unexplained[:min(5, len(unexplained))])
-	}
-	if len(requests) > maxDoubleStores {
-		t.Fatalf("%s: %d requests answered 200 on their first try were stored twice in the intake stream (at most %d allowed): %v",
-			drill, len(requests), maxDoubleStores, requests)
-	}
-	t.Logf("%s: %d requests answered 200 on their first try were stored twice in the intake stream (a resend JetStream's duplicate detection missed across a leader change; at most %d allowed): %v",
-		drill, len(requests), maxDoubleStores, requests)
-}
-
-// doubleStores sorts the events (tids, each archived more than once although its
-// request was never retried) by what their copies show. requests are the requests
-// whose events are one Store call stored twice in the intake stream: every copy
-// carries the same event.ingested and has an event ID derived from its own intake
-// position (origins: event ID → position). unexplained are the events whose copies
-// show anything else. lines describe every copy.
-func doubleStores(tids []string, copies map[string][]archivedCopy, origins map[string]string) (requests, unexplained, lines []string) {
-	seen := map[string]bool{}
-	for _, tid := range tids {
-		cs := copies[tid]
-		positions := map[string]bool{}
-		sameStore := len(cs) > 1
-		for _, cp := range cs {
+	origins := c.intakeOrigins(t, drillPerRequest-1)
+	for _, tid := range tids[:min(3, len(tids))] {
+		for _, cp := range idx.copies[tid] {
 			o, ok := origins[cp.id]
 			if !ok {
 				o = "no intake position under the stream's epoch"
 			}
-			positions[o] = true
-			sameStore = sameStore && ok && cp.ingested == cs[0].ingested
-			lines = append(lines, fmt.Sprintf("%s archived in %s, event.id %s from %s, ingested %s", tid, cp.file, cp.id, o, cp.ingested))
-		}
-		if !sameStore || len(positions) != len(cs) {
-			unexplained = append(unexplained, tid)
-			continue
-		}
-		if req := tid[:max(0, strings.LastIndex(tid, "-e"))]; !seen[req] {
-			seen[req] = true
-			requests = append(requests, req)
+			t.Logf("%s: %s archived in %s, event.id %s from %s, ingested %s", drill, tid, cp.file, cp.id, o, cp.ingested)
 		}
 	}
-	slices.Sort(requests)
-	return requests, unexplained, lines
+	t.Fatalf("%s: %d events archived more than once although their request was never retried, e.g. %v", drill, len(tids), tids[:min(10, len(tids))])
 }
 
 // intakeOrigins returns, for every event ID derived from a position in the intake
